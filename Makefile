@@ -1,0 +1,15 @@
+# The two commands a new machine needs: `make demo` and `make test` (both run the set-up first).
+.PHONY: setup demo test bench
+setup:
+	./scripts/setup.sh
+
+demo: setup
+	cargo run --release -- demo
+
+test: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace
+
+bench: setup
+	cargo bench --bench trace

@@ -1,0 +1,212 @@
+//! `moeplan trace ...`: statistics, format conversion and synthetic traces.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::{TraceArgs, load_model, load_traces};
+use crate::stats::{StatsOptions, compute, render_table};
+use crate::trace::synth::{SynthParams, generate};
+use crate::trace::{Format, read_trace, write_trace};
+
+/// Trace subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Per-layer load, inter-layer affinity, temporal locality, chunk sparsity and shift.
+    #[command(
+        after_help = "Examples:\n  moeplan trace stats -t traces/esft/law.parquet\n  \
+        moeplan trace stats -t traces/esft/law.parquet --against traces/esft/summary.parquet --json"
+    )]
+    Stats {
+        #[command(flatten)]
+        input: TraceArgs,
+        /// A second trace: report the per-layer Jensen-Shannon divergence of expert load.
+        #[arg(long, value_name = "PATH")]
+        against: Option<PathBuf>,
+        /// Model config (name in configs/models or path); required for ESFT traces of other shapes.
+        #[arg(long, short)]
+        model: Option<String>,
+        /// Largest hop distance of the transition matrices.
+        #[arg(long, default_value_t = 4)]
+        max_hops: usize,
+        /// Strongest pairs listed per hop distance (JSON).
+        #[arg(long, default_value_t = 10)]
+        top_pairs: usize,
+        /// Print JSON (stable keys, see README) instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert a trace between formats (ESFT -> Parquet/JSONL, Parquet <-> JSONL).
+    #[command(after_help = "Example:\n  moeplan trace convert -t ESFT_DIR/law -o law.parquet")]
+    Convert {
+        #[command(flatten)]
+        input: TraceArgs,
+        /// Model config for ESFT input of a shape other than DeepSeek-V2-Lite.
+        #[arg(long, short)]
+        model: Option<String>,
+        /// Keep only the first N sequences.
+        #[arg(long)]
+        first_sequences: Option<usize>,
+        /// Output path (.parquet or .jsonl, or --to).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Output format (otherwise from the extension).
+        #[arg(long, value_enum)]
+        to: Option<Format>,
+    },
+    /// Generate a synthetic trace with popularity skew, inter-layer affinity and temporal locality.
+    #[command(
+        after_help = "Examples:\n  moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet\n  \
+        moeplan trace synth --model mixtral-8x7b --tokens 20000 --seed 7 -o mixtral.jsonl"
+    )]
+    Synth {
+        /// Model config whose shape to generate (name in configs/models or path).
+        #[arg(long, short)]
+        model: String,
+        /// Tokens to generate.
+        #[arg(long, default_value_t = 100_000)]
+        tokens: usize,
+        /// Mean sequence length in tokens (default: the fitted trace's, else 256).
+        #[arg(long)]
+        seq_len: Option<usize>,
+        /// Random seed: the same seed and parameters give the same trace.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Fit skew, affinity and temporal locality to this real trace.
+        #[arg(long, value_name = "PATH")]
+        fit: Option<PathBuf>,
+        /// Print the (fitted) generator parameters as JSON on stderr.
+        #[arg(long)]
+        show_params: bool,
+        /// Output path (.parquet or .jsonl).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+}
+
+/// Runs a trace subcommand.
+pub fn run(cmd: TraceCommand, quiet: bool) -> anyhow::Result<()> {
+    match cmd {
+        TraceCommand::Stats {
+            input,
+            against,
+            model,
+            max_hops,
+            top_pairs,
+            json,
+        } => {
+            let shape = model
+                .as_deref()
+                .map(load_model)
+                .transpose()?
+                .map(|m| m.shape());
+            let trace = load_traces(&input, shape.as_ref())?;
+            let other = match &against {
+                Some(p) => Some(
+                    read_trace(p, input.format, shape.as_ref())
+                        .with_context(|| format!("reading {}", p.display()))?,
+                ),
+                None => None,
+            };
+            let name = against
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let opts = StatsOptions {
+                max_hops,
+                top_pairs,
+            };
+            let stats = compute(&trace, other.as_ref().map(|o| (name.as_str(), o)), &opts)
+                .map_err(|m| super::BadInput(m))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&stats)?);
+            } else {
+                print!("{}", render_table(&stats));
+            }
+        }
+        TraceCommand::Convert {
+            input,
+            model,
+            first_sequences,
+            output,
+            to,
+        } => {
+            let shape = model
+                .as_deref()
+                .map(load_model)
+                .transpose()?
+                .map(|m| m.shape());
+            let mut trace = load_traces(&input, shape.as_ref())?;
+            if let Some(n) = first_sequences {
+                trace = trace.first_sequences(n);
+            }
+            write_trace(&trace, &output, to)
+                .with_context(|| format!("writing {}", output.display()))?;
+            if !quiet {
+                eprintln!(
+                    "wrote {} tokens ({} sequences) to {}",
+                    trace.num_tokens(),
+                    trace.num_sequences(),
+                    output.display()
+                );
+            }
+        }
+        TraceCommand::Synth {
+            model,
+            tokens,
+            seq_len,
+            seed,
+            fit,
+            show_params,
+            output,
+        } => {
+            let model = load_model(&model)?;
+            let shape = model.shape();
+            let params = match &fit {
+                Some(p) => {
+                    let real = read_trace(p, None, None)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    SynthParams::fit(&real, shape, seed)
+                }
+                None => SynthParams::default_for(shape),
+            };
+            let params = match seq_len {
+                Some(n) => SynthParams {
+                    mean_seq_len: n as f64,
+                    ..params
+                },
+                None => params,
+            };
+            if show_params {
+                eprintln!("{}", serde_json::to_string_pretty(&params)?);
+            }
+            let bar = super::progress_enabled(quiet)
+                .then(|| crate::util::progress_bar(tokens as u64, "tokens"));
+            let start = std::time::Instant::now();
+            let trace = generate(
+                &params,
+                tokens,
+                seed,
+                bar.as_ref().map(|b| b as &dyn crate::util::Progress),
+            );
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            tracing::info!(seconds = start.elapsed().as_secs_f64(), "generated");
+            write_trace(&trace, &output, None)
+                .with_context(|| format!("writing {}", output.display()))?;
+            if !quiet {
+                eprintln!(
+                    "generated {} tokens ({} sequences, {:.1} MB in memory) in {:.1} s; wrote {}",
+                    trace.num_tokens(),
+                    trace.num_sequences(),
+                    trace.memory_bytes() as f64 / 1e6,
+                    start.elapsed().as_secs_f64(),
+                    output.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}

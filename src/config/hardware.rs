@@ -1,0 +1,93 @@
+//! A cluster or a single machine as placement and caching see it (`configs/hardware/*.toml`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, load_toml};
+
+/// Nodes, GPUs and the links between them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareConfig {
+    /// Human-readable name.
+    pub name: String,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// GPUs per node.
+    pub gpus_per_node: usize,
+    /// GPU model (informational).
+    pub gpu: String,
+    /// HBM per GPU, GiB.
+    pub hbm_gib: f64,
+    /// HBM bandwidth per GPU, GB/s.
+    pub hbm_gbps: f64,
+    /// GPU-to-GPU bandwidth within a node (NVLink; PCIe peer-to-peer without it), GB/s per GPU.
+    pub intra_node_gbps: f64,
+    /// Bandwidth between nodes per GPU (InfiniBand/RoCE), GB/s; 0 for a single node.
+    pub inter_node_gbps: f64,
+    /// Host-to-device bandwidth per GPU (PCIe), GB/s: what an expert load from host RAM costs.
+    pub host_to_device_gbps: f64,
+    /// Relative cost of a token hop to another GPU of the same node (same GPU = 0).
+    pub cost_intra_node: f64,
+    /// Relative cost of a token hop to a GPU of another node.
+    pub cost_inter_node: f64,
+    /// Expert slots per GPU per layer beyond the even share (for redundant replicas); 0 = none.
+    pub redundant_slots_per_gpu: usize,
+    /// Time to compute one MoE layer for one token on the GPU, milliseconds (batch-1 decode).
+    pub layer_compute_ms: f64,
+    /// Extra time per additional token in a batch, milliseconds.
+    pub layer_compute_ms_per_token: f64,
+    /// Time to run one expert for one token on the CPU instead of loading it, milliseconds.
+    pub cpu_expert_ms: f64,
+}
+
+impl HardwareConfig {
+    /// Loads and checks a hardware config.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let h: HardwareConfig = load_toml(path)?;
+        let bad = |key: &str, message: &str| ConfigError::Invalid {
+            path: path.into(),
+            key: key.into(),
+            message: message.into(),
+        };
+        if h.nodes == 0 {
+            return Err(bad("nodes", "must be at least 1"));
+        }
+        if h.gpus_per_node == 0 {
+            return Err(bad("gpus_per_node", "must be at least 1"));
+        }
+        if h.nodes > 1 && h.inter_node_gbps <= 0.0 {
+            return Err(bad(
+                "inter_node_gbps",
+                "must be positive with more than one node",
+            ));
+        }
+        for (key, v) in [
+            ("host_to_device_gbps", h.host_to_device_gbps),
+            ("hbm_gbps", h.hbm_gbps),
+            ("layer_compute_ms", h.layer_compute_ms),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(bad(key, "must be a positive number"));
+            }
+        }
+        if h.cost_inter_node < h.cost_intra_node || h.cost_intra_node < 0.0 {
+            return Err(bad(
+                "cost_inter_node",
+                "costs must satisfy 0 <= cost_intra_node <= cost_inter_node",
+            ));
+        }
+        Ok(h)
+    }
+
+    /// Total GPUs.
+    pub fn gpus(&self) -> usize {
+        self.nodes * self.gpus_per_node
+    }
+
+    /// The node of GPU `g`.
+    pub fn node_of(&self, g: usize) -> usize {
+        g / self.gpus_per_node
+    }
+}

@@ -1,0 +1,11 @@
+//! moeplan: expert placement and expert caching for Mixture-of-Experts serving.
+//!
+//! Routing traces ([`trace::Trace`]) feed statistics ([`stats`]), a placement planner and a
+//! routing-path predictor that drives an expert cache. See `README.md` for the commands.
+
+pub mod cli;
+pub mod config;
+pub mod predict;
+pub mod stats;
+pub mod trace;
+pub mod util;

@@ -1,0 +1,17 @@
+//! Routing traces: the in-memory model, validation, and the importers/exporters of each format.
+
+mod builder;
+mod error;
+pub mod esft;
+mod format;
+pub mod jsonl;
+mod model;
+pub mod parquet;
+mod shape;
+pub mod synth;
+
+pub use builder::TraceBuilder;
+pub use error::{Problem, TraceError};
+pub use format::{Format, TraceFormat, read_trace, write_trace};
+pub use model::{Trace, dequantize_weight, quantize_weight};
+pub use shape::ModelShape;

@@ -1,0 +1,186 @@
+//! The in-memory trace: columnar, token-major, 4 bytes per (token, layer, k) entry.
+//!
+//! Layout: entry `(t, l, j)` lives at index `(t * moe_layers + l) * top_k + j` of `experts` and
+//! `weights`. Within a (token, layer) the top-k are ordered by gate weight, highest first (ties
+//! keep their input order), so `experts(t, l)[0]` is the top-1 expert. Gate weights are stored as
+//! 16-bit fixed point (`w * 65535`, rounded): absolute error at most 7.6e-6, far below the 1e-4
+//! resolution of the ESFT text files, and exact under write/read round trips.
+//! Tokens are stored sequence by sequence, each sequence contiguous and in position order.
+
+use std::ops::Range;
+
+use super::ModelShape;
+
+/// Scale of the 16-bit fixed-point gate weights.
+const WEIGHT_SCALE: f32 = 65535.0;
+
+/// Quantises a gate weight in `[0, 1]` to its stored 16-bit form.
+#[inline]
+pub fn quantize_weight(w: f32) -> u16 {
+    (w.clamp(0.0, 1.0) * WEIGHT_SCALE).round() as u16
+}
+
+/// The weight a stored 16-bit value stands for.
+#[inline]
+pub fn dequantize_weight(q: u16) -> f32 {
+    q as f32 / WEIGHT_SCALE
+}
+
+/// A routing trace: for every token, its sequence and position, and at every MoE layer its top-k
+/// experts with their gate weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    pub(super) shape: ModelShape,
+    /// Sequence id per token.
+    pub(super) seq: Vec<u32>,
+    /// Position of the token within its sequence.
+    pub(super) pos: Vec<u32>,
+    /// Expert ids, `[tokens][moe_layers][top_k]`.
+    pub(super) experts: Vec<u16>,
+    /// Quantised gate weights aligned with `experts`.
+    pub(super) weights: Vec<u16>,
+}
+
+impl Trace {
+    /// The routing shape.
+    pub fn shape(&self) -> &ModelShape {
+        &self.shape
+    }
+
+    /// Number of tokens.
+    pub fn num_tokens(&self) -> usize {
+        self.seq.len()
+    }
+
+    /// Number of (token, layer, k) entries.
+    pub fn num_entries(&self) -> usize {
+        self.experts.len()
+    }
+
+    /// Sequence id of token `t`.
+    #[inline]
+    pub fn seq_id(&self, t: usize) -> u32 {
+        self.seq[t]
+    }
+
+    /// Position of token `t` in its sequence.
+    #[inline]
+    pub fn position(&self, t: usize) -> u32 {
+        self.pos[t]
+    }
+
+    /// The top-k experts of token `t` at MoE layer `l`, highest gate weight first.
+    #[inline]
+    pub fn experts(&self, t: usize, l: usize) -> &[u16] {
+        let k = self.shape.top_k;
+        let o = (t * self.shape.moe_layers + l) * k;
+        &self.experts[o..o + k]
+    }
+
+    /// Quantised gate weights of token `t` at layer `l` (see [`dequantize_weight`]).
+    #[inline]
+    pub fn weights_q(&self, t: usize, l: usize) -> &[u16] {
+        let k = self.shape.top_k;
+        let o = (t * self.shape.moe_layers + l) * k;
+        &self.weights[o..o + k]
+    }
+
+    /// Gate weights of token `t` at layer `l` as floats (writes into `out`, length top_k).
+    pub fn weights_into(&self, t: usize, l: usize, out: &mut [f32]) {
+        for (o, &q) in out.iter_mut().zip(self.weights_q(t, l)) {
+            *o = dequantize_weight(q);
+        }
+    }
+
+    /// All expert ids of token `t`, `[moe_layers][top_k]` flattened.
+    #[inline]
+    pub fn token_experts(&self, t: usize) -> &[u16] {
+        let n = self.shape.entries_per_token();
+        &self.experts[t * n..(t + 1) * n]
+    }
+
+    /// All quantised weights of token `t`, aligned with [`Trace::token_experts`].
+    #[inline]
+    pub fn token_weights_q(&self, t: usize) -> &[u16] {
+        let n = self.shape.entries_per_token();
+        &self.weights[t * n..(t + 1) * n]
+    }
+
+    /// The previous token of the same sequence, if any.
+    #[inline]
+    pub fn prev_in_seq(&self, t: usize) -> Option<usize> {
+        (t > 0 && self.seq[t - 1] == self.seq[t]).then(|| t - 1)
+    }
+
+    /// Token ranges of the sequences, in storage order.
+    pub fn sequences(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        let mut start = 0;
+        std::iter::from_fn(move || {
+            if start >= self.seq.len() {
+                return None;
+            }
+            let s = self.seq[start];
+            let len = self.seq[start..].iter().take_while(|&&x| x == s).count();
+            let r = start..start + len;
+            start += len;
+            Some(r)
+        })
+    }
+
+    /// Number of sequences.
+    pub fn num_sequences(&self) -> usize {
+        self.sequences().count()
+    }
+
+    /// Bytes held by the trace's columns.
+    pub fn memory_bytes(&self) -> usize {
+        self.seq.len() * 8 + self.experts.len() * 2 + self.weights.len() * 2
+    }
+
+    /// A new trace holding tokens `range` (sequence ids kept).
+    pub fn slice(&self, range: Range<usize>) -> Trace {
+        let n = self.shape.entries_per_token();
+        Trace {
+            shape: self.shape,
+            seq: self.seq[range.clone()].to_vec(),
+            pos: self.pos[range.clone()].to_vec(),
+            experts: self.experts[range.start * n..range.end * n].to_vec(),
+            weights: self.weights[range.start * n..range.end * n].to_vec(),
+        }
+    }
+
+    /// The first `n` sequences (or all, if fewer).
+    pub fn first_sequences(&self, n: usize) -> Trace {
+        let end = self.sequences().take(n).last().map_or(0, |r| r.end);
+        self.slice(0..end)
+    }
+
+    /// Concatenates traces of the same shape; sequence ids are renumbered to stay distinct.
+    pub fn concat(traces: &[&Trace]) -> Result<Trace, String> {
+        let first = traces.first().ok_or("no traces to concatenate")?;
+        let mut out = Trace {
+            shape: first.shape,
+            seq: Vec::new(),
+            pos: Vec::new(),
+            experts: Vec::new(),
+            weights: Vec::new(),
+        };
+        let mut next_seq = 0u32;
+        for tr in traces {
+            if tr.shape != first.shape {
+                return Err(format!(
+                    "shape {:?} differs from {:?}",
+                    tr.shape, first.shape
+                ));
+            }
+            for r in tr.sequences() {
+                out.seq.extend(std::iter::repeat_n(next_seq, r.len()));
+                next_seq += 1;
+            }
+            out.pos.extend_from_slice(&tr.pos);
+            out.experts.extend_from_slice(&tr.experts);
+            out.weights.extend_from_slice(&tr.weights);
+        }
+        Ok(out)
+    }
+}
