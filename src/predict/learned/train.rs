@@ -286,13 +286,14 @@ fn cases(folds: &[&Trace], opts: &TrainOptions) -> (Vec<Case>, Vec<Case>) {
     (train, hold)
 }
 
-/// Keeps at most `max` cases, evenly strided.
-fn thin(cases: Vec<Case>, max: usize) -> Vec<Case> {
-    if cases.len() <= max {
-        return cases;
+/// Keeps a random `max` of the cases (a stride would alias with the (layer, h) cycle of each
+/// token and drop whole look-aheads).
+fn thin(mut cases: Vec<Case>, max: usize, rng: &mut SplitMix) -> Vec<Case> {
+    if cases.len() > max {
+        rng.shuffle(&mut cases);
+        cases.truncate(max);
     }
-    let stride = cases.len().div_ceil(max);
-    cases.into_iter().step_by(stride).collect()
+    cases
 }
 
 /// Trains the MLP on `folds` (two or more; the markov feature of each fold comes from the others,
@@ -327,11 +328,12 @@ pub fn train(
             Ok(MarkovPredictor::fit(&tr, d, &stat))
         })
         .collect::<Result<_, PredictError>>()?;
+    let mut rng = SplitMix(opts.seed);
     let (mut train_cases, hold) = cases(folds, opts);
     if let Some(m) = opts.max_cases {
-        train_cases = thin(train_cases, m);
+        train_cases = thin(train_cases, m, &mut rng);
     }
-    let hold = thin(hold, opts.max_cases.map_or(50_000, |m| (m / 5).max(1)));
+    let hold = thin(hold, opts.max_cases.map_or(50_000, |m| (m / 5).max(1)), &mut rng);
     if train_cases.is_empty() || hold.is_empty() {
         return Err(PredictError::Invalid(
             "too little training data for a held-out split".into(),
@@ -351,7 +353,6 @@ pub fn train(
         .chunks(opts.batch.max(1))
         .map(|c| batch(c, folds, &fold_markov, d))
         .collect();
-    let mut rng = SplitMix(opts.seed);
     let mut best = (f64::INFINITY, 0usize, net.snapshot()?);
     let mut epochs = Vec::new();
     for epoch in 1..=opts.epochs.max(1) {
