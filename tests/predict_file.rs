@@ -81,10 +81,12 @@ fn bad_files_are_refused() {
     let (set, _) = PredictorSet::train(&[&a, &b], Kind::Markov, &quick(), &Silent, &mut |_| {}).unwrap();
     let good = dir.path().join("good.safetensors");
     set.save(&good).unwrap();
-    let bytes = std::fs::read(&good).unwrap();
-    let text = String::from_utf8_lossy(&bytes).replace("\\\"version\\\":1", "\\\"version\\\":9");
+    let mut bytes = std::fs::read(&good).unwrap();
+    let pat = br#"\"version\":1"#;
+    let at = bytes.windows(pat.len()).position(|w| w == pat).unwrap();
+    bytes[at + pat.len() - 1] = b'9';
     let bad = dir.path().join("v9.safetensors");
-    std::fs::write(&bad, text.as_bytes()).unwrap();
+    std::fs::write(&bad, &bytes).unwrap();
     match PredictorSet::load(&bad) {
         Err(PredictError::BadFile { reason, .. }) => assert!(reason.contains("version 9"), "{reason}"),
         other => panic!("expected a version error, got {other:?}"),

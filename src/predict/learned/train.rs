@@ -262,9 +262,13 @@ fn cases(folds: &[&Trace], opts: &TrainOptions) -> (Vec<Case>, Vec<Case>) {
     let (mut train, mut hold) = (Vec::new(), Vec::new());
     for (f, tr) in folds.iter().enumerate() {
         let layers = tr.shape().moe_layers;
+        let nseq = tr.num_sequences();
+        let every = opts.holdout_every;
         for (si, r) in tr.sequences().enumerate() {
-            let dst = if opts.holdout_every > 0 && si % opts.holdout_every == opts.holdout_every - 1
-            {
+            // Every n-th sequence; a fold with fewer sequences gives its last one.
+            let held = every > 0
+                && ((si + 1) % every == 0 || (nseq < every && nseq > 1 && si + 1 == nseq));
+            let dst = if held {
                 &mut hold
             } else {
                 &mut train
