@@ -214,6 +214,28 @@ struct Tables {
     /// `clusters[c * moe_layers + l]`: cluster c's experts at layer l and a popularity-weighted
     /// sampler over them.
     clusters: Vec<(Vec<u16>, Alias)>,
+    /// `WEIGHT_PATTERNS` quantised gate-weight patterns of length top_k, decreasing, drawn once.
+    weight_patterns: Vec<u16>,
+}
+
+/// Gate-weight patterns drawn per parameter set (a (token, layer) picks one at random).
+const WEIGHT_PATTERNS: usize = 4096;
+
+/// Gate weights: exponential draws, sorted decreasing, scaled to a total in [0.3, 1.0] (the
+/// real traces are not renormalised: a token's top-6 weights sum to 0.14..1.0).
+fn weight_patterns(k: usize, rng: &mut Rng) -> Vec<u16> {
+    let mut out = Vec::with_capacity(WEIGHT_PATTERNS * k);
+    let mut raw = vec![0f64; k];
+    for _ in 0..WEIGHT_PATTERNS {
+        for x in raw.iter_mut() {
+            *x = -(1.0 - rng.unit()).ln();
+        }
+        raw.sort_unstable_by(|a, b| b.total_cmp(a));
+        let sum: f64 = raw.iter().sum();
+        let total = 0.3 + 0.7 * rng.unit();
+        out.extend(raw.iter().map(|x| quantize_weight((x / sum * total) as f32)));
+    }
+    out
 }
 
 /// Per layer, the experts are partitioned into `clusters` groups of equal size and about equal
@@ -258,9 +280,11 @@ fn tables(p: &SynthParams) -> Tables {
             clusters.push((members, alias));
         }
     }
+    let weight_patterns = weight_patterns(s.top_k, &mut rng);
     Tables {
         popularity,
         clusters,
+        weight_patterns,
     }
 }
 
@@ -365,8 +389,6 @@ fn fill_sequence(
     let (layers, k) = (s.moe_layers, s.top_k);
     let n = layers * k;
     let clusters = tab.clusters.len() / layers;
-    let mut raw = [0f64; 64];
-    let kk = k.min(64);
     let mut cluster = rng.below(clusters);
     for t in 0..experts.len() / n {
         if t > 0 && rng.unit() >= p.stickiness {
@@ -394,17 +416,8 @@ fn fill_sequence(
                     chosen += 1;
                 }
             }
-            // Gate weights: decreasing, summing to a total in [0.3, 1.0] (no renormalisation).
-            let mut sum = 0.0;
-            for x in raw.iter_mut().take(kk) {
-                *x = -(1.0 - rng.unit()).ln();
-                sum += *x;
-            }
-            raw[..kk].sort_unstable_by(|a, b| b.total_cmp(a));
-            let total = 0.3 + 0.7 * rng.unit();
-            for j in 0..k {
-                weights[o + j] = quantize_weight((raw[j.min(kk - 1)] / sum * total) as f32);
-            }
+            let w = rng.below(WEIGHT_PATTERNS) * k;
+            weights[o..o + k].copy_from_slice(&tab.weight_patterns[w..w + k]);
         }
     }
 }
