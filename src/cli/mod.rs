@@ -4,7 +4,10 @@
 //! failed validation), 1 any other failure.
 
 mod args;
+mod bench_cmd;
+mod control;
 mod demo;
+pub mod place_cmd;
 mod trace_cmd;
 
 use std::process::ExitCode;
@@ -24,7 +27,10 @@ Examples:
   moeplan trace stats --trace traces/esft/law.parquet
   moeplan trace stats --trace traces/esft/law.parquet --against traces/esft/intent.parquet --json
   moeplan trace convert --trace ../shared/esft/results/expert_scores/law -o law.parquet
-  moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet";
+  moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet
+  moeplan place -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval traces/esft/intent.parquet \
+      --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
+  moeplan bench place";
 
 /// moeplan: expert placement and expert caching for Mixture-of-Experts serving.
 #[derive(Debug, Parser)]
@@ -48,6 +54,11 @@ pub enum Command {
     Trace(trace_cmd::TraceCommand),
     /// Run the main job on the shipped sample trace and default configs.
     Demo(demo::DemoArgs),
+    /// Plan where experts live (expert parallelism): contiguous, round-robin, EPLB, affinity, ILP.
+    Place(place_cmd::PlaceArgs),
+    /// Fixed-workload benchmarks.
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -95,6 +106,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Trace(c) => trace_cmd::run(c, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
+        Command::Place(a) => place_cmd::run(a, cli.quiet),
+        Command::Bench(c) => bench_cmd::run(c, cli.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
