@@ -40,7 +40,7 @@ impl Default for IlpOptions {
             layer_binaries: 1024,
             window_binaries: 300,
             max_sweeps: 10,
-            layer_time: 2.0,
+            layer_time: 0.25,
             bound_share: 0.3,
         }
     }
@@ -159,6 +159,7 @@ pub fn solve_ilp(
     let mut spreads: Vec<Vec<Spread>> = (0..plan.layers).map(|l| plan.spread(l)).collect();
     let mut sweeps = 0;
     let mut interrupted = false;
+    let mut best_plan = plan.clone();
     'outer: for sweep in 0..opts.max_sweeps {
         sweeps = sweep + 1;
         let before = best;
@@ -183,9 +184,13 @@ pub fn solve_ilp(
                 spreads[l] = plan.spread(l);
             }
         }
-        best = sc.value(&plan);
+        let now = sc.value(&plan);
+        if now < best {
+            best = now;
+            best_plan = plan.clone();
+        }
         report(format!("sweep {sweeps}"), best, None);
-        if best > before - 1e-9 * (1.0 + before.abs()) {
+        if now > before - 1e-9 * (1.0 + before.abs()) {
             break;
         }
     }
@@ -193,6 +198,7 @@ pub fn solve_ilp(
         "BCD: {sweeps} sweeps, {} layers",
         if exact { "exact (HiGHS) + swaps" } else { "swaps" }
     ));
+    let plan = best_plan;
     let bound_budget = if budget.is_finite() {
         ctl.remaining_s().max(0.0)
     } else {

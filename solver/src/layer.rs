@@ -9,6 +9,9 @@ use crate::mip::{MipStatus, minimise};
 use crate::objective::Scaled;
 use crate::plan::{Plan, Spread};
 
+/// Weight of the tie-breaking sum of squared GPU loads in the swap search.
+const SMOOTH: f64 = 1e-4;
+
 /// The one-layer subproblem of layer `l`.
 pub struct LayerProblem<'a> {
     sc: &'a Scaled,
@@ -95,17 +98,23 @@ impl<'a> LayerProblem<'a> {
                     let dcomm = (self.costs[a * g + gq] - self.costs[a * g + gp]) / r[a]
                         + (self.costs[b * g + gp] - self.costs[b * g + gq]) / r[b];
                     let mut new_max = 0.0f64;
+                    let mut smooth = 0.0;
                     for w in 0..nw {
                         let d = ln[w][b] / r[b] - ln[w][a] / r[a];
                         let lp = loads[w * g + gp] + d;
                         let lq = loads[w * g + gq] - d;
+                        smooth += lp * lp + lq * lq
+                            - loads[w * g + gp].powi(2)
+                            - loads[w * g + gq].powi(2);
                         let other = tops[w]
                             .iter()
                             .find(|&&h| h != usize::MAX && h != gp && h != gq)
                             .map_or(0.0, |&h| loads[w * g + h]);
                         new_max = new_max.max(lp).max(lq).max(other);
                     }
-                    let delta = dcomm + bal * (new_max - cur_max);
+                    // A small sum-of-squares term breaks the max's plateaus: among moves that
+                    // leave the busiest GPU alone, prefer those that even out the others.
+                    let delta = dcomm + bal * (new_max - cur_max + SMOOTH * smooth);
                     if delta < -eps * (1.0 + cur_max) {
                         phy.swap(p, q);
                         for w in 0..nw {

@@ -21,7 +21,8 @@ pub struct Scaled {
     pub topo: Topology,
     /// Objective knobs.
     pub weights: Weights,
-    /// Per workload, load / mean GPU load of its layer, `[workloads][layers * experts]`.
+    /// Per workload, load / mean GPU load of its layer, `[workloads][layers * experts]`; with
+    /// several workloads, one more row: their upper envelope, scaled the same way.
     pub loadn: Vec<Vec<f64>>,
     /// Mean over workloads of pair counts scaled to sum 1 per layer pair, `[layers-1][e][e]`.
     pub tn: Vec<f64>,
@@ -54,6 +55,21 @@ impl Scaled {
                     }
                 }
             }
+        }
+        // Robustness: with several workloads, also balance their upper envelope (each expert at
+        // its peak share), which spreads the experts whose load moves between workloads.
+        if p.workloads.len() > 1 {
+            let env = p.envelope_share();
+            let mut v = vec![0.0; layers * e];
+            for l in 0..layers {
+                let total: f64 = env[l * e..(l + 1) * e].iter().sum();
+                if total > 0.0 {
+                    for (o, &x) in v[l * e..(l + 1) * e].iter_mut().zip(&env[l * e..(l + 1) * e]) {
+                        *o = x * gpus as f64 / total;
+                    }
+                }
+            }
+            loadn.push(v);
         }
         Scaled {
             layers,
