@@ -29,7 +29,11 @@ pub fn round_robin(p: &Problem) -> Plan {
 pub fn eplb(p: &Problem, groups: usize) -> Plan {
     let (layers, e, phys) = (p.layers(), p.experts(), p.physical());
     let share = p.mean_share();
-    let groups = if groups == 0 || e % groups != 0 { 1 } else { groups };
+    let groups = if groups == 0 || e % groups != 0 {
+        1
+    } else {
+        groups
+    };
     let mut phy2log = Vec::with_capacity(layers * phys);
     for l in 0..layers {
         let w = &share[l * e..(l + 1) * e];

@@ -52,8 +52,16 @@ pub fn lower_bound(
         let cs = vec![counts[l].clone(), counts[l + 1].clone()];
         let joint = Joint::new(sc, l, f.to_vec(), cs.clone());
         let left = (windows - l) as f64;
-        let spent = if start.is_finite() { start - ctl.remaining_s() } else { 0.0 };
-        let fair = if start.is_finite() { (budget - spent) / left } else { budget / windows as f64 };
+        let spent = if start.is_finite() {
+            start - ctl.remaining_s()
+        } else {
+            0.0
+        };
+        let fair = if start.is_finite() {
+            (budget - spent) / left
+        } else {
+            budget / windows as f64
+        };
         let time = fair.min(ctl.remaining_s());
         let mut value = floor;
         if Joint::supported(sc, &cs)

@@ -9,7 +9,10 @@ use crate::replicate::replicate_experts;
 /// the lightest pack that still has room. Returns `(pack_index, rank_in_pack)` per item.
 pub fn balanced_packing(weight: &[f64], num_packs: usize) -> (Vec<usize>, Vec<usize>) {
     let n = weight.len();
-    assert!(num_packs > 0 && n % num_packs == 0, "items must divide into packs");
+    assert!(
+        num_packs > 0 && n.is_multiple_of(num_packs),
+        "items must divide into packs"
+    );
     let per_pack = n / num_packs;
     if per_pack == 1 {
         return ((0..n).collect(), vec![0; n]);
@@ -51,8 +54,8 @@ pub fn rebalance_hierarchical(
     num_gpus: usize,
 ) -> Vec<usize> {
     let num_logical = weight.len();
-    assert!(num_logical % num_groups == 0 && num_groups % num_nodes == 0);
-    assert!(num_gpus % num_nodes == 0 && num_physical % num_gpus == 0);
+    assert!(num_logical.is_multiple_of(num_groups) && num_groups.is_multiple_of(num_nodes));
+    assert!(num_gpus.is_multiple_of(num_nodes) && num_physical.is_multiple_of(num_gpus));
     let group_size = num_logical / num_groups;
     let groups_per_node = num_groups / num_nodes;
     let phy_per_gpu = num_physical / num_gpus;
@@ -104,7 +107,7 @@ pub fn rebalance_experts(
     num_nodes: usize,
     num_gpus: usize,
 ) -> Vec<usize> {
-    if num_groups % num_nodes == 0 {
+    if num_groups.is_multiple_of(num_nodes) {
         rebalance_hierarchical(weight, num_replicas, num_groups, num_nodes, num_gpus)
     } else {
         rebalance_hierarchical(weight, num_replicas, 1, 1, num_gpus)

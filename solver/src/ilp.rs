@@ -175,7 +175,11 @@ pub fn solve_ilp(
             let lp = LayerProblem::new(&sc, &plan, l, &spreads);
             let mut phy = plan.layer(l).to_vec();
             if exact {
-                let left = if budget.is_finite() { descent_budget - spent } else { opts.layer_time };
+                let left = if budget.is_finite() {
+                    descent_budget - spent
+                } else {
+                    opts.layer_time
+                };
                 lp.exact(&mut phy, opts.layer_time.min(left));
             }
             lp.local_search(&mut phy, 20);
@@ -196,7 +200,11 @@ pub fn solve_ilp(
     }
     how.push_str(&format!(
         "BCD: {sweeps} sweeps, {} layers",
-        if exact { "exact (HiGHS) + swaps" } else { "swaps" }
+        if exact {
+            "exact (HiGHS) + swaps"
+        } else {
+            "swaps"
+        }
     ));
     let plan = best_plan;
     let bound_budget = if budget.is_finite() {
@@ -218,7 +226,12 @@ pub fn solve_ilp(
     Ok((
         plan,
         SolveReport {
-            status: if interrupted { "interrupted" } else { "feasible" }.into(),
+            status: if interrupted {
+                "interrupted"
+            } else {
+                "feasible"
+            }
+            .into(),
             how,
             objective: best,
             bound,

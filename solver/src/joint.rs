@@ -106,8 +106,8 @@ impl<'a> Joint<'a> {
         let mut obj = Expression::from(0.0);
         let mut constant = 0.0;
         let mut cons = Vec::new();
-        for w in 0..nl {
-            obj += (sc.weights.balance * self.balance[w]) * m[w];
+        for (w, &mw) in m.iter().enumerate() {
+            obj += (sc.weights.balance * self.balance[w]) * mw;
             for i in 0..e {
                 let sum: Expression = (0..g).map(|h| xv(w, i, h)).sum();
                 cons.push(constraint!(sum == self.counts[w][i] as f64));
@@ -120,7 +120,7 @@ impl<'a> Joint<'a> {
                     let load: Expression = (0..e)
                         .map(|i| (ln[i] / self.counts[w][i] as f64) * xv(w, i, h))
                         .sum();
-                    cons.push(constraint!(load <= m[w]));
+                    cons.push(constraint!(load <= mw));
                 }
             }
         }
@@ -149,12 +149,16 @@ impl<'a> Joint<'a> {
                         let gpn = sc.topo.gpus_per_node;
                         for n in 0..nodes {
                             let v = vars.add(variable().min(0.0).max(1.0));
-                            let xa: Expression = (n * gpn..(n + 1) * gpn).map(|h| xv(w, a, h)).sum();
+                            let xa: Expression =
+                                (n * gpn..(n + 1) * gpn).map(|h| xv(w, a, h)).sum();
                             let xb: Expression =
                                 (n * gpn..(n + 1) * gpn).map(|h| xv(w + 1, b, h)).sum();
-                            let ia: f64 = (n * gpn..(n + 1) * gpn).map(|h| x0[(w * e + a) * g + h]).sum();
-                            let ib: f64 =
-                                (n * gpn..(n + 1) * gpn).map(|h| x0[((w + 1) * e + b) * g + h]).sum();
+                            let ia: f64 = (n * gpn..(n + 1) * gpn)
+                                .map(|h| x0[(w * e + a) * g + h])
+                                .sum();
+                            let ib: f64 = (n * gpn..(n + 1) * gpn)
+                                .map(|h| x0[((w + 1) * e + b) * g + h])
+                                .sum();
                             init.push(ia.min(ib));
                             cons.push(constraint!(v <= xa));
                             cons.push(constraint!(v <= xb));
@@ -200,8 +204,20 @@ fn swap_to_zero(g0: usize, gpn: usize, gpus: usize) -> Vec<usize> {
     (0..gpus)
         .map(|h| {
             let (n, k) = (h / gpn, h % gpn);
-            let n = if n == n0 { 0 } else if n == 0 { n0 } else { n };
-            let k = if k == k0 { 0 } else if k == 0 { k0 } else { k };
+            let n = if n == n0 {
+                0
+            } else if n == 0 {
+                n0
+            } else {
+                n
+            };
+            let k = if k == k0 {
+                0
+            } else if k == 0 {
+                k0
+            } else {
+                k
+            };
             n * gpn + k
         })
         .collect()

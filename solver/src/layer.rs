@@ -140,7 +140,12 @@ impl<'a> LayerProblem<'a> {
     /// expert per GPU), warm-started from `phy`; writes the result into `phy` if it is better.
     /// Returns whether the MIP proved optimality.
     pub fn exact(&self, phy: &mut [u16], time_limit: f64) -> bool {
-        let (g, s, e, nw) = (self.sc.gpus, self.sc.slots, self.sc.experts, self.sc.loadn.len());
+        let (g, s, e, nw) = (
+            self.sc.gpus,
+            self.sc.slots,
+            self.sc.experts,
+            self.sc.loadn.len(),
+        );
         if self.counts.iter().any(|&c| c as usize > g) {
             return false;
         }

@@ -50,21 +50,12 @@ impl Method {
 }
 
 /// Options shared by the methods.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct MethodOptions {
     /// EPLB's expert groups (DeepSeek-V3: 8); 0 = as many as nodes.
     pub eplb_groups: usize,
     /// The `ilp` method's knobs.
     pub ilp: IlpOptions,
-}
-
-impl Default for MethodOptions {
-    fn default() -> Self {
-        MethodOptions {
-            eplb_groups: 0,
-            ilp: IlpOptions::default(),
-        }
-    }
 }
 
 /// A plan and, for `ilp`, the solver's report.

@@ -85,7 +85,8 @@ pub fn evaluate(w: &Workload, plan: &Plan, topo: &Topology) -> Metrics {
             proxy += gpu_loads(row, s, plan.gpus).into_iter().fold(0.0, f64::max);
         }
     }
-    let (mut pairs, mut hop, mut inter, mut cost, mut top1, mut hop1) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut pairs, mut hop, mut inter, mut cost, mut top1, mut hop1) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     let e = plan.experts;
     for l in 0..plan.layers.saturating_sub(1) {
         let (all, first) = (w.pairs(l), w.pairs_top1(l));

@@ -55,7 +55,10 @@ pub fn minimise(
     }
     let mut model = problem.into_inner();
     model.make_quiet();
-    let opts: [(&str, f64); 2] = [("time_limit", time_limit.max(0.01)), ("mip_rel_gap", rel_gap)];
+    let opts: [(&str, f64); 2] = [
+        ("time_limit", time_limit.max(0.01)),
+        ("mip_rel_gap", rel_gap),
+    ];
     for (k, v) in opts {
         let _ = model.try_set_option(k, v);
     }
@@ -88,7 +91,13 @@ pub fn minimise(
         .double_info_value(c"mip_dual_bound")
         .ok()
         .filter(|b| b.is_finite())
-        .map_or(f64::NEG_INFINITY, |b| if status == MipStatus::Optimal { b.max(objective - objective.abs() * rel_gap) } else { b });
+        .map_or(f64::NEG_INFINITY, |b| {
+            if status == MipStatus::Optimal {
+                b.max(objective - objective.abs() * rel_gap)
+            } else {
+                b
+            }
+        });
     Ok(MipResult {
         status,
         values,

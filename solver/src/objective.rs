@@ -64,7 +64,10 @@ impl Scaled {
             for l in 0..layers {
                 let total: f64 = env[l * e..(l + 1) * e].iter().sum();
                 if total > 0.0 {
-                    for (o, &x) in v[l * e..(l + 1) * e].iter_mut().zip(&env[l * e..(l + 1) * e]) {
+                    for (o, &x) in v[l * e..(l + 1) * e]
+                        .iter_mut()
+                        .zip(&env[l * e..(l + 1) * e])
+                    {
                         *o = x * gpus as f64 / total;
                     }
                 }

@@ -59,7 +59,7 @@ impl Workload {
     /// Number of batches in `batch_load`.
     pub fn batches(&self) -> usize {
         let n = self.layers * self.experts;
-        if n == 0 { 0 } else { self.batch_load.len() / n }
+        self.batch_load.len().checked_div(n).unwrap_or(0)
     }
 }
 
@@ -129,7 +129,9 @@ pub enum ProblemError {
     #[error("no workload given")]
     NoWorkload,
     /// Workloads of different shapes.
-    #[error("workload {index} has {layers} layers x {experts} experts, the first has {want_layers} x {want_experts}")]
+    #[error(
+        "workload {index} has {layers} layers x {experts} experts, the first has {want_layers} x {want_experts}"
+    )]
     ShapeMismatch {
         index: usize,
         layers: usize,
@@ -208,7 +210,11 @@ impl Problem {
                 ("load", w.load.len(), layers * experts),
                 ("pairs", w.pairs.len(), span),
                 ("pairs_top1", w.pairs_top1.len(), span),
-                ("batch_load", w.batch_load.len(), w.batches() * layers * experts),
+                (
+                    "batch_load",
+                    w.batch_load.len(),
+                    w.batches() * layers * experts,
+                ),
             ] {
                 if got != want {
                     return Err(ProblemError::BadArray {
@@ -239,7 +245,7 @@ impl Problem {
             }
         }
         let physical = experts + redundant;
-        if physical % gpus != 0 {
+        if !physical.is_multiple_of(gpus) {
             return Err(ProblemError::SlotsNotDivisible { physical, gpus });
         }
         if physical > experts * gpus {

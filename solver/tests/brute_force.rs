@@ -12,7 +12,13 @@ use moeplan_solver::{Plan, Problem, Unlimited};
 fn layer_maps(experts: usize, gpus: usize, slots: usize) -> Vec<Vec<u16>> {
     let mut out = Vec::new();
     let mut cur = vec![0u16; experts];
-    fn rec(i: usize, cur: &mut Vec<u16>, fill: &mut Vec<usize>, slots: usize, out: &mut Vec<Vec<u16>>) {
+    fn rec(
+        i: usize,
+        cur: &mut Vec<u16>,
+        fill: &mut Vec<usize>,
+        slots: usize,
+        out: &mut Vec<Vec<u16>>,
+    ) {
         if i == cur.len() {
             out.push(cur.clone());
             return;
@@ -74,8 +80,15 @@ fn check(p: &Problem) {
         .unwrap();
     assert!(joint.optimal);
     let plan = Plan::from_gpu_lists(p.experts(), p.slots_per_gpu, &joint.lists).unwrap();
-    assert!((sc.value(&plan) - want).abs() < 1e-6, "joint {} vs brute {want}", sc.value(&plan));
-    assert!((joint.objective - want).abs() < 1e-6, "reported objective (constant added back)");
+    assert!(
+        (sc.value(&plan) - want).abs() < 1e-6,
+        "joint {} vs brute {want}",
+        sc.value(&plan)
+    );
+    assert!(
+        (joint.objective - want).abs() < 1e-6,
+        "reported objective (constant added back)"
+    );
     assert!(joint.bound <= want + 1e-6);
     // The ilp method whole (joint path) and by decomposition (BCD + window bound).
     let (plan, rep) = solve_ilp(p, &IlpOptions::default(), &Unlimited).unwrap();
@@ -87,7 +100,11 @@ fn check(p: &Problem) {
     };
     let (plan, rep) = solve_ilp(p, &opts, &Unlimited).unwrap();
     assert!(sc.value(&plan) >= want - 1e-9);
-    assert!(rep.bound <= want + 1e-6, "bound {} above optimum {want}", rep.bound);
+    assert!(
+        rep.bound <= want + 1e-6,
+        "bound {} above optimum {want}",
+        rep.bound
+    );
     assert!((rep.objective - sc.value(&plan)).abs() < 1e-9);
 }
 

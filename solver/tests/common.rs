@@ -29,7 +29,11 @@ pub fn workload(layers: usize, experts: usize, seed: u64) -> Workload {
         *x = (1 + r.below(50)) as f64;
     }
     for x in w.pairs.iter_mut() {
-        *x = if r.below(3) == 0 { r.below(40) as f64 } else { 0.0 };
+        *x = if r.below(3) == 0 {
+            r.below(40) as f64
+        } else {
+            0.0
+        };
     }
     w.pairs_top1 = w.pairs.iter().map(|x| (x / 3.0).floor()).collect();
     w

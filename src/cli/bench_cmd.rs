@@ -76,7 +76,12 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "mixtral-8x7b 32x8, 4 GPUs (synthetic)",
-            shape: ModelShape { moe_layers: 32, experts: 8, top_k: 2, first_moe_layer: 0 },
+            shape: ModelShape {
+                moe_layers: 32,
+                experts: 8,
+                top_k: 2,
+                first_moe_layer: 0,
+            },
             topo: nv(4),
             redundant: 0,
             limit: 10.0,
@@ -84,7 +89,12 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "deepseek-v2-lite 26x64, 8 GPUs (ESFT law)",
-            shape: ModelShape { moe_layers: 26, experts: 64, top_k: 6, first_moe_layer: 1 },
+            shape: ModelShape {
+                moe_layers: 26,
+                experts: 64,
+                top_k: 6,
+                first_moe_layer: 1,
+            },
             topo: nv(8),
             redundant: 0,
             limit: 30.0,
@@ -92,8 +102,18 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "deepseek-v3 58x256, 64 GPUs / 8 nodes, 32 redundant (synthetic)",
-            shape: ModelShape { moe_layers: 58, experts: 256, top_k: 8, first_moe_layer: 3 },
-            topo: Topology { nodes: 8, gpus_per_node: 8, cost_intra: 1.0, cost_inter: 9.0 },
+            shape: ModelShape {
+                moe_layers: 58,
+                experts: 256,
+                top_k: 8,
+                first_moe_layer: 3,
+            },
+            topo: Topology {
+                nodes: 8,
+                gpus_per_node: 8,
+                cost_intra: 1.0,
+                cost_inter: 9.0,
+            },
             redundant: 32,
             limit: 60.0,
             real: None,
@@ -118,7 +138,11 @@ pub fn run(cmd: BenchCommand, quiet: bool) -> anyhow::Result<()> {
     let mut ctl = CliControl::new(super::progress_enabled(quiet) && !args.json);
     let mut rows = Vec::new();
     for case in cases() {
-        if args.only.as_ref().is_some_and(|o| !case.name.contains(o.as_str())) {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !case.name.contains(o.as_str()))
+        {
             continue;
         }
         let trace = match case.real {

@@ -34,7 +34,9 @@ impl CliControl {
             rt.block_on(async {
                 if tokio::signal::ctrl_c().await.is_ok() {
                     flag.store(true, Ordering::SeqCst);
-                    eprintln!("\ninterrupted: finishing with the best plan so far (Ctrl-C again to quit)");
+                    eprintln!(
+                        "\ninterrupted: finishing with the best plan so far (Ctrl-C again to quit)"
+                    );
                     if tokio::signal::ctrl_c().await.is_ok() {
                         std::process::exit(130);
                     }
@@ -84,7 +86,9 @@ impl Control for CliControl {
     }
 
     fn progress(&self, ev: &ProgressEvent) {
-        let bound = ev.bound.map_or(String::new(), |b| format!(", bound {b:.4}"));
+        let bound = ev
+            .bound
+            .map_or(String::new(), |b| format!(", bound {b:.4}"));
         self.bar.set_message(format!(
             "{}: incumbent {:.4}{bound} ({:.1} s)",
             ev.phase,

@@ -62,10 +62,13 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<()> {
             name: m.name().into(),
             in_sample: score(&placed.plan, build, &topo, batch),
             eval: Some(score(&placed.plan, eval, &topo, batch)),
-            solver: placed.report.clone().map(|report| super::place_cmd::SolverJson {
-                report,
-                seconds: ctl.elapsed(),
-            }),
+            solver: placed
+                .report
+                .clone()
+                .map(|report| super::place_cmd::SolverJson {
+                    report,
+                    seconds: ctl.elapsed(),
+                }),
             objective: sc.value(&placed.plan),
             seconds: ctl.elapsed(),
             experts_moved: None,

@@ -167,11 +167,16 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
     let hw = HardwareConfig::load(&resolve("hardware", &args.hardware))
         .with_context(|| format!("loading hardware config {:?}", args.hardware))?;
     let read = |p: &PathBuf| -> anyhow::Result<Trace> {
-        let t = read_trace(p, None, None).with_context(|| format!("reading trace {}", p.display()))?;
+        let t =
+            read_trace(p, None, None).with_context(|| format!("reading trace {}", p.display()))?;
         check_trace(0, &t, &model).map_err(|e| bad(format!("{}: {e}", p.display())))?;
         Ok(t)
     };
-    let traces = args.traces.iter().map(read).collect::<anyhow::Result<Vec<_>>>()?;
+    let traces = args
+        .traces
+        .iter()
+        .map(read)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let eval = args.eval.as_ref().map(read).transpose()?;
     if args.splits == 0 {
         return Err(bad("--splits must be at least 1"));
@@ -244,7 +249,10 @@ pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
                 .eval
                 .as_ref()
                 .map(|t| score(&placed.plan, t, &topo, args.batch_tokens)),
-            solver: placed.report.clone().map(|report| SolverJson { report, seconds }),
+            solver: placed
+                .report
+                .clone()
+                .map(|report| SolverJson { report, seconds }),
             objective: sc.value(&placed.plan),
             seconds,
             experts_moved: previous.as_ref().map(|p| placed.plan.moved_from(p)),
@@ -263,7 +271,11 @@ pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
         hardware: inputs.hw.name.clone(),
         gpus: inputs.hw.gpus(),
         slots_per_gpu: inputs.problem.slots_per_gpu,
-        built_on: args.traces.iter().map(|p| p.display().to_string()).collect(),
+        built_on: args
+            .traces
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
         eval_trace: args.eval.as_ref().map(|p| p.display().to_string()),
         methods: rows,
     };
@@ -282,7 +294,11 @@ fn write_outputs(
     row: &MethodJson,
 ) -> anyhow::Result<()> {
     if let Some(path) = &args.output {
-        let built_on = args.traces.iter().map(|p| p.display().to_string()).collect();
+        let built_on = args
+            .traces
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         let mut file = PlanFile::new(plan, &inputs.model, &inputs.hw, &row.name, built_on);
         file.in_sample = Some(row.in_sample);
         file.solver = row.solver.as_ref().map(|s| s.report.clone());
@@ -306,7 +322,10 @@ fn fmt_metrics(m: Option<&Metrics>) -> String {
             m.hop_rate_internode,
             m.layer_time_proxy
         ),
-        None => format!("{:>6} {:>6} {:>6} {:>6} {:>6} {:>7}", "-", "-", "-", "-", "-", "-"),
+        None => format!(
+            "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7}",
+            "-", "-", "-", "-", "-", "-"
+        ),
     }
 }
 

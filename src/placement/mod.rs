@@ -6,9 +6,7 @@ mod problem;
 mod workload;
 
 pub use export::{PLAN_VERSION, PlanFile, SglangLocation, sglang_location};
-pub use problem::{
-    PlacementError, build_problem, check_trace, redundant_slots, topology,
-};
+pub use problem::{PlacementError, build_problem, check_trace, redundant_slots, topology};
 pub use workload::{DEFAULT_BATCH_TOKENS, workload_from_trace};
 
 use moeplan_solver::{Metrics, Plan, Topology, evaluate};

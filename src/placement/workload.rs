@@ -24,8 +24,8 @@ pub fn workload_from_trace(trace: &Trace, batch_tokens: usize) -> Workload {
             let here = trace.experts(t, l);
             for &x in here {
                 w.load[l * e + x as usize] += 1.0;
-                if batch_tokens > 0 {
-                    w.batch_load[(t / batch_tokens) * n + l * e + x as usize] += 1.0;
+                if let Some(b) = t.checked_div(batch_tokens) {
+                    w.batch_load[b * n + l * e + x as usize] += 1.0;
                 }
             }
             if l + 1 < layers {
