@@ -41,7 +41,7 @@ impl Default for IlpOptions {
             window_binaries: 300,
             max_sweeps: 10,
             layer_time: 0.25,
-            bound_share: 0.3,
+            bound_share: 0.4,
         }
     }
 }

@@ -127,6 +127,9 @@ impl<'a> Joint<'a> {
         // Symmetry: every GPU can be mapped to GPU 0 by permuting nodes and GPUs within nodes, so
         // expert 0 of the first layer may be fixed on GPU 0 (nothing outside the window is fixed).
         cons.push(constraint!(xv(0, 0, 0) == 1.0));
+        // Pair variables by (layer of the window, expert, GPU or node), for the cuts below.
+        let mut by_from: Vec<Vec<Expression>> = vec![Vec::new(); nl * e * (g + nodes)];
+        let mut by_to: Vec<Vec<Expression>> = vec![Vec::new(); nl * e * (g + nodes)];
         for w in 0..nl.saturating_sub(1) {
             let t = sc.tn(self.first + w);
             for a in 0..e {
@@ -143,6 +146,8 @@ impl<'a> Joint<'a> {
                         init.push(x0[(w * e + a) * g + h].min(x0[((w + 1) * e + b) * g + h]));
                         cons.push(constraint!(v <= xv(w, a, h)));
                         cons.push(constraint!(v <= xv(w + 1, b, h)));
+                        by_from[(w * e + a) * (g + nodes) + h].push(v.into());
+                        by_to[((w + 1) * e + b) * (g + nodes) + h].push(v.into());
                         obj -= (wt * ci / rr) * v;
                     }
                     if multi {
@@ -162,7 +167,35 @@ impl<'a> Joint<'a> {
                             init.push(ia.min(ib));
                             cons.push(constraint!(v <= xa));
                             cons.push(constraint!(v <= xb));
+                            by_from[(w * e + a) * (g + nodes) + g + n].push(v.into());
+                            by_to[((w + 1) * e + b) * (g + nodes) + g + n].push(v.into());
                             obj -= (wt * (ce - ci)) * v;
+                        }
+                    }
+                }
+            }
+        }
+        // Cuts: expert a shares GPU h with at most S experts of the next layer, and node n with
+        // at most S x GPUs-per-node (valid for binary x; they tighten the LP relaxation a lot,
+        // since at fractional x the pair variables could otherwise all reach 1 / G).
+        let gpn = sc.topo.gpus_per_node;
+        for w in 0..nl {
+            for i in 0..e {
+                for k in 0..g + nodes {
+                    let (cap, x_here): (f64, Expression) = if k < g {
+                        (s as f64, xv(w, i, k).into())
+                    } else {
+                        let n = k - g;
+                        (
+                            (s * gpn) as f64,
+                            (n * gpn..(n + 1) * gpn).map(|h| xv(w, i, h)).sum(),
+                        )
+                    };
+                    for list in [&by_from, &by_to] {
+                        let vs = &list[(w * e + i) * (g + nodes) + k];
+                        if vs.len() > 1 {
+                            let sum: Expression = vs.iter().cloned().sum();
+                            cons.push(constraint!(sum <= cap * x_here.clone()));
                         }
                     }
                 }
