@@ -38,8 +38,9 @@ pub fn affinity_graph(sc: &Scaled) -> DiGraph<(usize, usize), f64> {
     g
 }
 
-/// Affinity placement with replica counts `counts` (`[layers][experts]`).
-pub fn affinity(sc: &Scaled, counts: &[Vec<u32>]) -> Plan {
+/// Affinity placement with replica counts `counts` (`[layers][experts]`), the greedy seed
+/// polished by `sweeps` sweeps of comm-only swaps.
+pub fn affinity(sc: &Scaled, counts: &[Vec<u32>], sweeps: usize) -> Plan {
     let (e, gpus, s) = (sc.experts, sc.gpus, sc.slots);
     let graph = affinity_graph(sc);
     let mut lists: Vec<Vec<Vec<u16>>> = Vec::with_capacity(sc.layers);
@@ -106,7 +107,7 @@ pub fn affinity(sc: &Scaled, counts: &[Vec<u32>]) -> Plan {
     let mut plan = Plan::from_gpu_lists(e, s, &lists).expect("every expert placed");
     let mut comm_only = sc.clone();
     comm_only.weights.balance = 0.0;
-    polish(&comm_only, &mut plan, 2, 0.0);
+    polish(&comm_only, &mut plan, sweeps, 0.0);
     plan
 }
 

@@ -107,7 +107,8 @@ pub fn solve_ilp(
 ) -> Result<(Plan, SolveReport), crate::plan::PlanError> {
     let sc = Scaled::new(p);
     let counts = robust_counts(p);
-    let starts = [packed(p, &counts), affinity(&sc, &counts)];
+    // The affinity seed unpolished: the descent below does the polishing, on the real objective.
+    let starts = [packed(p, &counts), affinity(&sc, &counts, 0)];
     let mut plan = starts
         .iter()
         .min_by(|a, b| sc.value(a).total_cmp(&sc.value(b)))
@@ -206,6 +207,12 @@ pub fn solve_ilp(
             "swaps"
         }
     ));
+    // A sweep cut short by the time limit or Ctrl-C still counts if it improved the plan.
+    let now = sc.value(&plan);
+    if now < best {
+        best = now;
+        best_plan = plan;
+    }
     let plan = best_plan;
     let bound_budget = if budget.is_finite() {
         ctl.remaining_s().max(0.0)

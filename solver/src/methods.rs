@@ -92,7 +92,7 @@ pub fn place(
             let counts: Vec<Vec<u32>> = (0..p.layers())
                 .map(|l| replica_counts(&share[l * e..(l + 1) * e], p.physical(), p.gpus()))
                 .collect();
-            plain(affinity(&Scaled::new(p), &counts))
+            plain(affinity(&Scaled::new(p), &counts, 2))
         }
         Method::Ilp => {
             let (plan, report) = solve_ilp(p, &opts.ilp, ctl)?;
