@@ -20,10 +20,12 @@ pub struct Bound {
 }
 
 /// Lower bound for replica counts `counts`, spending at most `budget` seconds of HiGHS on
-/// windows of at most `max_binaries` binaries.
+/// windows of at most `max_binaries` binaries; `incumbent_lists` (per layer, per GPU, experts: the
+/// incumbent) warm-starts each window so that HiGHS always has a solution to report a bound for.
 pub fn lower_bound(
     sc: &Scaled,
     counts: &[Vec<u32>],
+    incumbent_lists: Option<&[Vec<Vec<u16>>]>,
     max_binaries: usize,
     budget: f64,
     incumbent: f64,
@@ -68,7 +70,7 @@ pub fn lower_bound(
             && joint.binaries() <= max_binaries
             && time > 0.05
             && !ctl.interrupted()
-            && let Ok(r) = joint.solve(None, time)
+            && let Ok(r) = joint.solve(incumbent_lists.map(|s| &s[l..l + 2]), time)
         {
             value = value.max(r.bound);
             solved += 1;

@@ -220,9 +220,18 @@ pub fn solve_ilp(
         10.0 * p.layers() as f64
     };
     let b = if interrupted {
-        lower_bound(&sc, &counts, 0, 0.0, best, ctl)
+        lower_bound(&sc, &counts, None, 0, 0.0, best, ctl)
     } else {
-        lower_bound(&sc, &counts, opts.window_binaries, bound_budget, best, ctl)
+        let lists = gpu_lists(&plan);
+        lower_bound(
+            &sc,
+            &counts,
+            Some(&lists),
+            opts.window_binaries,
+            bound_budget,
+            best,
+            ctl,
+        )
     };
     how.push_str(&format!(
         "; bound: {}/{} two-layer windows solved",

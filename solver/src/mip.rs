@@ -91,13 +91,7 @@ pub fn minimise(
         .double_info_value(c"mip_dual_bound")
         .ok()
         .filter(|b| b.is_finite())
-        .map_or(f64::NEG_INFINITY, |b| {
-            if status == MipStatus::Optimal {
-                b.max(objective - objective.abs() * rel_gap)
-            } else {
-                b
-            }
-        });
+        .unwrap_or(f64::NEG_INFINITY);
     Ok(MipResult {
         status,
         values,
