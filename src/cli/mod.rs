@@ -4,7 +4,10 @@
 //! failed validation), 1 any other failure.
 
 mod args;
+mod bench_cmd;
+mod control;
 mod demo;
+pub mod place_cmd;
 mod predict_cmd;
 mod trace_cmd;
 
@@ -25,9 +28,12 @@ Examples:
   moeplan trace stats --trace traces/esft/law.parquet
   moeplan trace stats --trace traces/esft/law.parquet --against traces/esft/intent.parquet --json
   moeplan trace convert --trace ../shared/esft/results/expert_scores/law -o law.parquet
+  moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet
+  moeplan place -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval traces/esft/intent.parquet \
+      --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
-  moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet";
+  moeplan bench place";
 
 /// moeplan: expert placement and expert caching for Mixture-of-Experts serving.
 #[derive(Debug, Parser)]
@@ -54,6 +60,11 @@ pub enum Command {
     Predict(predict_cmd::PredictCommand),
     /// Run the main job on the shipped sample trace and default configs.
     Demo(demo::DemoArgs),
+    /// Plan where experts live (expert parallelism): contiguous, round-robin, EPLB, affinity, ILP.
+    Place(place_cmd::PlaceArgs),
+    /// Fixed-workload benchmarks.
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -102,6 +113,8 @@ pub fn main() -> ExitCode {
         Command::Trace(c) => trace_cmd::run(c, cli.quiet),
         Command::Predict(c) => predict_cmd::run(c, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
+        Command::Place(a) => place_cmd::run(a, cli.quiet),
+        Command::Bench(c) => bench_cmd::run(c, cli.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
