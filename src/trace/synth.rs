@@ -167,7 +167,7 @@ impl Rng {
     /// Uniform in 0..n.
     #[inline]
     fn below(&mut self, n: usize) -> usize {
-        ((self.next() >> 32) * n as u64 >> 32) as usize
+        (((self.next() >> 32) * n as u64) >> 32) as usize
     }
 }
 
@@ -233,7 +233,10 @@ fn weight_patterns(k: usize, rng: &mut Rng) -> Vec<u16> {
         raw.sort_unstable_by(|a, b| b.total_cmp(a));
         let sum: f64 = raw.iter().sum();
         let total = 0.3 + 0.7 * rng.unit();
-        out.extend(raw.iter().map(|x| quantize_weight((x / sum * total) as f32)));
+        out.extend(
+            raw.iter()
+                .map(|x| quantize_weight((x / sum * total) as f32)),
+        );
     }
     out
 }

@@ -160,7 +160,7 @@ impl Net {
         hidden: usize,
         seed: u64,
     ) -> Result<Net, PredictError> {
-        let mut rng = SplitMix(seed ^ 0x6c65_6172_6e65_64);
+        let mut rng = SplitMix(seed ^ 0x006c_6561_726e_6564);
         let rows = features::rows(shape, lookahead);
         let e = shape.experts;
         Ok(Net {
