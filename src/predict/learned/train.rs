@@ -35,7 +35,7 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Every n-th sequence of each training trace is held out for early stopping.
     pub holdout_every: usize,
-    /// At most this many training cases per epoch (evenly strided), for quick runs and tests.
+    /// Training cases per epoch: a fresh random subset of all cases each epoch (all if `None`).
     pub max_cases: Option<usize>,
 }
 
@@ -44,14 +44,14 @@ impl Default for TrainOptions {
         TrainOptions {
             lookahead: 4,
             hidden: 128,
-            epochs: 6,
+            epochs: 3,
             patience: 1,
             batch: 2048,
             lr: 3e-3,
             weight_decay: 1e-4,
             seed: 0,
             holdout_every: 10,
-            max_cases: None,
+            max_cases: Some(200_000),
         }
     }
 }
@@ -154,8 +154,13 @@ fn normal_vec(rng: &mut SplitMix, n: usize, std: f32) -> Vec<f32> {
 }
 
 impl Net {
-    fn init(shape: &ModelShape, lookahead: usize, hidden: usize, seed: u64) -> Result<Net, PredictError> {
-        let mut rng = SplitMix(seed ^ 0x6c65_6172_6e65_64);
+    fn init(
+        shape: &ModelShape,
+        lookahead: usize,
+        hidden: usize,
+        seed: u64,
+    ) -> Result<Net, PredictError> {
+        let mut rng = SplitMix(seed ^ 0x6c65_6172_6e65_6400);
         let rows = features::rows(shape, lookahead);
         let e = shape.experts;
         Ok(Net {
@@ -218,7 +223,9 @@ impl Net {
 /// Numerically stable mean binary cross-entropy with logits.
 fn bce(logits: &Tensor, target: &Tensor) -> candle_core::Result<Tensor> {
     let softplus = logits.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
-    (logits.relu()? - logits.mul(target)?)?.add(&softplus)?.mean_all()
+    (logits.relu()? - logits.mul(target)?)?
+        .add(&softplus)?
+        .mean_all()
 }
 
 /// Builds a batch; markov features come from the markov fitted without the case's fold.
@@ -268,11 +275,7 @@ fn cases(folds: &[&Trace], opts: &TrainOptions) -> (Vec<Case>, Vec<Case>) {
             // Every n-th sequence; a fold with fewer sequences gives its last one.
             let held = every > 0
                 && ((si + 1) % every == 0 || (nseq < every && nseq > 1 && si + 1 == nseq));
-            let dst = if held {
-                &mut hold
-            } else {
-                &mut train
-            };
+            let dst = if held { &mut hold } else { &mut train };
             for t in r {
                 for l in 0..layers - 1 {
                     for h in 1..=opts.lookahead.min(layers - 1 - l) {
@@ -319,7 +322,9 @@ pub fn train(
         )));
     }
     if d != markov.lookahead() {
-        return Err(PredictError::Invalid("markov look-ahead differs from the options'".into()));
+        return Err(PredictError::Invalid(
+            "markov look-ahead differs from the options'".into(),
+        ));
     }
     let fold_markov: Vec<MarkovPredictor> = (0..folds.len())
         .map(|i| {
@@ -334,10 +339,14 @@ pub fn train(
         .collect::<Result<_, PredictError>>()?;
     let mut rng = SplitMix(opts.seed);
     let (mut train_cases, hold) = cases(folds, opts);
-    if let Some(m) = opts.max_cases {
-        train_cases = thin(train_cases, m, &mut rng);
-    }
-    let hold = thin(hold, opts.max_cases.map_or(50_000, |m| (m / 5).max(1)), &mut rng);
+    let per_epoch = opts
+        .max_cases
+        .map_or(train_cases.len(), |m| m.min(train_cases.len()));
+    let hold = thin(
+        hold,
+        opts.max_cases.map_or(50_000, |m| (m / 5).max(1)),
+        &mut rng,
+    );
     if train_cases.is_empty() || hold.is_empty() {
         return Err(PredictError::Invalid(
             "too little training data for a held-out split".into(),
@@ -360,11 +369,15 @@ pub fn train(
     let mut best = (f64::INFINITY, 0usize, net.snapshot()?);
     let mut epochs = Vec::new();
     for epoch in 1..=opts.epochs.max(1) {
+        // A fresh random `per_epoch` of all training cases each epoch.
         rng.shuffle(&mut train_cases);
         let mut sum = 0.0;
-        for chunk in train_cases.chunks(opts.batch.max(1)) {
+        for chunk in train_cases[..per_epoch].chunks(opts.batch.max(1)) {
             let b = batch(chunk, folds, &fold_markov, d);
-            let loss = bce(&net.forward(&b, nf, e)?, &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?)?;
+            let loss = bce(
+                &net.forward(&b, nf, e)?,
+                &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?,
+            )?;
             opt.backward_step(&loss)?;
             sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
             progress.inc(chunk.len() as u64);
@@ -377,7 +390,7 @@ pub fn train(
         }
         let rep = EpochReport {
             epoch,
-            train_loss: sum / train_cases.len() as f64,
+            train_loss: sum / per_epoch as f64,
             holdout_loss: hsum / hold.len() as f64,
             elapsed_s: start.elapsed().as_secs_f64(),
         };
@@ -404,7 +417,7 @@ pub fn train(
     let report = TrainReport {
         epochs,
         best_epoch,
-        train_cases: train_cases.len(),
+        train_cases: per_epoch,
         holdout_cases: hold.len(),
         seconds: start.elapsed().as_secs_f64(),
     };
