@@ -10,7 +10,9 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
 use super::{LearnedPredictor, MARKOV_EPS, MAX_HIDDEN, features};
-use crate::predict::{MarkovPredictor, PredictError, Predictor, RoutingView, StaticPredictor};
+use crate::predict::{
+    MarkovPredictor, PredictError, Predictor, RoutingView, StaticPredictor, TemporalPredictor,
+};
 use crate::trace::{ModelShape, Trace};
 use crate::util::Progress;
 
@@ -99,6 +101,7 @@ struct Batch {
     rows: Vec<u32>,
     weights: Vec<f32>,
     ln_markov: Vec<f32>,
+    temporal: Vec<f32>,
     target: Vec<f32>,
     target_layer: Vec<u32>,
     hop: Vec<u32>,
@@ -168,7 +171,7 @@ impl Net {
             b1: var(vec![0.0; hidden], &[hidden])?,
             w_out: var(normal_vec(&mut rng, hidden * e, 0.01), &[hidden, e])?,
             b_out: var(vec![0.0; shape.moe_layers * e], &[shape.moe_layers, e])?,
-            alpha: var(vec![1.0; lookahead], &[lookahead])?,
+            alpha: var([1.0, 0.0].repeat(lookahead), &[lookahead, 2])?,
         })
     }
 
@@ -199,10 +202,13 @@ impl Net {
         let tl = Tensor::from_slice(&b.target_layer, b.n, &dev)?;
         let hop = Tensor::from_slice(&b.hop, b.n, &dev)?;
         let lnm = Tensor::from_slice(&b.ln_markov, (b.n, e), &dev)?;
-        let alpha = self.alpha.index_select(&hop, 0)?.reshape((b.n, 1))?;
+        let temporal = Tensor::from_slice(&b.temporal, (b.n, e), &dev)?;
+        let ab = self.alpha.index_select(&hop, 0)?;
+        let (alpha, beta) = (ab.narrow(1, 0, 1)?, ab.narrow(1, 1, 1)?);
         x.matmul(&self.w_out)?
             .add(&self.b_out.index_select(&tl, 0)?)?
-            .add(&lnm.broadcast_mul(&alpha)?)
+            .add(&lnm.broadcast_mul(&alpha)?)?
+            .add(&temporal.broadcast_mul(&beta)?)
     }
 
     fn to_vec(v: &Var) -> candle_core::Result<Vec<f32>> {
@@ -238,6 +244,7 @@ fn batch(cases: &[Case], folds: &[&Trace], fold_markov: &[MarkovPredictor], d: u
         rows: Vec::with_capacity(n * nf),
         weights: Vec::with_capacity(n * nf),
         ln_markov: vec![0.0; n * e],
+        temporal: vec![0.0; n * e],
         target: vec![0.0; n * e],
         target_layer: Vec::with_capacity(n),
         hop: Vec::with_capacity(n),
@@ -255,6 +262,7 @@ fn batch(cases: &[Case], folds: &[&Trace], fold_markov: &[MarkovPredictor], d: u
         for x in m.iter_mut() {
             *x = (*x + MARKOV_EPS).ln();
         }
+        TemporalPredictor::add_into(&view, l + h, 1.0, &mut b.temporal[i * e..(i + 1) * e]);
         for &x in tr.experts(t, l + h) {
             b.target[i * e + x as usize] = 1.0;
         }
