@@ -1,10 +1,13 @@
 //! The `learned` predictor: a small MLP over the token's recent routing, the previous token's
 //! routing and a (layer, look-ahead) embedding, on top of the markov log-probabilities.
 //!
-//! `logit[e'] = W_out · relu(b1 + Σ_f w_f · Emb[row_f]) + b_out[l+h][e'] + α_h · ln(markov[e'] + ε)
-//!   + β_h · temporal[e']` (temporal: the previous token's experts at l+h, as [`TemporalPredictor`])
-//! where the rows are listed by [`features`]. Training is in [`train`] (candle, AdamW, BCE);
-//! inference here is plain Rust with no allocation.
+//! ```text
+//! logit[e'] = W_out · relu(b1 + Σ_f w_f · Emb[row_f]) + b_out[l+h][e']
+//!           + α_h · ln(markov[e'] + ε) + β_h · temporal[e']
+//! ```
+//! where the rows are listed by [`features`] and `temporal` marks the previous token's experts at
+//! l+h (as [`TemporalPredictor`]). Training is in [`train`] (candle, AdamW, BCE); inference here
+//! is plain Rust with no allocation.
 
 pub mod features;
 mod train;
