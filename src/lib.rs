@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cache;
 pub mod config;
 pub mod predict;
+pub mod replay;
 pub mod stats;
 pub mod trace;
 pub mod util;

@@ -5,6 +5,7 @@
 
 mod args;
 mod demo;
+mod replay_cmd;
 mod trace_cmd;
 
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ pub const EXIT_FAILURE: u8 = 1;
 const EXAMPLES: &str = "\
 Examples:
   moeplan demo
+  moeplan replay -t traces/esft/law.parquet --train-trace traces/esft/intent.parquet --capacity 16
   moeplan trace stats --trace traces/esft/law.parquet
   moeplan trace stats --trace traces/esft/law.parquet --against traces/esft/intent.parquet --json
   moeplan trace convert --trace ../shared/esft/results/expert_scores/law -o law.parquet
@@ -46,6 +48,8 @@ pub enum Command {
     /// Inspect, convert and synthesise routing traces.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// Replay a trace through the expert cache: one row per policy (hit ratio, loads, stall).
+    Replay(replay_cmd::ReplayArgs),
     /// Run the main job on the shipped sample trace and default configs.
     Demo(demo::DemoArgs),
 }
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Trace(c) => trace_cmd::run(c, cli.quiet),
+        Command::Replay(a) => replay_cmd::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
     };
     match result {
