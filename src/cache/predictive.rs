@@ -19,6 +19,9 @@ pub struct Predictive {
     pred: Vec<f32>,
     /// Per layer: whether `pred` holds a fresh prediction for it.
     fresh: Vec<bool>,
+    /// Per layer: a step is running. Its prediction was for the experts now pinned, so it says
+    /// nothing about which of the others the next step needs: evictions rank by frequency.
+    stepping: Vec<bool>,
     /// Per layer: decayed share of predicted mass that the real routing confirmed.
     accuracy: Vec<f64>,
     /// Per layer: predicted mass on the experts demanded in the running step.
@@ -41,6 +44,7 @@ impl Predictive {
             beta,
             pred: vec![0.0; layers * experts],
             fresh: vec![false; layers],
+            stepping: vec![false; layers],
             accuracy: vec![0.5; layers],
             confirmed: vec![0.0; layers],
             demands_per_step: 1.0,
@@ -64,7 +68,7 @@ impl Policy for Predictive {
     #[inline]
     fn priority(&self, key: u32) -> f64 {
         let l = key as usize / self.experts;
-        let p = if self.fresh[l] {
+        let p = if self.fresh[l] && !self.stepping[l] {
             self.pred[key as usize] as f64
         } else {
             0.0
@@ -73,6 +77,7 @@ impl Policy for Predictive {
     }
     fn on_step(&mut self, layer: usize) {
         self.freq.on_step(layer);
+        self.stepping[layer] = true;
         self.confirmed[layer] = 0.0;
         self.step_demands[layer] = 0;
     }
@@ -122,5 +127,6 @@ impl Policy for Predictive {
         }
         // The real routing of this layer is known: its prediction is stale.
         self.fresh[layer] = false;
+        self.stepping[layer] = false;
     }
 }
