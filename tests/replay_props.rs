@@ -6,7 +6,7 @@ use moeplan::cache::{
     Residency, SlotState, StaticTop, StepPlan,
 };
 use moeplan::replay::{
-    Batching, PrefetchOptions, ReplaySetup, TimingModel, TransitionMix, run_policies,
+    Batching, PrefetchOptions, ReplaySetup, TimingModel, run_policies,
 };
 use moeplan::trace::{ModelShape, Trace, TraceBuilder};
 use proptest::prelude::*;
@@ -140,17 +140,18 @@ proptest! {
         let cap = (2 * batch + extra).min(EXPERTS);
         let trace = random_trace(&raw);
         let budget = if shared { Budget::Shared(cap * LAYERS) } else { Budget::PerLayer(cap) };
-        let pred = TransitionMix::fit(&[&trace], 2).unwrap();
+        let pred = markov(&trace);
         let setup = ReplaySetup {
             trace: &trace,
             budget,
             batching: if batch == 1 { Batching::Single } else { Batching::Consecutive { size: batch } },
             timing: timing(),
             train: &[],
-            predictor: Some(&pred),
+            predictor: Some(pred.main()),
             prefetch: PrefetchOptions { lookahead: 2, top_n: 2 },
             half_life: 16.0,
             beta: 1.0,
+            margin: 0.0,
         };
         let rs = run_policies(&setup, &PolicyKind::ALL).unwrap();
         let again = run_policies(&setup, &PolicyKind::ALL).unwrap();
@@ -207,4 +208,16 @@ fn opt_index_is_next_occurrence() {
     o.on_demand(3, 3);
     // 1 next at 2, 2 next at 4, 3 never: 3 ranks lowest, then 2, then 1.
     assert!(o.priority(3) < o.priority(2) && o.priority(2) < o.priority(1));
+}
+
+/// A markov predictor (look-ahead 2) trained on `trace` itself.
+fn markov(trace: &Trace) -> moeplan::predict::PredictorSet {
+    let opts = moeplan::predict::TrainOptions {
+        lookahead: 2,
+        ..Default::default()
+    };
+    let bar = indicatif::ProgressBar::hidden();
+    moeplan::predict::PredictorSet::train(&[trace], moeplan::predict::Kind::Markov, &opts, &bar, &mut |_| {})
+        .unwrap()
+        .0
 }

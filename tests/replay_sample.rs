@@ -7,7 +7,7 @@ use moeplan::cache::{Budget, PolicyKind};
 use moeplan::config::{HardwareConfig, ModelConfig};
 use moeplan::predict::Predictor;
 use moeplan::replay::{
-    Batching, PolicyReport, PrefetchOptions, ReplaySetup, TimingModel, TransitionMix,
+    Batching, PolicyReport, PrefetchOptions, ReplaySetup, TimingModel,
     run_policies,
 };
 use moeplan::trace::{Trace, read_trace};
@@ -42,6 +42,7 @@ fn run(trace: &Trace, kinds: &[PolicyKind], pred: Option<&dyn Predictor>) -> Vec
         },
         half_life: 128.0,
         beta: 1.0,
+            margin: 0.0,
     };
     run_policies(&setup, kinds).unwrap()
 }
@@ -233,8 +234,8 @@ fn static_matches_top_counts() {
 #[test]
 fn every_policy_accounts_and_opt_moves_least() {
     let tr = sample();
-    let pred = TransitionMix::fit(&[&tr], 2).unwrap();
-    let rs = run(&tr, &PolicyKind::ALL, Some(&pred));
+    let pred = markov(&tr);
+    let rs = run(&tr, &PolicyKind::ALL, Some(pred.main()));
     let d = demands(&tr);
     let opt = rs.iter().find(|r| r.name == "opt").unwrap();
     for r in &rs {
@@ -257,10 +258,22 @@ fn every_policy_accounts_and_opt_moves_least() {
 #[test]
 fn replay_is_deterministic() {
     let tr = sample().first_sequences(8);
-    let pred = TransitionMix::fit(&[&tr], 2).unwrap();
-    let a = run(&tr, &PolicyKind::ALL, Some(&pred));
-    let b = run(&tr, &PolicyKind::ALL, Some(&pred));
+    let pred = markov(&tr);
+    let a = run(&tr, &PolicyKind::ALL, Some(pred.main()));
+    let b = run(&tr, &PolicyKind::ALL, Some(pred.main()));
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.detail, y.detail, "{}", x.name);
     }
+}
+
+/// A markov predictor (look-ahead 2) trained on `trace` itself.
+fn markov(trace: &Trace) -> moeplan::predict::PredictorSet {
+    let opts = moeplan::predict::TrainOptions {
+        lookahead: 2,
+        ..Default::default()
+    };
+    let bar = indicatif::ProgressBar::hidden();
+    moeplan::predict::PredictorSet::train(&[trace], moeplan::predict::Kind::Markov, &opts, &bar, &mut |_| {})
+        .unwrap()
+        .0
 }

@@ -15,6 +15,8 @@ pub struct Predictive {
     experts: usize,
     /// Weight of a prediction relative to frequency.
     beta: f64,
+    /// Priority a prefetch candidate must have above its victim.
+    margin: f64,
     /// Latest predicted chance per key that it is demanded at its layer's next step, `[0, 1]`.
     pred: Vec<f32>,
     /// Per layer: whether `pred` holds a fresh prediction for it.
@@ -42,6 +44,7 @@ impl Predictive {
             freq: DecayedFreq::new(layers, experts, half_life),
             experts,
             beta,
+            margin: 0.0,
             pred: vec![0.0; layers * experts],
             fresh: vec![false; layers],
             stepping: vec![false; layers],
@@ -50,6 +53,12 @@ impl Predictive {
             demands_per_step: 1.0,
             step_demands: vec![0; layers],
         }
+    }
+
+    /// Sets the priority a prefetch candidate must have above its victim (default 0).
+    pub fn with_margin(mut self, margin: f64) -> Self {
+        self.margin = margin;
+        self
     }
 
     /// Current accuracy estimate of a layer's predictions, `[0, 1]`.
@@ -74,6 +83,9 @@ impl Policy for Predictive {
             0.0
         };
         self.freq.rank(key) + self.beta * self.accuracy[l] * p
+    }
+    fn prefetch_margin(&self) -> f64 {
+        self.margin
     }
     fn on_step(&mut self, layer: usize) {
         self.freq.on_step(layer);

@@ -5,6 +5,7 @@
 
 mod args;
 mod demo;
+mod predict_cmd;
 mod replay_cmd;
 mod trace_cmd;
 
@@ -26,6 +27,8 @@ Examples:
   moeplan trace stats --trace traces/esft/law.parquet
   moeplan trace stats --trace traces/esft/law.parquet --against traces/esft/intent.parquet --json
   moeplan trace convert --trace ../shared/esft/results/expert_scores/law -o law.parquet
+  moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
+  moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
   moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet";
 
 /// moeplan: expert placement and expert caching for Mixture-of-Experts serving.
@@ -48,6 +51,9 @@ pub enum Command {
     /// Inspect, convert and synthesise routing traces.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// Train routing-path predictors and score them (recall@K).
+    #[command(subcommand)]
+    Predict(predict_cmd::PredictCommand),
     /// Replay a trace through the expert cache: one row per policy (hit ratio, loads, stall).
     Replay(replay_cmd::ReplayArgs),
     /// Run the main job on the shipped sample trace and default configs.
@@ -98,6 +104,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Trace(c) => trace_cmd::run(c, cli.quiet),
+        Command::Predict(c) => predict_cmd::run(c, cli.quiet),
         Command::Replay(a) => replay_cmd::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
     };

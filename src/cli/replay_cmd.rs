@@ -1,16 +1,15 @@
 //! `moeplan replay`: trace replay through the expert cache, one row per policy.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use super::{BadInput, TraceArgs, load_model, load_traces};
 use crate::cache::{Budget, Lfu, PolicyKind, Predictive};
 use crate::config::{HardwareConfig, ModelConfig, resolve};
-use crate::predict::Predictor;
+use crate::predict::{Kind, Predictor, PredictorSet, TrainOptions};
 use crate::replay::{
-    Batching, PrefetchOptions, ReplayReport, ReplaySetup, TimingModel, TransitionMix,
-    run_policies,
+    Batching, PrefetchOptions, ReplayReport, ReplaySetup, TimingModel, run_policies,
 };
 use crate::trace::{Trace, read_trace};
 
@@ -53,11 +52,16 @@ pub struct ReplayArgs {
         default_value = "lru,lfu,static,predictive,opt"
     )]
     pub policy: Vec<PolicyKind>,
-    /// Predictor for `predictive`: `builtin` (transition mix counted from --train-trace, else
-    /// from the replayed trace itself: in-sample).
-    #[arg(long, default_value = "builtin")]
+    /// Predictor for `predictive`: a predictor file (`moeplan predict train -o FILE`), or a kind
+    /// (`markov`, `mix`, `learned`) trained here on --train-trace (without --train-trace: on the
+    /// replayed trace itself, in-sample).
+    #[arg(long, default_value = "mix")]
     pub predictor: String,
-    /// Training traces (out-of-sample): rank `static` and fit the builtin predictor. Repeatable.
+    /// Which predictor of the set to use (static, temporal, markov, mix, learned); default: the
+    /// set's main one.
+    #[arg(long)]
+    pub predictor_name: Option<String>,
+    /// Training traces (out-of-sample): rank `static` and train the predictor. Repeatable.
     #[arg(long = "train-trace", value_name = "PATH")]
     pub train_trace: Vec<PathBuf>,
     /// Consecutive tokens of a sequence per step.
@@ -85,6 +89,10 @@ pub struct ReplayArgs {
     /// Weight of predictions against frequency in `predictive`.
     #[arg(long, default_value_t = Predictive::DEFAULT_BETA)]
     pub beta: f64,
+    /// Priority (in chance-of-use units) a prefetch candidate must have above the expert it
+    /// would evict; higher prefetches less.
+    #[arg(long, default_value_t = 0.0)]
+    pub prefetch_margin: f64,
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -103,7 +111,8 @@ impl ReplayArgs {
             capacity: 16,
             capacity_mode: CapacityMode::PerLayer,
             policy: PolicyKind::ALL.to_vec(),
-            predictor: "builtin".into(),
+            predictor: "mix".into(),
+            predictor_name: None,
             train_trace: Vec::new(),
             batch: 1,
             concurrent: None,
@@ -113,6 +122,7 @@ impl ReplayArgs {
             prefetch_top: None,
             half_life: Lfu::DEFAULT_HALF_LIFE,
             beta: Predictive::DEFAULT_BETA,
+            prefetch_margin: 0.0,
             json: false,
         }
     }
@@ -164,6 +174,52 @@ pub fn run(args: ReplayArgs, _quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The predictor set of `--predictor`: loaded from a file, or trained on `train` (else on
+/// `trace`, in-sample) with look-ahead `lookahead`.
+fn load_predictor(
+    args: &ReplayArgs,
+    trace: &Trace,
+    train: &[&Trace],
+    lookahead: usize,
+) -> anyhow::Result<PredictorSet> {
+    let p = Path::new(&args.predictor);
+    if p.is_file() {
+        let set = PredictorSet::load(p)
+            .with_context(|| format!("loading predictor {}", p.display()))?;
+        if set.shape() != trace.shape() {
+            return Err(BadInput(format!(
+                "predictor {} is for shape {:?}, the trace has {:?}",
+                p.display(),
+                set.shape(),
+                trace.shape()
+            ))
+            .into());
+        }
+        return Ok(set);
+    }
+    let kind = match args.predictor.as_str() {
+        "markov" => Kind::Markov,
+        "mix" => Kind::Mix,
+        "learned" => Kind::Learned,
+        other => {
+            return Err(BadInput(format!(
+                "--predictor {other:?} is neither a file nor a kind (markov, mix, learned)"
+            ))
+            .into());
+        }
+    };
+    let own = [trace];
+    let src: &[&Trace] = if train.is_empty() { &own } else { train };
+    let opts = TrainOptions {
+        lookahead,
+        ..TrainOptions::default()
+    };
+    let hidden = indicatif::ProgressBar::hidden();
+    let (set, _) = PredictorSet::train(src, kind, &opts, &hidden, &mut |_| {})
+        .context("training the predictor")?;
+    Ok(set)
+}
+
 /// Replays `trace` with the settings of `args` (shared with `moeplan demo`).
 pub fn replay(
     args: &ReplayArgs,
@@ -188,27 +244,23 @@ pub fn replay(
     };
     let train_refs: Vec<&Trace> = train.iter().collect();
     let lookahead = args.lookahead.clamp(1, shape.moe_layers.saturating_sub(1).max(1));
-    let predictor: Option<Box<dyn Predictor>> = if args.policy.contains(&PolicyKind::Predictive) {
-        match args.predictor.as_str() {
-            "builtin" => {
-                let own = [trace];
-                let src: &[&Trace] = if train_refs.is_empty() {
-                    &own
-                } else {
-                    &train_refs
-                };
-                TransitionMix::fit(src, lookahead).map(|p| Box::new(p) as Box<dyn Predictor>)
-            }
-            other => {
-                return Err(BadInput(format!(
-                    "unknown --predictor {other:?} (this build knows `builtin`)"
-                ))
-                .into());
-            }
-        }
+    let set = if args.policy.contains(&PolicyKind::Predictive) {
+        Some(load_predictor(args, trace, &train_refs, lookahead)?)
     } else {
         None
     };
+    let predictor: Option<&dyn Predictor> = match (&set, &args.predictor_name) {
+        (None, _) => None,
+        (Some(s), None) => Some(s.main()),
+        (Some(s), Some(n)) => Some(s.get(n).ok_or_else(|| {
+            BadInput(format!("the predictor set has no predictor {n:?}"))
+        })?),
+    };
+    if let Some(p) = predictor
+        && p.lookahead() < lookahead
+    {
+        tracing::info!("predictor looks {} layers ahead, not {lookahead}", p.lookahead());
+    }
     let prefetch = PrefetchOptions {
         lookahead,
         top_n: args.prefetch_top.unwrap_or(shape.top_k),
@@ -219,10 +271,11 @@ pub fn replay(
         batching,
         timing: TimingModel::new(model, hw, args.cpu_offload),
         train: &train_refs,
-        predictor: predictor.as_deref(),
+        predictor,
         prefetch,
         half_life: args.half_life,
         beta: args.beta,
+        margin: args.prefetch_margin,
     };
     let policies = run_policies(&setup, &args.policy)?;
     let unscheduled = match batching {
@@ -267,8 +320,14 @@ pub fn replay(
         } else {
             "train".into()
         },
-        predictor: predictor.as_ref().map(|p| {
-            let src = if train.is_empty() { "in-sample" } else { "train" };
+        predictor: predictor.map(|p| {
+            let src = if Path::new(&args.predictor).is_file() {
+                args.predictor.as_str()
+            } else if train.is_empty() {
+                "trained in-sample"
+            } else {
+                "trained on --train-trace"
+            };
             format!("{} ({src})", p.name())
         }),
         policies,

@@ -49,6 +49,8 @@ pub struct ReplaySetup<'a> {
     pub half_life: f64,
     /// Weight of predictions against frequency in `predictive`.
     pub beta: f64,
+    /// Priority a prefetch candidate of `predictive` must have above its victim.
+    pub margin: f64,
 }
 
 /// One policy's figures (the table row and `policies[]` in JSON).
@@ -141,7 +143,8 @@ pub fn build_policy(
                 cfg.experts,
                 setup.half_life,
                 setup.beta,
-            ))
+            )
+            .with_margin(setup.margin))
         }
         PolicyKind::Opt => {
             let index = NextUse::build(&demand_keys(setup.trace, steps), cfg.keys());

@@ -146,14 +146,7 @@ pub fn simulate<P: Policy>(
                     }
                     scores.fill(0.0);
                     for &tk in toks {
-                        let tk = tk as usize;
-                        let view = RoutingView {
-                            shape: &shape,
-                            layer: l,
-                            current: trace.token_experts(tk),
-                            current_weights: trace.token_weights_q(tk),
-                            previous: trace.prev_in_seq(tk).map(|p| trace.token_experts(p)),
-                        };
+                        let view = RoutingView::from_trace(trace, tk as usize, l);
                         pred.score(&view, h, &mut tmp);
                         for (s, &x) in scores.iter_mut().zip(&tmp) {
                             *s += x;
