@@ -5,9 +5,7 @@ use moeplan::cache::{
     Budget, CacheConfig, ExpertCache, Lfu, Lru, NextUse, Opt, Policy, PolicyKind, Predictive,
     Residency, SlotState, StaticTop, StepPlan,
 };
-use moeplan::replay::{
-    Batching, PrefetchOptions, ReplaySetup, TimingModel, run_policies,
-};
+use moeplan::replay::{Batching, PrefetchOptions, ReplaySetup, TimingModel, run_policies};
 use moeplan::trace::{ModelShape, Trace, TraceBuilder};
 use proptest::prelude::*;
 
@@ -181,7 +179,12 @@ fn timing() -> TimingModel {
 /// A trace of 3 layers x 8 experts, top-2, from rows of 2 expert ids (one row per token; the
 /// second id is made distinct from the first; layers shift the ids so layers differ).
 fn random_trace(rows: &[Vec<u16>]) -> Trace {
-    let shape = ModelShape { moe_layers: LAYERS, experts: EXPERTS, top_k: 2, first_moe_layer: 0 };
+    let shape = ModelShape {
+        moe_layers: LAYERS,
+        experts: EXPERTS,
+        top_k: 2,
+        first_moe_layer: 0,
+    };
     let mut b = TraceBuilder::new(shape, rows.len());
     for (t, r) in rows.iter().enumerate() {
         let mut experts = Vec::new();
@@ -193,7 +196,12 @@ fn random_trace(rows: &[Vec<u16>]) -> Trace {
             }
             experts.extend([a as u16, c as u16]);
         }
-        b.push_token((t / 16) as u32, (t % 16) as u32, &experts, &[0.6, 0.4].repeat(LAYERS));
+        b.push_token(
+            (t / 16) as u32,
+            (t % 16) as u32,
+            &experts,
+            &[0.6, 0.4].repeat(LAYERS),
+        );
     }
     b.finish()
 }
@@ -217,7 +225,13 @@ fn markov(trace: &Trace) -> moeplan::predict::PredictorSet {
         ..Default::default()
     };
     let bar = indicatif::ProgressBar::hidden();
-    moeplan::predict::PredictorSet::train(&[trace], moeplan::predict::Kind::Markov, &opts, &bar, &mut |_| {})
-        .unwrap()
-        .0
+    moeplan::predict::PredictorSet::train(
+        &[trace],
+        moeplan::predict::Kind::Markov,
+        &opts,
+        &bar,
+        &mut |_| {},
+    )
+    .unwrap()
+    .0
 }

@@ -7,8 +7,7 @@ use moeplan::cache::{Budget, PolicyKind};
 use moeplan::config::{HardwareConfig, ModelConfig};
 use moeplan::predict::Predictor;
 use moeplan::replay::{
-    Batching, PolicyReport, PrefetchOptions, ReplaySetup, TimingModel,
-    run_policies,
+    Batching, PolicyReport, PrefetchOptions, ReplaySetup, TimingModel, run_policies,
 };
 use moeplan::trace::{Trace, read_trace};
 
@@ -42,7 +41,7 @@ fn run(trace: &Trace, kinds: &[PolicyKind], pred: Option<&dyn Predictor>) -> Vec
         },
         half_life: 128.0,
         beta: 1.0,
-            margin: 0.0,
+        margin: 0.0,
     };
     run_policies(&setup, kinds).unwrap()
 }
@@ -228,7 +227,10 @@ fn static_matches_top_counts() {
             .sum::<u64>();
     }
     assert_eq!(r.detail.cache.hits, expected);
-    assert_eq!(r.detail.cache.transient_loads + r.detail.cache.demand_loads, r.detail.cache.misses);
+    assert_eq!(
+        r.detail.cache.transient_loads + r.detail.cache.demand_loads,
+        r.detail.cache.misses
+    );
 }
 
 #[test]
@@ -243,7 +245,12 @@ fn every_policy_accounts_and_opt_moves_least() {
         assert_eq!(c.demands, d, "{}", r.name);
         assert_eq!(c.hits + c.misses, d, "{}", r.name);
         assert_eq!(r.detail.transfers, c.loads(), "{}", r.name);
-        assert!(r.hit_ratio > 0.3 && r.hit_ratio < 1.0, "{} {}", r.name, r.hit_ratio);
+        assert!(
+            r.hit_ratio > 0.3 && r.hit_ratio < 1.0,
+            "{} {}",
+            r.name,
+            r.hit_ratio
+        );
         // Belady moves the fewest experts of any policy, prefetching or not.
         assert!(opt.detail.transfers <= r.detail.transfers, "{}", r.name);
         if r.name != "predictive" {
@@ -273,7 +280,13 @@ fn markov(trace: &Trace) -> moeplan::predict::PredictorSet {
         ..Default::default()
     };
     let bar = indicatif::ProgressBar::hidden();
-    moeplan::predict::PredictorSet::train(&[trace], moeplan::predict::Kind::Markov, &opts, &bar, &mut |_| {})
-        .unwrap()
-        .0
+    moeplan::predict::PredictorSet::train(
+        &[trace],
+        moeplan::predict::Kind::Markov,
+        &opts,
+        &bar,
+        &mut |_| {},
+    )
+    .unwrap()
+    .0
 }

@@ -184,8 +184,8 @@ fn load_predictor(
 ) -> anyhow::Result<PredictorSet> {
     let p = Path::new(&args.predictor);
     if p.is_file() {
-        let set = PredictorSet::load(p)
-            .with_context(|| format!("loading predictor {}", p.display()))?;
+        let set =
+            PredictorSet::load(p).with_context(|| format!("loading predictor {}", p.display()))?;
         if set.shape() != trace.shape() {
             return Err(BadInput(format!(
                 "predictor {} is for shape {:?}, the trace has {:?}",
@@ -243,7 +243,9 @@ pub fn replay(
         CapacityMode::Shared => Budget::Shared(args.capacity * shape.moe_layers),
     };
     let train_refs: Vec<&Trace> = train.iter().collect();
-    let lookahead = args.lookahead.clamp(1, shape.moe_layers.saturating_sub(1).max(1));
+    let lookahead = args
+        .lookahead
+        .clamp(1, shape.moe_layers.saturating_sub(1).max(1));
     let set = if args.policy.contains(&PolicyKind::Predictive) {
         Some(load_predictor(args, trace, &train_refs, lookahead)?)
     } else {
@@ -252,14 +254,18 @@ pub fn replay(
     let predictor: Option<&dyn Predictor> = match (&set, &args.predictor_name) {
         (None, _) => None,
         (Some(s), None) => Some(s.main()),
-        (Some(s), Some(n)) => Some(s.get(n).ok_or_else(|| {
-            BadInput(format!("the predictor set has no predictor {n:?}"))
-        })?),
+        (Some(s), Some(n)) => Some(
+            s.get(n)
+                .ok_or_else(|| BadInput(format!("the predictor set has no predictor {n:?}")))?,
+        ),
     };
     if let Some(p) = predictor
         && p.lookahead() < lookahead
     {
-        tracing::info!("predictor looks {} layers ahead, not {lookahead}", p.lookahead());
+        tracing::info!(
+            "predictor looks {} layers ahead, not {lookahead}",
+            p.lookahead()
+        );
     }
     let prefetch = PrefetchOptions {
         lookahead,

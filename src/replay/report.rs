@@ -114,7 +114,11 @@ impl ReplayReport {
         };
         rows(&mut s, title, &self.policies);
         if let Some(u) = &self.unscheduled {
-            rows(&mut s, "\nwithout token scheduling (first-come first-served):", u);
+            rows(
+                &mut s,
+                "\nwithout token scheduling (first-come first-served):",
+                u,
+            );
         }
         s
     }

@@ -90,7 +90,8 @@ impl PolicyReport {
             } else {
                 0.0
             },
-            experts_per_batch: r.step_layer_experts as f64 / (r.steps.max(1) * layers as u64) as f64,
+            experts_per_batch: r.step_layer_experts as f64
+                / (r.steps.max(1) * layers as u64) as f64,
             prefetch_accuracy: if r.cache.prefetch_loads > 0 {
                 r.cache.prefetch_used as f64 / r.cache.prefetch_loads as f64
             } else {
@@ -132,19 +133,19 @@ pub fn build_policy(
             } else {
                 setup.train
             };
-            Box::new(StaticTop::new(cfg, &key_counts(src, cfg.layers, cfg.experts)))
+            Box::new(StaticTop::new(
+                cfg,
+                &key_counts(src, cfg.layers, cfg.experts),
+            ))
         }
         PolicyKind::Predictive => {
             if setup.predictor.is_none() {
                 return Err(ReplayError::NoPredictor);
             }
-            Box::new(Predictive::new(
-                cfg.layers,
-                cfg.experts,
-                setup.half_life,
-                setup.beta,
+            Box::new(
+                Predictive::new(cfg.layers, cfg.experts, setup.half_life, setup.beta)
+                    .with_margin(setup.margin),
             )
-            .with_margin(setup.margin))
         }
         PolicyKind::Opt => {
             let index = NextUse::build(&demand_keys(setup.trace, steps), cfg.keys());
