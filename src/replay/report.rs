@@ -46,7 +46,7 @@ fn rows(out: &mut String, title: &str, ps: &[PolicyReport]) {
     let _ = writeln!(out, "{title}");
     let _ = writeln!(
         out,
-        "{:<11} {:>9} {:>12} {:>14} {:>15} {:>10} {:>13} {:>9}",
+        "{:<11} {:>9} {:>12} {:>14} {:>15} {:>10} {:>13} {:>13} {:>9}",
         "policy",
         "hit_ratio",
         "loads/token",
@@ -54,12 +54,13 @@ fn rows(out: &mut String, title: &str, ps: &[PolicyReport]) {
         "stall_ms/token",
         "tokens/s",
         "experts/batch",
+        "experts/token",
         "pf_acc"
     );
     for p in ps {
         let _ = writeln!(
             out,
-            "{:<11} {:>9.4} {:>12.2} {:>14.1} {:>15.3} {:>10.1} {:>13.2} {:>9.3}",
+            "{:<11} {:>9.4} {:>12.2} {:>14.1} {:>15.3} {:>10.1} {:>13.2} {:>13.2} {:>9.3}",
             p.name,
             p.hit_ratio,
             p.loads_per_token,
@@ -67,6 +68,7 @@ fn rows(out: &mut String, title: &str, ps: &[PolicyReport]) {
             p.stall_ms_per_token,
             p.tokens_per_s,
             p.experts_per_batch,
+            p.experts_per_token,
             p.prefetch_accuracy
         );
     }

@@ -70,6 +70,9 @@ pub struct PolicyReport {
     pub tokens_per_s: f64,
     /// Distinct experts a step activates per layer, mean.
     pub experts_per_batch: f64,
+    /// Distinct experts a step activates per layer, divided by its tokens, mean over tokens:
+    /// top-k at batch 1; lower when the tokens of a batch share experts.
+    pub experts_per_token: f64,
     /// Prefetched experts later demanded / prefetches issued (0 when none).
     pub prefetch_accuracy: f64,
     /// The raw measurements.
@@ -92,6 +95,8 @@ impl PolicyReport {
             },
             experts_per_batch: r.step_layer_experts as f64
                 / (r.steps.max(1) * layers as u64) as f64,
+            experts_per_token: r.step_layer_experts as f64
+                / (r.tokens.max(1) * layers as u64) as f64,
             prefetch_accuracy: if r.cache.prefetch_loads > 0 {
                 r.cache.prefetch_used as f64 / r.cache.prefetch_loads as f64
             } else {

@@ -2,11 +2,15 @@
 //! finishes, admit the waiting sequence whose routing overlaps the running batch most, so a
 //! batch activates fewer distinct experts. Fairness: the oldest waiting sequence is admitted
 //! once it has been passed over `2 * size` times, and only the oldest `4 * size` are considered.
+//! A waiting sequence is compared by its first [`PREFIX`] tokens (its prompt, known at admission).
 
 use std::collections::VecDeque;
 use std::ops::Range;
 
 use crate::trace::Trace;
+
+/// Tokens of a waiting sequence's prefix compared with the running batch.
+const PREFIX: usize = 8;
 
 /// Runs continuous batching of `size` sequences over `trace`, calling `emit` with each step's
 /// tokens (one per running sequence). With `schedule`, admission is by routing overlap.
@@ -34,14 +38,20 @@ pub fn continuous(trace: &Trace, size: usize, schedule: bool, emit: &mut dyn FnM
                 }
                 let mut best = (0usize, 0usize);
                 for (i, &s) in waiting.iter().take(4 * size).enumerate() {
-                    let ex = trace.token_experts(seqs[s].start);
-                    let overlap = ex
-                        .iter()
-                        .enumerate()
-                        .filter(|&(j, &e)| {
-                            marks[(j / shape.top_k) * shape.experts + e as usize] == stamp
+                    // The prompt prefix a scheduler sees before admitting: first PREFIX tokens.
+                    let r = &seqs[s];
+                    let overlap: usize = (r.start..r.end.min(r.start + PREFIX))
+                        .map(|t| {
+                            trace
+                                .token_experts(t)
+                                .iter()
+                                .enumerate()
+                                .filter(|&(j, &e)| {
+                                    marks[(j / shape.top_k) * shape.experts + e as usize] == stamp
+                                })
+                                .count()
                         })
-                        .count();
+                        .sum();
                     if i == 0 || overlap > best.1 {
                         best = (i, overlap);
                     }
