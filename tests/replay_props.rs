@@ -235,3 +235,11 @@ fn markov(trace: &Trace) -> moeplan::predict::PredictorSet {
     .unwrap()
     .0
 }
+
+#[test]
+fn a_cache_with_any_policy_can_move_between_threads() {
+    fn is_send<T: Send + 'static>() {}
+    is_send::<ExpertCache<Box<dyn Policy>>>();
+    is_send::<ExpertCache<Lru>>();
+    let _ = PolicyKind::ALL.map(|k| k.as_str().parse::<PolicyKind>().unwrap());
+}

@@ -42,6 +42,8 @@ pub struct ExpertCache<P: Policy> {
     misses: Vec<(u32, u32, u64)>,
     /// Scratch for ranking hint scores.
     order: Vec<u16>,
+    /// (layer, expert) of each key (a table: no division on the hot path).
+    split: Vec<(u16, u16)>,
 }
 
 impl<P: Policy> ExpertCache<P> {
@@ -68,6 +70,9 @@ impl<P: Policy> ExpertCache<P> {
             stats: CacheStats::default(),
             misses: Vec::new(),
             order: (0..cfg.experts as u16).collect(),
+            split: (0..cfg.keys())
+                .map(|k| ((k / cfg.experts) as u16, (k % cfg.experts) as u16))
+                .collect(),
             cfg,
         })
     }
@@ -93,9 +98,9 @@ impl<P: Policy> ExpertCache<P> {
         Ok(())
     }
 
+    #[inline]
     fn split(&self, key: u32) -> (u16, u16) {
-        let e = self.cfg.experts as u32;
-        ((key / e) as u16, (key % e) as u16)
+        self.split[key as usize]
     }
 
     /// Runs a step of `layer` needing `experts` (duplicates are counted once).
