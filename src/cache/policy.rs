@@ -13,7 +13,7 @@ pub trait Policy: Send {
     fn name(&self) -> &str;
     /// Number of keys the policy was built for.
     fn keys(&self) -> usize;
-    /// Retention priority of a cached key: lowest is evicted first.
+    /// Retention priority of a cached key: lowest is evicted first. Must be finite.
     fn priority(&self, key: u32) -> f64;
     /// A step of `layer` starts (before its demands).
     fn on_step(&mut self, _layer: usize) {}

@@ -82,7 +82,8 @@ impl SlotPool {
     }
 
     /// Among the resident, unpinned slots of `group`, the one whose key has the lowest
-    /// `priority` (ties: lowest slot index).
+    /// `priority` (ties: lowest slot index; priorities must be finite). Branch-light: every
+    /// occupied slot is ranked and the ineligible ones are masked to +inf.
     #[inline]
     pub fn victim(&self, group: usize, mut priority: impl FnMut(u32) -> f64) -> Option<u32> {
         let r = self.groups[group].clone();
@@ -94,11 +95,13 @@ impl SlotPool {
             .zip(&self.pinned[lo..hi])
             .zip(&self.key[lo..hi]);
         for (i, ((&st, &pinned), &key)) in slots.enumerate() {
-            if st != SlotState::Resident || pinned {
+            if key == NONE {
                 continue;
             }
             let p = priority(key);
-            if best == NONE || p < best_p {
+            let eligible = (st == SlotState::Resident) & !pinned;
+            let p = if eligible { p } else { f64::INFINITY };
+            if p < best_p {
                 best = (lo + i) as u32;
                 best_p = p;
             }
