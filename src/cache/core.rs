@@ -42,6 +42,8 @@ pub struct ExpertCache<P: Policy> {
     misses: Vec<(u32, u32, u64)>,
     /// Scratch for ranking hint scores.
     order: Vec<u16>,
+    /// The policy's priorities are keyed: remember them per slot (`pool.prio`).
+    keyed: bool,
     /// (layer, expert) of each key (a table: no division on the hot path).
     split: Vec<(u16, u16)>,
 }
@@ -57,6 +59,7 @@ impl<P: Policy> ExpertCache<P> {
                 want: cfg.keys(),
             });
         }
+        let keyed = policy.keyed_priorities();
         Ok(ExpertCache {
             pool: SlotPool::new(&cfg),
             policy,
@@ -70,6 +73,7 @@ impl<P: Policy> ExpertCache<P> {
             stats: CacheStats::default(),
             misses: Vec::new(),
             order: (0..cfg.experts as u16).collect(),
+            keyed,
             split: (0..cfg.keys())
                 .map(|k| ((k / cfg.experts) as u16, (k % cfg.experts) as u16))
                 .collect(),
@@ -167,6 +171,9 @@ impl<P: Policy> ExpertCache<P> {
                 continue;
             }
             let s = slot as usize;
+            if self.keyed {
+                self.pool.prio[s] = self.policy.priority(key);
+            }
             let residency = if self.pool.state[s] == SlotState::Loading {
                 self.stats.in_flight_hits += 1;
                 Residency::InFlight
@@ -203,6 +210,9 @@ impl<P: Policy> ExpertCache<P> {
                 self.link.push_back(s);
                 self.pin(s, layer);
                 self.policy.on_insert(key, now);
+                if self.keyed {
+                    self.pool.prio[s as usize] = self.policy.priority(key);
+                }
                 self.stats.demand_loads += 1;
                 plan.placements[idx as usize] = Placement {
                     expert,
@@ -242,7 +252,13 @@ impl<P: Policy> ExpertCache<P> {
             return (Some(s), None);
         }
         let policy = &self.policy;
-        let Some(v) = self.pool.victim(group, |k| policy.priority(k)) else {
+        let victim = if self.keyed {
+            let prio = &self.pool.prio;
+            self.pool.victim(group, |s, _| prio[s])
+        } else {
+            self.pool.victim(group, |_, k| policy.priority(k))
+        };
+        let Some(v) = victim else {
             return (None, None);
         };
         if let Some(p) = must_beat
@@ -394,6 +410,9 @@ impl<P: Policy> ExpertCache<P> {
             self.pool.start_load(s, key, true);
             self.link.push_back(s);
             self.policy.on_insert(key, self.now);
+            if self.keyed {
+                self.pool.prio[s as usize] = self.policy.priority(key);
+            }
             self.stats.prefetch_loads += 1;
             return Some(self.load(key, slot, evicted, LoadKind::Prefetch));
         }

@@ -26,6 +26,9 @@ impl Policy for Lru {
     fn keys(&self) -> usize {
         self.last.len()
     }
+    fn keyed_priorities(&self) -> bool {
+        true
+    }
     #[inline]
     fn priority(&self, key: u32) -> f64 {
         self.last[key as usize]

@@ -15,6 +15,11 @@ pub trait Policy: Send {
     fn keys(&self) -> usize;
     /// Retention priority of a cached key: lowest is evicted first. Must be finite.
     fn priority(&self, key: u32) -> f64;
+    /// Whether a key's priority changes only in the hooks that name that key (`on_demand`,
+    /// `on_insert`), so the cache may remember it per slot and scan slots without asking.
+    fn keyed_priorities(&self) -> bool {
+        false
+    }
     /// A step of `layer` starts (before its demands).
     fn on_step(&mut self, _layer: usize) {}
     /// `key` is demanded at `now` (hit or miss).
@@ -48,6 +53,9 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     #[inline]
     fn priority(&self, key: u32) -> f64 {
         (**self).priority(key)
+    }
+    fn keyed_priorities(&self) -> bool {
+        (**self).keyed_priorities()
     }
     fn on_step(&mut self, layer: usize) {
         (**self).on_step(layer)

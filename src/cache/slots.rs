@@ -34,6 +34,8 @@ pub(crate) struct SlotPool {
     pub pinned: Vec<bool>,
     /// Loaded by a prefetch and not demanded since (for prefetch accuracy counters).
     pub prefetched: Vec<bool>,
+    /// Priority of each slot's key as last read (kept only for policies with keyed priorities).
+    pub prio: Vec<f64>,
     /// Slot per key, `NONE` when not cached.
     pub slot_of: Vec<u32>,
     /// Free slots per group, popped from the end (lowest index first).
@@ -64,6 +66,7 @@ impl SlotPool {
             key: vec![NONE; n],
             pinned: vec![false; n],
             prefetched: vec![false; n],
+            prio: vec![0.0; n],
             slot_of: vec![NONE; cfg.keys()],
             free,
         }
@@ -82,10 +85,10 @@ impl SlotPool {
     }
 
     /// Among the resident, unpinned slots of `group`, the one whose key has the lowest
-    /// `priority` (ties: lowest slot index; priorities must be finite). Branch-light: every
+    /// `priority(slot, key)` (ties: lowest slot index; priorities must be finite). Branch-light: every
     /// occupied slot is ranked and the ineligible ones are masked to +inf.
     #[inline]
-    pub fn victim(&self, group: usize, mut priority: impl FnMut(u32) -> f64) -> Option<u32> {
+    pub fn victim(&self, group: usize, mut priority: impl FnMut(usize, u32) -> f64) -> Option<u32> {
         let r = self.groups[group].clone();
         let (lo, hi) = (r.start as usize, r.end as usize);
         let mut best = NONE;
@@ -98,7 +101,7 @@ impl SlotPool {
             if key == NONE {
                 continue;
             }
-            let p = priority(key);
+            let p = priority(lo + i, key);
             let eligible = (st == SlotState::Resident) & !pinned;
             let p = if eligible { p } else { f64::INFINITY };
             if p < best_p {
