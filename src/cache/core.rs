@@ -394,14 +394,14 @@ impl<P: Policy> ExpertCache<P> {
     }
 
     /// Issues the best queued prefetch that is worth a slot: a free slot, or an evictable
-    /// resident whose policy priority is below the candidate's. Requests that are cached by now
+    /// resident whose policy priority is below [`Policy::prefetch_priority`] of the candidate. Requests that are cached by now
     /// or not worth a slot are dropped (counted as cancelled). `None` when the queue is empty.
     pub fn issue_prefetch(&mut self) -> Option<Load> {
         while let Some((key, _)) = self.queue.pop() {
             if self.pool.slot_of[key as usize] != NONE {
                 continue;
             }
-            let beat = self.policy.priority(key) - self.policy.prefetch_margin();
+            let beat = self.policy.prefetch_priority(key);
             let (slot, evicted) = self.make_room(key, Some(beat));
             let Some(s) = slot else {
                 self.stats.prefetch_cancelled += 1;
