@@ -3,10 +3,12 @@
 //! Routing traces ([`trace::Trace`]) feed statistics ([`stats`]), a placement planner and a
 //! routing-path predictor that drives an expert cache. See `README.md` for the commands.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod placement;
 pub mod predict;
+pub mod replay;
 pub mod stats;
 pub mod trace;
 pub mod util;

@@ -24,15 +24,25 @@ pub struct DemoArgs {
     pub time_limit: f64,
 }
 
-/// Runs the demo.
+/// Runs the demo: statistics, the placement comparison and the cache replay table.
 pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<()> {
-    let path = args.trace.unwrap_or_else(|| shipped(SAMPLE_TRACE));
+    let path = args.trace.clone().unwrap_or_else(|| shipped(SAMPLE_TRACE));
     let trace = read_trace(&path, None, None)?;
     println!("== moeplan demo: {} ==\n", path.display());
     println!("-- trace statistics --");
     let stats = compute(&trace, None, &StatsOptions::default()).map_err(anyhow::Error::msg)?;
     print!("{}", render_stats(&stats));
+    placement(&args, &path, &trace, quiet)?;
+    replay(&path, &trace)
+}
 
+/// The placement comparison: built on the first half of the sequences, scored on the second.
+fn placement(
+    args: &DemoArgs,
+    path: &std::path::Path,
+    trace: &crate::trace::Trace,
+    quiet: bool,
+) -> anyhow::Result<()> {
     // Placement: build on the first half of the sequences, score on the second (out-of-sample).
     let model = super::load_model("deepseek-v2-lite")?;
     let hw = HardwareConfig::load(&resolve("hardware", "h100-8x-nvlink"))?;
@@ -40,7 +50,7 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<()> {
         println!("\n(placement comparison skipped: the trace is not DeepSeek-V2-Lite shaped)");
         return Ok(());
     }
-    let halves = split(&trace, 2);
+    let halves = split(trace, 2);
     let (build, eval) = (&halves[0], halves.get(1).unwrap_or(&halves[0]));
     println!(
         "\n-- expert placement: {} on {} (built on the first {} tokens, eval on the other {}) --",
@@ -87,5 +97,25 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<()> {
             methods: rows,
         })
     );
+    Ok(())
+}
+
+/// The cache replay table (16 of 64 experts per layer resident, batch 1).
+fn replay(path: &std::path::Path, trace: &crate::trace::Trace) -> anyhow::Result<()> {
+    println!("\n-- expert cache replay (16 of 64 experts per layer resident, batch 1) --");
+    println!("(static and the markov predictor are fitted on this same trace: in-sample)");
+    let mut args = super::replay_cmd::ReplayArgs::demo(path.to_path_buf());
+    args.predictor = "markov".into();
+    let model = super::load_model(&args.model)?;
+    let hw = HardwareConfig::load(&resolve("hardware", &args.hardware))?;
+    let report = super::replay_cmd::replay(
+        &args,
+        trace,
+        &[],
+        crate::replay::Batching::Single,
+        &model,
+        &hw,
+    )?;
+    print!("{}", report.render());
     Ok(())
 }

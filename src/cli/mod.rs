@@ -9,6 +9,7 @@ mod control;
 mod demo;
 pub mod place_cmd;
 mod predict_cmd;
+mod replay_cmd;
 mod trace_cmd;
 
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ pub const EXIT_FAILURE: u8 = 1;
 const EXAMPLES: &str = "\
 Examples:
   moeplan demo
+  moeplan replay -t traces/esft/law.parquet --train-trace traces/esft/intent.parquet --capacity 16
   moeplan trace stats --trace traces/esft/law.parquet
   moeplan trace stats --trace traces/esft/law.parquet --against traces/esft/intent.parquet --json
   moeplan trace convert --trace ../shared/esft/results/expert_scores/law -o law.parquet
@@ -58,6 +60,8 @@ pub enum Command {
     /// Train routing-path predictors and score them (recall@K).
     #[command(subcommand)]
     Predict(predict_cmd::PredictCommand),
+    /// Replay a trace through the expert cache: one row per policy (hit ratio, loads, stall).
+    Replay(replay_cmd::ReplayArgs),
     /// Run the main job on the shipped sample trace and default configs.
     Demo(demo::DemoArgs),
     /// Plan where experts live (expert parallelism): contiguous, round-robin, EPLB, affinity, ILP.
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Trace(c) => trace_cmd::run(c, cli.quiet),
         Command::Predict(c) => predict_cmd::run(c, cli.quiet),
+        Command::Replay(a) => replay_cmd::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Place(a) => place_cmd::run(a, cli.quiet),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
