@@ -135,8 +135,9 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
                     e.epoch, e.train_loss, e.holdout_loss, e.elapsed_s
                 );
                 match (&bar, quiet) {
-                    (Some(b), _) => b.println(line),
-                    (None, false) => eprintln!("{line}"),
+                    // A bar hides its println when stderr is not a terminal.
+                    (Some(b), _) if !b.is_hidden() => b.println(line),
+                    (_, false) => eprintln!("{line}"),
                     _ => {}
                 }
             })
