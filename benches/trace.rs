@@ -25,6 +25,15 @@ fn bench_import(c: &mut Criterion) {
     let mut g = c.benchmark_group("import");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(bytes));
+    // Baseline in the same run: just reading the same bytes (page cache), no parsing.
+    g.bench_function("esft_read_bytes_baseline", |b| {
+        b.iter(|| {
+            std::fs::read_dir(&esft)
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap().len())
+                .sum::<usize>()
+        })
+    });
     g.bench_function("esft_text", |b| {
         b.iter(|| read_trace(&esft, Some(Format::Esft), None).unwrap())
     });
