@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod predict;
 pub mod stats;
 pub mod trace;

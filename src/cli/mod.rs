@@ -4,7 +4,9 @@
 //! failed validation), 1 any other failure.
 
 mod args;
+mod bench_cmd;
 mod demo;
+mod serve_cmd;
 mod trace_cmd;
 
 use std::process::ExitCode;
@@ -24,7 +26,8 @@ Examples:
   moeplan trace stats --trace traces/esft/law.parquet
   moeplan trace stats --trace traces/esft/law.parquet --against traces/esft/intent.parquet --json
   moeplan trace convert --trace ../shared/esft/results/expert_scores/law -o law.parquet
-  moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet";
+  moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet
+  moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464";
 
 /// moeplan: expert placement and expert caching for Mixture-of-Experts serving.
 #[derive(Debug, Parser)]
@@ -48,6 +51,11 @@ pub enum Command {
     Trace(trace_cmd::TraceCommand),
     /// Run the main job on the shipped sample trace and default configs.
     Demo(demo::DemoArgs),
+    /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
+    Serve(serve_cmd::ServeArgs),
+    /// Fixed-workload benchmarks.
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -95,6 +103,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Trace(c) => trace_cmd::run(c, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
+        Command::Serve(a) => serve_cmd::run(a),
+        Command::Bench(c) => bench_cmd::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
