@@ -4,6 +4,7 @@
 //! routing-path predictor that drives an expert cache. See `README.md` for the commands.
 
 pub mod cli;
+pub mod cache;
 pub mod config;
 pub mod daemon;
 pub mod predict;

@@ -1,0 +1,129 @@
+//! The slot pool of one device: slot states, which key each slot holds, pins and free lists.
+
+use std::ops::Range;
+
+use super::{Budget, CacheConfig};
+
+/// Marker for "no slot" / "no key".
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// State of one expert slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotState {
+    /// Holds nothing.
+    Free,
+    /// A transfer into the slot is in flight; it cannot be evicted.
+    Loading,
+    /// Holds an expert ready to run.
+    Resident,
+}
+
+/// Slots, their states and keys, grouped by budget (a group per layer, or one shared group).
+#[derive(Debug, Clone)]
+pub(crate) struct SlotPool {
+    /// Slot range of each group.
+    groups: Vec<Range<u32>>,
+    /// Group of each layer.
+    group_of_layer: Vec<u32>,
+    /// Experts per layer (to find a key's layer).
+    experts: u32,
+    /// State per slot.
+    pub state: Vec<SlotState>,
+    /// Key held (or being loaded) per slot, `NONE` when free.
+    pub key: Vec<u32>,
+    /// Whether a running step needs the slot's expert (never evicted while set).
+    pub pinned: Vec<bool>,
+    /// Loaded by a prefetch and not demanded since (for prefetch accuracy counters).
+    pub prefetched: Vec<bool>,
+    /// Slot per key, `NONE` when not cached.
+    pub slot_of: Vec<u32>,
+    /// Free slots per group, popped from the end (lowest index first).
+    free: Vec<Vec<u32>>,
+}
+
+impl SlotPool {
+    /// An empty pool for `cfg` (checked by the caller).
+    pub fn new(cfg: &CacheConfig) -> Self {
+        let (groups, group_of_layer): (Vec<Range<u32>>, Vec<u32>) = match cfg.budget {
+            Budget::PerLayer(c) => (
+                (0..cfg.layers)
+                    .map(|l| (l * c) as u32..((l + 1) * c) as u32)
+                    .collect(),
+                (0..cfg.layers as u32).collect(),
+            ),
+            Budget::Shared(c) => (vec![0..c as u32], vec![0; cfg.layers]),
+        };
+        let n = cfg.total_slots();
+        let free = groups.iter().map(|r| r.clone().rev().collect()).collect();
+        SlotPool {
+            groups,
+            group_of_layer,
+            experts: cfg.experts as u32,
+            state: vec![SlotState::Free; n],
+            key: vec![NONE; n],
+            pinned: vec![false; n],
+            prefetched: vec![false; n],
+            slot_of: vec![NONE; cfg.keys()],
+            free,
+        }
+    }
+
+    /// The budget group a key's layer draws from.
+    #[inline]
+    pub fn group_of_key(&self, key: u32) -> usize {
+        self.group_of_layer[(key / self.experts) as usize] as usize
+    }
+
+    /// Takes a free slot of `group`, if any.
+    #[inline]
+    pub fn take_free(&mut self, group: usize) -> Option<u32> {
+        self.free[group].pop()
+    }
+
+    /// Among the resident, unpinned slots of `group`, the one whose key has the lowest
+    /// `priority` (ties: lowest slot index).
+    #[inline]
+    pub fn victim(&self, group: usize, mut priority: impl FnMut(u32) -> f64) -> Option<u32> {
+        let mut best = NONE;
+        let mut best_p = f64::INFINITY;
+        for s in self.groups[group].clone() {
+            let i = s as usize;
+            if self.state[i] != SlotState::Resident || self.pinned[i] {
+                continue;
+            }
+            let p = priority(self.key[i]);
+            if best == NONE || p < best_p {
+                best = s;
+                best_p = p;
+            }
+        }
+        (best != NONE).then_some(best)
+    }
+
+    /// Puts `key` into `slot` in the loading state (the slot must be free or just emptied).
+    #[inline]
+    pub fn start_load(&mut self, slot: u32, key: u32, prefetched: bool) {
+        let i = slot as usize;
+        self.state[i] = SlotState::Loading;
+        self.key[i] = key;
+        self.prefetched[i] = prefetched;
+        self.slot_of[key as usize] = slot;
+    }
+
+    /// Empties a resident slot; returns the key it held.
+    #[inline]
+    pub fn evict(&mut self, slot: u32) -> u32 {
+        let i = slot as usize;
+        let key = self.key[i];
+        self.slot_of[key as usize] = NONE;
+        self.key[i] = NONE;
+        self.state[i] = SlotState::Free;
+        key
+    }
+
+    /// Number of slots in use (loading or resident).
+    pub fn occupied(&self) -> usize {
+        self.state.iter().filter(|&&s| s != SlotState::Free).count()
+    }
+}
