@@ -3,8 +3,8 @@
 //! Routing traces ([`trace::Trace`]) feed statistics ([`stats`]), a placement planner and a
 //! routing-path predictor that drives an expert cache. See `README.md` for the commands.
 
-pub mod cli;
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod predict;

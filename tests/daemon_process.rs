@@ -10,6 +10,7 @@ use moeplan::daemon::client::{Client, ClientError};
 use moeplan::daemon::cmd::Register;
 use moeplan::daemon::protocol::ErrorCode;
 use moeplan::daemon::session::SessionStats;
+use moeplan::trace::ModelShape;
 
 fn serve(socket: &Path, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_moeplan"))
@@ -55,18 +56,13 @@ fn signal(child: &Child, sig: &str) {
 }
 
 fn reg(name: &str) -> Register {
-    Register {
-        name: name.into(),
+    let shape = ModelShape {
         moe_layers: 4,
         experts: 16,
         top_k: 2,
-        bytes_per_expert: 0,
-        capacity: 4,
-        capacity_mode: Default::default(),
-        policy: "lru".into(),
-        predictor: None,
-        lookahead: 0,
-    }
+        first_moe_layer: 0,
+    };
+    Register::new(name, &shape, 4)
 }
 
 #[test]

@@ -207,7 +207,8 @@ impl<P: Policy> ExpertCache<P> {
             } else {
                 self.stats.transient_loads += 1;
             }
-            plan.loads.push(self.load(key, slot, evicted, LoadKind::Demand));
+            plan.loads
+                .push(self.load(key, slot, evicted, LoadKind::Demand));
         }
         Ok(())
     }
@@ -310,7 +311,12 @@ impl<P: Policy> ExpertCache<P> {
 
     /// Queues a prefetch of (`layer`, `expert`) with `priority` (higher first). Returns whether it
     /// was queued (not when already cached or not admitted by the policy).
-    pub fn prefetch(&mut self, layer: usize, expert: u16, priority: f32) -> Result<bool, CacheError> {
+    pub fn prefetch(
+        &mut self,
+        layer: usize,
+        expert: u16,
+        priority: f32,
+    ) -> Result<bool, CacheError> {
         self.check_layer(layer)?;
         self.check_expert(layer, expert)?;
         let key = self.cfg.key(layer, expert);

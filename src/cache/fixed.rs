@@ -54,7 +54,12 @@ impl Policy for StaticTop {
     }
     #[inline]
     fn priority(&self, key: u32) -> f64 {
-        self.count[key as usize] + if self.chosen[key as usize] { 1e300 } else { 0.0 }
+        self.count[key as usize]
+            + if self.chosen[key as usize] {
+                1e300
+            } else {
+                0.0
+            }
     }
     #[inline]
     fn admit(&self, key: u32) -> bool {

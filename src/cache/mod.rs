@@ -100,14 +100,20 @@ impl CacheConfig {
             ));
         }
         if self.experts > u16::MAX as usize || self.keys() >= u32::MAX as usize {
-            return bad(format!("{} layers x {} experts is too many", self.layers, self.experts));
+            return bad(format!(
+                "{} layers x {} experts is too many",
+                self.layers, self.experts
+            ));
         }
         let (c, max) = match self.budget {
             Budget::PerLayer(c) => (c, self.experts),
             Budget::Shared(c) => (c, self.keys()),
         };
         if c == 0 || c > max {
-            return bad(format!("capacity {c} must be in 1..={max} for {:?}", self.budget));
+            return bad(format!(
+                "capacity {c} must be in 1..={max} for {:?}",
+                self.budget
+            ));
         }
         Ok(())
     }

@@ -17,7 +17,10 @@ impl NextUse {
     /// The index for `demands` (keys in the exact order the cache will see them: per step, the
     /// distinct experts in the order given). `keys` is the number of distinct keys.
     pub fn build(demands: &[u32], keys: usize) -> Self {
-        assert!(demands.len() < NEVER as usize, "too many demands for a u32 index");
+        assert!(
+            demands.len() < NEVER as usize,
+            "too many demands for a u32 index"
+        );
         let mut seen = vec![NEVER; keys];
         let mut next = vec![NEVER; demands.len()];
         for i in (0..demands.len()).rev() {

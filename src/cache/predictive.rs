@@ -93,11 +93,18 @@ impl Policy for Predictive {
         if min >= 0.0 {
             let sum: f32 = scores[..n].iter().sum();
             for (o, &s) in out.iter_mut().zip(&scores[..n]) {
-                *o = if sum > 0.0 { (d * s / sum).min(1.0) } else { 0.0 };
+                *o = if sum > 0.0 {
+                    (d * s / sum).min(1.0)
+                } else {
+                    0.0
+                };
             }
         } else {
             // Log-scores: softmax.
-            let max = scores[..n].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let max = scores[..n]
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max);
             let sum: f32 = scores[..n].iter().map(|&s| (s - max).exp()).sum();
             for (o, &s) in out.iter_mut().zip(&scores[..n]) {
                 *o = (d * (s - max).exp() / sum).min(1.0);

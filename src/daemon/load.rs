@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::client::{Client, ClientError};
-use super::cmd::{CapacityMode, Register};
+use super::cmd::Register;
 use crate::trace::Trace;
 
 /// The workload.
@@ -103,16 +103,8 @@ fn one_session(
     let mut c = Client::connect_unix(socket)?;
     let sid = c
         .register(Register {
-            name: format!("load{i}"),
-            moe_layers: shape.moe_layers as u16,
-            experts: shape.experts as u16,
-            top_k: shape.top_k as u16,
-            bytes_per_expert: 0,
-            capacity: spec.capacity,
-            capacity_mode: CapacityMode::PerLayer,
             policy: spec.policy.clone(),
-            predictor: None,
-            lookahead: 0,
+            ..Register::new(format!("load{i}"), shape, spec.capacity)
         })?
         .session;
     let tokens = trace.num_tokens().max(1);

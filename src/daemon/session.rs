@@ -30,6 +30,8 @@ pub struct Session {
     pub steps: u64,
     /// Requests on this session refused (out of range, bad values).
     pub rejected: u64,
+    /// Expert selections reported by `observe`.
+    pub observed: u64,
 }
 
 /// A session shared between its connection and the metrics endpoint.
@@ -75,6 +77,8 @@ pub struct SessionStats {
     pub pinned: u64,
     /// Requests refused.
     pub rejected: u64,
+    /// Expert selections reported by `observe`.
+    pub observed: u64,
 }
 
 impl Session {
@@ -99,6 +103,7 @@ impl Session {
             pending_loads: c.pending_loads,
             pinned: self.engine.pinned() as u64,
             rejected: self.rejected,
+            observed: self.observed,
         }
     }
 }

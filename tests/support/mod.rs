@@ -133,17 +133,15 @@ impl Drop for TestDaemon {
 
 /// A small model's registration: 4 layers of 16 experts, top-2, `capacity` slots per layer.
 pub fn small(capacity: u32) -> Register {
-    Register {
-        name: "test".into(),
+    let shape = moeplan::trace::ModelShape {
         moe_layers: 4,
         experts: 16,
         top_k: 2,
+        first_moe_layer: 0,
+    };
+    Register {
         bytes_per_expert: 1000,
-        capacity,
-        capacity_mode: Default::default(),
-        policy: "lru".into(),
-        predictor: None,
-        lookahead: 0,
+        ..Register::new("test", &shape, capacity)
     }
 }
 

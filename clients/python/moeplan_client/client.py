@@ -187,10 +187,17 @@ class Client:
         policy: str = "lru",
         name: str = "",
         bytes_per_expert: int = 0,
-        predictor: Optional[str] = None,
-        lookahead: int = 0,
+        half_life: Optional[float] = None,
+        beta: Optional[float] = None,
+        prefetch_top: Optional[int] = None,
+        train: Sequence[str] = (),
     ) -> "Session":
-        """Opens a session for one GPU: its model shape and expert-slot budget."""
+        """Opens a session for one GPU: its model shape, expert-slot budget and policy.
+
+        ``capacity`` slots per layer (``capacity_mode="per_layer"``) or in all (``"shared"``);
+        ``policy`` is ``lru``, ``lfu``, ``static`` (ranked by the ``train`` trace files, read by
+        the daemon) or ``predictive`` (fed by the ``next_scores`` hints of steps).
+        """
         r = self.call(
             "register",
             {
@@ -202,8 +209,10 @@ class Client:
                 "capacity": capacity,
                 "capacity_mode": capacity_mode,
                 "policy": policy,
-                "predictor": predictor,
-                "lookahead": lookahead,
+                "half_life": half_life,
+                "beta": beta,
+                "prefetch_top": prefetch_top,
+                "train": list(train),
             },
         )
         return Session(self, r["session"], r["slots"])

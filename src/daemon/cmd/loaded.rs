@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, check_experts, check_layer};
-use crate::daemon::protocol::ErrorReply;
+use crate::daemon::protocol::{ErrorCode, ErrorReply};
 use crate::daemon::session::lock;
 
 /// Finished transfers of one layer.
@@ -32,7 +32,10 @@ impl Loaded {
         let checked = check_layer(self.layer, s.shape.moe_layers)
             .and_then(|l| check_experts(&self.experts, s.shape.experts).map(|()| l));
         let layer = checked.inspect_err(|_| s.rejected += 1)?;
-        let pending = s.engine.loaded(layer, &self.experts);
+        let pending = s
+            .engine
+            .loaded(layer, &self.experts)
+            .map_err(|e| ErrorReply::new(ErrorCode::BadRequest, e.to_string()))?;
         Ok(LoadedReply { pending })
     }
 }

@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::Ctx;
+use crate::cache::{Budget, Lfu, PolicyKind, Predictive};
 use crate::daemon::engine::{Engine, EngineSpec};
 use crate::daemon::protocol::{ErrorCode, ErrorReply};
 use crate::daemon::session::Session;
-use crate::trace::ModelShape;
+use crate::trace::{ModelShape, read_trace};
 
 /// How the expert-slot budget is split.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,12 +43,19 @@ pub struct Register {
     /// Eviction policy (`lru`, `lfu`, `static`, `predictive`).
     #[serde(default = "default_policy")]
     pub policy: String,
-    /// Predictor file (for `predictive`), read by the daemon.
+    /// Half-life of `lfu`/`predictive` frequencies, in layer visits (default: the replay's).
     #[serde(default)]
-    pub predictor: Option<String>,
-    /// Layers ahead the prefetch plan covers (0: no prefetch).
+    pub half_life: Option<f64>,
+    /// Weight of the hinted scores in `predictive` (default: the replay's).
     #[serde(default)]
-    pub lookahead: u16,
+    pub beta: Option<f64>,
+    /// Experts prefetched per step from `next_scores` (default: `top_k`; 0: no prefetch).
+    #[serde(default)]
+    pub prefetch_top: Option<u16>,
+    /// Trace files (any format `moeplan` reads) ranking the experts for `static`; read by the
+    /// daemon at register, and again after a restart when runtimes re-register.
+    #[serde(default)]
+    pub train: Vec<String>,
 }
 
 fn default_policy() -> String {
@@ -64,6 +72,24 @@ pub struct RegisterReply {
 }
 
 impl Register {
+    /// A registration of `shape` with `capacity` slots per layer, `lru`, defaults elsewhere.
+    pub fn new(name: impl Into<String>, shape: &ModelShape, capacity: u32) -> Self {
+        Register {
+            name: name.into(),
+            moe_layers: shape.moe_layers as u16,
+            experts: shape.experts as u16,
+            top_k: shape.top_k as u16,
+            bytes_per_expert: 0,
+            capacity,
+            capacity_mode: CapacityMode::PerLayer,
+            policy: default_policy(),
+            half_life: None,
+            beta: None,
+            prefetch_top: None,
+            train: Vec::new(),
+        }
+    }
+
     /// Checks the settings, builds the cache, adds the session.
     pub fn apply(self, ctx: &mut Ctx<'_>) -> Result<RegisterReply, ErrorReply> {
         let bad = |m: String| ErrorReply::new(ErrorCode::BadRequest, m);
@@ -85,13 +111,35 @@ impl Register {
         shape
             .check()
             .map_err(|m| bad(format!("model shape: {m}")))?;
+        let policy: PolicyKind = self
+            .policy
+            .parse()
+            .map_err(|m| bad(format!("policy: {m}")))?;
+        let budget = match self.capacity_mode {
+            CapacityMode::PerLayer => Budget::PerLayer(self.capacity as usize),
+            CapacityMode::Shared => Budget::Shared(self.capacity as usize),
+        };
+        let half_life = self.half_life.unwrap_or(Lfu::DEFAULT_HALF_LIFE);
+        let beta = self.beta.unwrap_or(Predictive::DEFAULT_BETA);
+        if !(half_life.is_finite() && half_life > 0.0 && beta.is_finite() && beta >= 0.0) {
+            return Err(bad(
+                "half_life must be > 0 and beta >= 0, both finite".into()
+            ));
+        }
+        let static_counts = if self.train.is_empty() {
+            None
+        } else {
+            Some(train_counts(&self.train, &shape).map_err(bad)?)
+        };
         let spec = EngineSpec {
             shape,
             bytes_per_expert: self.bytes_per_expert,
-            capacity: self.capacity,
-            shared: self.capacity_mode == CapacityMode::Shared,
-            policy: self.policy.clone(),
-            lookahead: self.lookahead,
+            budget,
+            policy,
+            half_life,
+            beta,
+            prefetch_top: self.prefetch_top.map_or(shape.top_k, usize::from),
+            static_counts,
         };
         let engine = Engine::new(spec).map_err(bad)?;
         let slots = engine.slots();
@@ -105,10 +153,28 @@ impl Register {
             engine,
             steps: 0,
             rejected: 0,
+            observed: 0,
         });
         let id = crate::daemon::session::lock(&handle).id;
         ctx.conn.sessions.insert(id, handle);
         tracing::info!(session = id, slots, "session registered");
         Ok(RegisterReply { session: id, slots })
     }
+}
+
+/// Per-(layer, expert) demand counts of the traces at `paths`, which must have `shape`.
+fn train_counts(paths: &[String], shape: &ModelShape) -> Result<Vec<f64>, String> {
+    let mut counts = vec![0.0; shape.moe_layers * shape.experts];
+    for p in paths {
+        let tr = read_trace(std::path::Path::new(p), None, Some(shape))
+            .map_err(|e| format!("train trace {p}: {e}"))?;
+        for t in 0..tr.num_tokens() {
+            for l in 0..shape.moe_layers {
+                for &e in tr.experts(t, l) {
+                    counts[l * shape.experts + e as usize] += 1.0;
+                }
+            }
+        }
+    }
+    Ok(counts)
 }

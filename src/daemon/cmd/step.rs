@@ -131,8 +131,10 @@ impl Step {
             }
         };
         let mut reply = StepReply::default();
+        let scores = self.next_scores.as_deref();
         s.engine
-            .step(layer, &self.experts, self.keep_pins, &mut reply);
+            .step(layer, &self.experts, scores, self.keep_pins, &mut reply)
+            .map_err(|e| ErrorReply::new(ErrorCode::BadRequest, e.to_string()))?;
         s.steps += 1;
         Ok(reply)
     }
