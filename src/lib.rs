@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod predict;
+pub mod replay;
 pub mod stats;
 pub mod trace;
 pub mod util;

@@ -380,7 +380,7 @@ impl<P: Policy> ExpertCache<P> {
             if self.pool.slot_of[key as usize] != NONE {
                 continue;
             }
-            let beat = self.policy.priority(key);
+            let beat = self.policy.priority(key) - self.policy.prefetch_margin();
             let (slot, evicted) = self.make_room(key, Some(beat));
             let Some(s) = slot else {
                 self.stats.prefetch_cancelled += 1;

@@ -27,6 +27,11 @@ pub trait Policy: Send {
     fn admit(&self, _key: u32) -> bool {
         true
     }
+    /// How much a prefetch candidate's priority must exceed its victim's for the prefetch to be
+    /// issued (a prefetch costs a transfer for sure and pays off only if the expert is used).
+    fn prefetch_margin(&self) -> f64 {
+        0.0
+    }
     /// Predicted scores (higher = more likely) for the experts of `layer`, `h` layers ahead.
     fn on_hint(&mut self, _layer: usize, _h: usize, _scores: &[f32]) {}
     /// The running step of `layer` ended (its pins were released).
@@ -59,6 +64,9 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     }
     fn admit(&self, key: u32) -> bool {
         (**self).admit(key)
+    }
+    fn prefetch_margin(&self) -> f64 {
+        (**self).prefetch_margin()
     }
     fn on_hint(&mut self, layer: usize, h: usize, scores: &[f32]) {
         (**self).on_hint(layer, h, scores)

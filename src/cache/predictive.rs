@@ -15,10 +15,15 @@ pub struct Predictive {
     experts: usize,
     /// Weight of a prediction relative to frequency.
     beta: f64,
+    /// Priority a prefetch candidate must have above its victim.
+    margin: f64,
     /// Latest predicted chance per key that it is demanded at its layer's next step, `[0, 1]`.
     pred: Vec<f32>,
     /// Per layer: whether `pred` holds a fresh prediction for it.
     fresh: Vec<bool>,
+    /// Per layer: a step is running. Its prediction was for the experts now pinned, so it says
+    /// nothing about which of the others the next step needs: evictions rank by frequency.
+    stepping: Vec<bool>,
     /// Per layer: decayed share of predicted mass that the real routing confirmed.
     accuracy: Vec<f64>,
     /// Per layer: predicted mass on the experts demanded in the running step.
@@ -39,13 +44,21 @@ impl Predictive {
             freq: DecayedFreq::new(layers, experts, half_life),
             experts,
             beta,
+            margin: 0.0,
             pred: vec![0.0; layers * experts],
             fresh: vec![false; layers],
+            stepping: vec![false; layers],
             accuracy: vec![0.5; layers],
             confirmed: vec![0.0; layers],
             demands_per_step: 1.0,
             step_demands: vec![0; layers],
         }
+    }
+
+    /// Sets the priority a prefetch candidate must have above its victim (default 0).
+    pub fn with_margin(mut self, margin: f64) -> Self {
+        self.margin = margin;
+        self
     }
 
     /// Current accuracy estimate of a layer's predictions, `[0, 1]`.
@@ -64,15 +77,19 @@ impl Policy for Predictive {
     #[inline]
     fn priority(&self, key: u32) -> f64 {
         let l = key as usize / self.experts;
-        let p = if self.fresh[l] {
+        let p = if self.fresh[l] && !self.stepping[l] {
             self.pred[key as usize] as f64
         } else {
             0.0
         };
         self.freq.rank(key) + self.beta * self.accuracy[l] * p
     }
+    fn prefetch_margin(&self) -> f64 {
+        self.margin
+    }
     fn on_step(&mut self, layer: usize) {
         self.freq.on_step(layer);
+        self.stepping[layer] = true;
         self.confirmed[layer] = 0.0;
         self.step_demands[layer] = 0;
     }
@@ -129,5 +146,6 @@ impl Policy for Predictive {
         }
         // The real routing of this layer is known: its prediction is stale.
         self.fresh[layer] = false;
+        self.stepping[layer] = false;
     }
 }

@@ -52,7 +52,7 @@ impl SlotPool {
                     .collect(),
                 (0..cfg.layers as u32).collect(),
             ),
-            Budget::Shared(c) => (vec![0..c as u32], vec![0; cfg.layers]),
+            Budget::Shared(c) => (std::iter::once(0..c as u32).collect(), vec![0; cfg.layers]),
         };
         let n = cfg.total_slots();
         let free = groups.iter().map(|r| r.clone().rev().collect()).collect();

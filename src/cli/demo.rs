@@ -23,5 +23,21 @@ pub fn run(args: DemoArgs, _quiet: bool) -> anyhow::Result<()> {
     println!("-- trace statistics --");
     let stats = compute(&trace, None, &StatsOptions::default()).map_err(anyhow::Error::msg)?;
     print!("{}", render_table(&stats));
+    println!("\n-- expert cache replay (16 of 64 experts per layer resident, batch 1) --");
+    println!("(static and the markov predictor are fitted on this same trace: in-sample)");
+    let mut args = super::replay_cmd::ReplayArgs::demo(path.clone());
+    args.predictor = "markov".into();
+    let model = super::load_model(&args.model)?;
+    let hw =
+        crate::config::HardwareConfig::load(&crate::config::resolve("hardware", &args.hardware))?;
+    let report = super::replay_cmd::replay(
+        &args,
+        &trace,
+        &[],
+        crate::replay::Batching::Single,
+        &model,
+        &hw,
+    )?;
+    print!("{}", report.render());
     Ok(())
 }

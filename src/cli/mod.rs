@@ -6,6 +6,8 @@
 mod args;
 mod bench_cmd;
 mod demo;
+mod predict_cmd;
+mod replay_cmd;
 mod serve_cmd;
 mod trace_cmd;
 
@@ -23,9 +25,12 @@ pub const EXIT_FAILURE: u8 = 1;
 const EXAMPLES: &str = "\
 Examples:
   moeplan demo
+  moeplan replay -t traces/esft/law.parquet --train-trace traces/esft/intent.parquet --capacity 16
   moeplan trace stats --trace traces/esft/law.parquet
   moeplan trace stats --trace traces/esft/law.parquet --against traces/esft/intent.parquet --json
   moeplan trace convert --trace ../shared/esft/results/expert_scores/law -o law.parquet
+  moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
+  moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
   moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet
   moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464";
 
@@ -49,6 +54,11 @@ pub enum Command {
     /// Inspect, convert and synthesise routing traces.
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// Train routing-path predictors and score them (recall@K).
+    #[command(subcommand)]
+    Predict(predict_cmd::PredictCommand),
+    /// Replay a trace through the expert cache: one row per policy (hit ratio, loads, stall).
+    Replay(replay_cmd::ReplayArgs),
     /// Run the main job on the shipped sample trace and default configs.
     Demo(demo::DemoArgs),
     /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
@@ -102,6 +112,8 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Trace(c) => trace_cmd::run(c, cli.quiet),
+        Command::Predict(c) => predict_cmd::run(c, cli.quiet),
+        Command::Replay(a) => replay_cmd::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Bench(c) => bench_cmd::run(c),

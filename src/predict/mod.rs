@@ -2,8 +2,36 @@
 //!
 //! One trait, [`Predictor`]; implementations are chosen by name. The cache's `predictive` policy
 //! and the daemon call it at every layer of every token, so `score` must not allocate.
+//!
+//! Implementations: [`StaticPredictor`] (per-layer frequency), [`MarkovPredictor`] (direct h-hop
+//! transition matrices), [`TemporalPredictor`] (previous token of the sequence), [`MixPredictor`]
+//! (a cross-validated weighted sum of the three) and [`LearnedPredictor`] (a small MLP trained
+//! with candle). [`PredictorSet`] saves and loads any of them as one safetensors file;
+//! [`evaluate`] scores them side by side with recall@K.
 
-use crate::trace::ModelShape;
+mod error;
+mod eval;
+mod file;
+pub mod learned;
+mod markov;
+mod mix;
+mod set;
+mod static_freq;
+mod temporal;
+mod topk;
+
+pub use error::PredictError;
+pub use eval::{EvalReport, PredictorRecall, evaluate, recall_at};
+pub use file::{FILE_FORMAT, FILE_VERSION, FileHeader};
+pub use learned::{LearnedPredictor, TrainOptions, TrainReport};
+pub use markov::MarkovPredictor;
+pub use mix::{MixPredictor, MixWeights, fit_mix};
+pub use set::{Kind, PredictorSet};
+pub use static_freq::StaticPredictor;
+pub use temporal::TemporalPredictor;
+pub use topk::top_k_into;
+
+use crate::trace::{ModelShape, Trace};
 
 /// What a predictor may look at when layer `layer` of the current token has just been routed.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +50,34 @@ pub struct RoutingView<'a> {
     pub previous: Option<&'a [u16]>,
 }
 
+impl<'a> RoutingView<'a> {
+    /// The view of token `t` of `trace` once layer `layer` is routed (the previous token is the
+    /// one before `t` in its sequence).
+    pub fn from_trace(trace: &'a Trace, t: usize, layer: usize) -> RoutingView<'a> {
+        RoutingView {
+            shape: trace.shape(),
+            layer,
+            current: trace.token_experts(t),
+            current_weights: trace.token_weights_q(t),
+            previous: trace.prev_in_seq(t).map(|p| trace.token_experts(p)),
+        }
+    }
+
+    /// The current token's experts at layer `l` (`l <= self.layer`).
+    #[inline]
+    pub fn current_at(&self, l: usize) -> &'a [u16] {
+        let k = self.shape.top_k;
+        &self.current[l * k..(l + 1) * k]
+    }
+
+    /// The previous token's experts at layer `l`, if there is a previous token.
+    #[inline]
+    pub fn previous_at(&self, l: usize) -> Option<&'a [u16]> {
+        let k = self.shape.top_k;
+        self.previous.map(|p| &p[l * k..(l + 1) * k])
+    }
+}
+
 /// A routing-path predictor.
 pub trait Predictor: Send + Sync {
     /// Short name (`static`, `markov`, `temporal`, `mix`, `learned`).
@@ -31,4 +87,14 @@ pub trait Predictor: Send + Sync {
     /// Writes a score per expert of layer `view.layer + h` into `out` (length `shape.experts`);
     /// higher means more likely. `h` is in `1..=lookahead()` and `view.layer + h < moe_layers`.
     fn score(&self, view: &RoutingView<'_>, h: usize, out: &mut [f32]);
+    /// Scores a batch of views: `out` is `[views.len()][experts]` flattened. The default calls
+    /// [`Predictor::score`] per view; implementations may do better.
+    fn score_batch(&self, views: &[RoutingView<'_>], h: usize, out: &mut [f32]) {
+        if let Some(v) = views.first() {
+            let e = v.shape.experts;
+            for (v, o) in views.iter().zip(out.chunks_exact_mut(e)) {
+                self.score(v, h, o);
+            }
+        }
+    }
 }

@@ -1,7 +1,7 @@
-//! Synthetic traces for any model shape, deterministic by seed, with per-layer popularity skew
-//! (Zipf over a random expert ranking), inter-layer affinity (each expert has a few preferred
-//! successors at the next layer) and temporal locality (reuse of the previous token's experts).
-//! [`SynthParams::fit`] fits those knobs to a real trace by matching its statistics.
+//! Synthetic traces for any model shape, deterministic by seed, with per-layer popularity skew,
+//! inter-layer affinity (latent route clusters) and temporal locality (reuse of the previous
+//! token's experts). [`SynthParams::fit`] fits those knobs to a real trace by matching its
+//! statistics on a probe trace.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,22 +10,46 @@ use crate::stats::{Transitions, expert_counts, temporal_locality};
 use crate::util::Progress;
 
 /// Generator parameters (all fitted by [`SynthParams::fit`]).
+///
+/// The model: every token carries a latent *route cluster* (kept from the previous token of its
+/// sequence with probability `stickiness`); at every layer the experts are partitioned among the
+/// clusters (groups of equal popularity mass).
+/// Each of a token's top-k slots at layer l reuses one of the previous token's experts there with
+/// probability `temporal[l]`, else draws from its cluster's preferred set with probability
+/// `affinity` (this is what makes experts of different layers co-occur, at every hop distance, as
+/// in real traces), else draws from the layer's popularity. Duplicates are redrawn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SynthParams {
     /// Shape of the generated trace.
     pub shape: ModelShape,
-    /// Zipf exponent of expert popularity, per MoE layer (0 = uniform).
-    pub zipf: Vec<f64>,
+    /// Popularity weight per (layer, expert), `[moe_layers][experts]` (unnormalised).
+    pub popularity: Vec<Vec<f64>>,
     /// Probability that a slot reuses one of the previous token's experts at the same layer.
     pub temporal: Vec<f64>,
-    /// Probability that a slot follows the affinity of one of the token's previous-layer experts.
+    /// Probability that a slot draws from the token's route cluster.
     pub affinity: f64,
-    /// Preferred successors per expert.
-    pub successors: usize,
-    /// Geometric decay of the successor weights (1, d, d^2, ...).
-    pub successor_decay: f64,
+    /// Number of route clusters.
+    pub clusters: usize,
+    /// Probability that a token keeps the previous token's cluster.
+    pub stickiness: f64,
     /// Mean sequence length in tokens (lengths are uniform in [mean/2, 3*mean/2]).
     pub mean_seq_len: f64,
+    /// Seed of the route-cluster structure (fixed by the fit, independent of the sampling seed).
+    pub structure_seed: u64,
+}
+
+/// Zipf(s) weights over a fixed pseudo-random ranking of `n` experts.
+fn zipf_weights(n: usize, s: f64, salt: u64) -> Vec<f64> {
+    let mut rng = Rng(0xC0FFEE ^ salt);
+    let mut rank: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        rank.swap(i, rng.below(i + 1));
+    }
+    let mut w = vec![0.0; n];
+    for (r, &e) in rank.iter().enumerate() {
+        w[e] = ((r + 1) as f64).powf(-s);
+    }
+    w
 }
 
 impl SynthParams {
@@ -33,62 +57,76 @@ impl SynthParams {
     pub fn default_for(shape: ModelShape) -> Self {
         SynthParams {
             shape,
-            zipf: vec![0.6; shape.moe_layers],
-            temporal: vec![0.2; shape.moe_layers],
-            affinity: 0.3,
-            successors: shape.top_k.max(2),
-            successor_decay: 0.7,
+            popularity: (0..shape.moe_layers).map(|l| zipf_weights(shape.experts, 0.6, l as u64)).collect(),
+            temporal: vec![0.15; shape.moe_layers],
+            affinity: 0.4,
+            clusters: (shape.experts / shape.top_k).max(1),
+            stickiness: 0.0,
             mean_seq_len: 256.0,
+            structure_seed: 0,
         }
     }
 
-    /// Fits skew (per layer, by entropy), temporal locality (per layer) and affinity (global, by
-    /// simulation) to `real`, for a generated trace of `shape` (layers are mapped by relative depth).
+    /// Fits popularity (per layer: the real sorted load profile, resampled to `shape.experts`),
+    /// temporal locality (per layer) and affinity (global) to `real`, for a trace of `shape`;
+    /// layers are mapped by relative depth. The fit runs the generator on a small probe trace
+    /// and corrects the knobs until its statistics match the real ones.
     pub fn fit(real: &Trace, shape: ModelShape, seed: u64) -> Self {
         let rs = *real.shape();
         let counts = expert_counts(real);
-        let real_entropy: Vec<f64> = (0..rs.moe_layers)
-            .map(|l| {
-                crate::stats::LayerLoad::normalised_entropy(
-                    &counts[l * rs.experts..(l + 1) * rs.experts],
-                )
-            })
-            .collect();
         let real_temporal = temporal_locality(real);
         let real_mass = Transitions::count(real, 1).summary(0).top_k_successor_mass;
-        let map = |v: &[f64], l: usize| -> f64 {
-            let x = if shape.moe_layers > 1 {
-                l as f64 / (shape.moe_layers - 1) as f64
+        let real_layer = |l: usize| -> usize {
+            if shape.moe_layers > 1 {
+                ((l as f64 / (shape.moe_layers - 1) as f64) * (rs.moe_layers - 1) as f64).round() as usize
             } else {
-                0.0
-            };
-            let pos = x * (v.len() - 1) as f64;
-            let (i, f) = (pos.floor() as usize, pos.fract());
-            if i + 1 < v.len() {
-                v[i] * (1.0 - f) + v[i + 1] * f
-            } else {
-                v[i]
+                0
             }
         };
-        let zipf: Vec<f64> = (0..shape.moe_layers)
-            .map(|l| zipf_for_entropy(map(&real_entropy, l), shape.experts))
+        // Target share by rank (descending), resampled to the target expert count.
+        let target_profile: Vec<Vec<f64>> = (0..shape.moe_layers)
+            .map(|l| {
+                let rl = real_layer(l);
+                let mut c: Vec<f64> =
+                    counts[rl * rs.experts..(rl + 1) * rs.experts].iter().map(|&x| x as f64).collect();
+                c.sort_by(|a, b| b.total_cmp(a));
+                let prof: Vec<f64> =
+                    (0..shape.experts).map(|r| c[(r * rs.experts / shape.experts).min(rs.experts - 1)].max(0.5)).collect();
+                let z: f64 = prof.iter().sum();
+                prof.into_iter().map(|x| x / z).collect()
+            })
             .collect();
         let mut p = SynthParams {
-            zipf,
             mean_seq_len: real.num_tokens() as f64 / real.num_sequences().max(1) as f64,
+            temporal: (0..shape.moe_layers).map(|l| real_temporal[real_layer(l)] * 0.7).collect(),
+            structure_seed: seed,
             ..SynthParams::default_for(shape)
         };
-        let target_t: Vec<f64> = (0..shape.moe_layers)
-            .map(|l| map(&real_temporal, l))
-            .collect();
-        // Simulation fit on a small trace: adjust temporal per layer and affinity globally.
-        let probe_tokens = 4000;
-        for _round in 0..6 {
-            let tr = generate(&p, probe_tokens, seed ^ 0x5eed, None);
+        // Start from the real profile laid over a seeded random ranking of the experts.
+        for (l, prof) in target_profile.iter().enumerate() {
+            let order = zipf_weights(shape.experts, 1.0, l as u64 ^ seed);
+            let mut idx: Vec<usize> = (0..shape.experts).collect();
+            idx.sort_by(|&a, &b| order[b].total_cmp(&order[a]));
+            for (r, &e) in idx.iter().enumerate() {
+                p.popularity[l][e] = prof[r];
+            }
+        }
+        let e = shape.experts;
+        for _round in 0..10 {
+            let tr = generate(&p, FIT_PROBE_TOKENS, seed ^ 0x5eed, None);
             let got_t = temporal_locality(&tr);
+            let got_c = expert_counts(&tr);
             for l in 0..shape.moe_layers {
-                let err = target_t[l] - got_t[l];
-                p.temporal[l] = (p.temporal[l] + 1.1 * err).clamp(0.0, 0.95);
+                p.temporal[l] = (p.temporal[l] + 1.1 * (real_temporal[real_layer(l)] - got_t[l])).clamp(0.0, 0.95);
+                // Rank-matched multiplicative correction of the popularity.
+                let got = &got_c[l * e..(l + 1) * e];
+                let total = got.iter().sum::<u64>().max(1) as f64;
+                let mut idx: Vec<usize> = (0..e).collect();
+                idx.sort_by(|&a, &b| p.popularity[l][b].total_cmp(&p.popularity[l][a]));
+                for (r, &x) in idx.iter().enumerate() {
+                    let share = (got[x] as f64).max(0.5) / total;
+                    p.popularity[l][x] *= (target_profile[l][r] / share).powf(0.8);
+                }
             }
             let got_m = Transitions::count(&tr, 1).summary(0).top_k_successor_mass;
             p.affinity = (p.affinity + 1.5 * (real_mass - got_m)).clamp(0.0, 0.95);
@@ -97,24 +135,8 @@ impl SynthParams {
     }
 }
 
-/// The Zipf exponent whose distribution over `n` items has normalised entropy `target`.
-fn zipf_for_entropy(target: f64, n: usize) -> f64 {
-    let ent = |s: f64| {
-        let w: Vec<f64> = (1..=n).map(|r| (r as f64).powf(-s)).collect();
-        let z: f64 = w.iter().sum();
-        -w.iter().map(|x| x / z).map(|p| p * p.log2()).sum::<f64>() / (n as f64).log2()
-    };
-    let (mut lo, mut hi) = (0.0, 4.0);
-    for _ in 0..50 {
-        let mid = 0.5 * (lo + hi);
-        if ent(mid) > target {
-            lo = mid
-        } else {
-            hi = mid
-        }
-    }
-    0.5 * (lo + hi)
-}
+/// Tokens of the probe trace the fit generates per round.
+const FIT_PROBE_TOKENS: usize = 6000;
 
 /// SplitMix64: small, fast and good enough for sampling; seeded per sequence for determinism.
 struct Rng(u64);
@@ -180,57 +202,45 @@ impl Alias {
 /// Precomputed sampling tables for a parameter set.
 struct Tables {
     popularity: Vec<Alias>,
-    /// `succ[(l * experts + e) * m + j]`: j-th preferred successor at layer l+1 of expert e at l.
-    succ: Vec<u16>,
-    /// Cumulative successor weights, length m (shared by all experts).
-    succ_cdf: Vec<f64>,
+    /// `clusters[c * moe_layers + l]`: cluster c's experts at layer l and a popularity-weighted
+    /// sampler over them.
+    clusters: Vec<(Vec<u16>, Alias)>,
 }
 
-fn tables(p: &SynthParams, seed: u64) -> Tables {
+/// Per layer, the experts are partitioned into `clusters` groups of about equal popularity mass
+/// (greedy, heaviest first, over a seeded shuffle), so that drawing a uniform cluster and then an
+/// expert of it by popularity keeps each expert's overall share equal to its popularity.
+fn tables(p: &SynthParams) -> Tables {
     let s = p.shape;
-    let mut rng = Rng(seed ^ 0xA5A5_5A5A_1234_5678);
-    let mut popularity = Vec::with_capacity(s.moe_layers);
-    for l in 0..s.moe_layers {
-        // A random ranking of the experts, then Zipf weights by rank.
-        let mut rank: Vec<usize> = (0..s.experts).collect();
-        for i in (1..rank.len()).rev() {
-            rank.swap(i, rng.below(i + 1));
+    let mut rng = Rng(p.structure_seed ^ 0xA5A5_5A5A_1234_5678);
+    let popularity: Vec<Alias> = p.popularity.iter().map(|w| Alias::new(w)).collect();
+    let nc = p.clusters.clamp(1, s.experts);
+    let mut per_layer: Vec<Vec<Vec<u16>>> = Vec::with_capacity(s.moe_layers);
+    for w in &p.popularity {
+        let mut order: Vec<usize> = (0..s.experts).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i + 1));
         }
-        let mut w = vec![0.0; s.experts];
-        for (r, &e) in rank.iter().enumerate() {
-            w[e] = ((r + 1) as f64).powf(-p.zipf[l]);
+        order.sort_by(|&a, &b| w[b].total_cmp(&w[a]));
+        let mut groups: Vec<Vec<u16>> = vec![Vec::new(); nc];
+        let mut mass = vec![0.0f64; nc];
+        for e in order {
+            let g = (0..nc).min_by(|&a, &b| mass[a].total_cmp(&mass[b])).unwrap_or(0);
+            groups[g].push(e as u16);
+            mass[g] += w[e];
         }
-        popularity.push(Alias::new(&w));
+        per_layer.push(groups);
     }
-    let m = p.successors.min(s.experts);
-    let mut succ = Vec::with_capacity(s.moe_layers * s.experts * m);
-    for l in 0..s.moe_layers {
-        let next = &popularity[(l + 1).min(s.moe_layers - 1)];
-        for _ in 0..s.experts {
-            let start = succ.len();
-            while succ.len() - start < m {
-                let c = next.sample(&mut rng);
-                if !succ[start..].contains(&c) {
-                    succ.push(c);
-                }
-            }
+    let mut clusters = Vec::with_capacity(nc * s.moe_layers);
+    for c in 0..nc {
+        for (l, groups) in per_layer.iter().enumerate() {
+            let members = groups[c].clone();
+            let weights: Vec<f64> = members.iter().map(|&e| p.popularity[l][e as usize]).collect();
+            let alias = Alias::new(&weights);
+            clusters.push((members, alias));
         }
     }
-    let mut acc = 0.0;
-    let mut succ_cdf: Vec<f64> = (0..m)
-        .map(|j| {
-            acc += p.successor_decay.powi(j as i32);
-            acc
-        })
-        .collect();
-    for c in &mut succ_cdf {
-        *c /= acc;
-    }
-    Tables {
-        popularity,
-        succ,
-        succ_cdf,
-    }
+    Tables { popularity, clusters }
 }
 
 /// Generates `tokens` tokens with `params`, deterministically from `seed` (independent of the
@@ -242,7 +252,7 @@ pub fn generate(
     progress: Option<&dyn Progress>,
 ) -> Trace {
     let s = params.shape;
-    let tab = tables(params, seed);
+    let tab = tables(params);
     // Sequence lengths first (sequentially), so each sequence has a fixed offset and seed.
     let mut rng = Rng(seed);
     let mean = params.mean_seq_len.max(1.0);
@@ -323,32 +333,28 @@ pub fn generate(
 }
 
 /// Generates one sequence in place (`experts`/`weights` hold its tokens, token-major).
-fn fill_sequence(
-    p: &SynthParams,
-    tab: &Tables,
-    rng: &mut Rng,
-    experts: &mut [u16],
-    weights: &mut [u16],
-) {
+fn fill_sequence(p: &SynthParams, tab: &Tables, rng: &mut Rng, experts: &mut [u16], weights: &mut [u16]) {
     let s = p.shape;
     let (layers, k) = (s.moe_layers, s.top_k);
     let n = layers * k;
-    let m = tab.succ_cdf.len();
+    let clusters = tab.clusters.len() / layers;
     let mut raw = [0f64; 64];
     let kk = k.min(64);
+    let mut cluster = rng.below(clusters);
     for t in 0..experts.len() / n {
+        if t > 0 && rng.unit() >= p.stickiness {
+            cluster = rng.below(clusters);
+        }
         for l in 0..layers {
             let o = (t * layers + l) * k;
+            let (members, sampler) = &tab.clusters[cluster * layers + l];
             let mut chosen = 0;
             while chosen < k {
                 let r = rng.unit();
                 let cand = if t > 0 && r < p.temporal[l] {
                     experts[o - n + rng.below(k)]
-                } else if l > 0 && r < p.temporal[l] + p.affinity {
-                    let src = experts[o - k + rng.below(k)] as usize;
-                    let u = rng.unit();
-                    let j = tab.succ_cdf.iter().position(|&c| u < c).unwrap_or(m - 1);
-                    tab.succ[((l - 1) * s.experts + src) * m + j]
+                } else if r < p.temporal[l] + p.affinity {
+                    members[sampler.sample(rng) as usize]
                 } else {
                     tab.popularity[l].sample(rng)
                 };

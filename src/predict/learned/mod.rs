@@ -1,0 +1,144 @@
+//! The `learned` predictor: a small MLP over the token's recent routing, the previous token's
+//! routing and a (layer, look-ahead) embedding, on top of the markov log-probabilities.
+//!
+//! `logit[e'] = W_out · relu(b1 + Σ_f w_f · Emb[row_f]) + b_out[l+h][e'] + α_h · ln(markov[e'] + ε)`
+//! where the rows are listed by [`features`]. Training is in [`train`] (candle, AdamW, BCE);
+//! inference here is plain Rust with no allocation.
+
+pub mod features;
+mod train;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use train::{EpochReport, TrainOptions, TrainReport, train};
+
+use super::file::{self, Tensors};
+use super::{MarkovPredictor, PredictError, Predictor, RoutingView};
+
+/// Largest hidden width inference supports (its scratch lives on the stack).
+pub const MAX_HIDDEN: usize = 512;
+/// ε of the markov log-probability feature.
+pub const MARKOV_EPS: f32 = 1e-3;
+
+/// A trained MLP predictor.
+#[derive(Debug, Clone)]
+pub struct LearnedPredictor {
+    /// Markov matrices fitted on all training data (the feature at inference).
+    pub(crate) markov: Arc<MarkovPredictor>,
+    /// Largest look-ahead.
+    pub(crate) lookahead: usize,
+    /// Hidden width.
+    pub(crate) hidden: usize,
+    /// Embedding table, `[features::rows][hidden]`.
+    pub(crate) emb: Vec<f32>,
+    /// Hidden bias, `[hidden]`.
+    pub(crate) b1: Vec<f32>,
+    /// Output weights, `[hidden][experts]`.
+    pub(crate) w_out: Vec<f32>,
+    /// Output bias per target layer, `[moe_layers][experts]`.
+    pub(crate) b_out: Vec<f32>,
+    /// Weight of the markov log-probability per look-ahead, `[lookahead]`.
+    pub(crate) alpha: Vec<f32>,
+}
+
+impl LearnedPredictor {
+    /// Hidden width.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Expected tensor shapes, by name.
+    fn shapes(&self) -> [(&'static str, Vec<usize>); 5] {
+        shapes(self.markov.shape(), self.lookahead, self.hidden)
+    }
+
+    /// The tensors to save.
+    pub(crate) fn tensors(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+        let data: [&[f32]; 5] = [&self.emb, &self.b1, &self.w_out, &self.b_out, &self.alpha];
+        self.shapes()
+            .into_iter()
+            .zip(data)
+            .map(|((n, s), d)| (n.to_string(), s, d))
+            .collect()
+    }
+
+    /// Rebuilds a model from loaded tensors, checking their shapes.
+    pub(crate) fn from_tensors(
+        path: &Path,
+        t: &mut Tensors,
+        markov: Arc<MarkovPredictor>,
+        hidden: usize,
+    ) -> Result<LearnedPredictor, PredictError> {
+        if hidden == 0 || hidden > MAX_HIDDEN {
+            return Err(PredictError::BadFile {
+                path: path.to_path_buf(),
+                reason: format!("hidden width {hidden} outside 1..={MAX_HIDDEN}"),
+            });
+        }
+        let lookahead = markov.lookahead();
+        let [a, b, c, d, e] = shapes(markov.shape(), lookahead, hidden);
+        Ok(LearnedPredictor {
+            emb: file::take(path, t, a.0, &a.1)?,
+            b1: file::take(path, t, b.0, &b.1)?,
+            w_out: file::take(path, t, c.0, &c.1)?,
+            b_out: file::take(path, t, d.0, &d.1)?,
+            alpha: file::take(path, t, e.0, &e.1)?,
+            markov,
+            lookahead,
+            hidden,
+        })
+    }
+}
+
+fn shapes(
+    s: &crate::trace::ModelShape,
+    lookahead: usize,
+    hidden: usize,
+) -> [(&'static str, Vec<usize>); 5] {
+    [
+        ("learned.emb", vec![features::rows(s, lookahead), hidden]),
+        ("learned.b1", vec![hidden]),
+        ("learned.w_out", vec![hidden, s.experts]),
+        ("learned.b_out", vec![s.moe_layers, s.experts]),
+        ("learned.alpha", vec![lookahead]),
+    ]
+}
+
+impl Predictor for LearnedPredictor {
+    fn name(&self) -> &str {
+        "learned"
+    }
+
+    fn lookahead(&self) -> usize {
+        self.lookahead
+    }
+
+    fn score(&self, view: &RoutingView<'_>, h: usize, out: &mut [f32]) {
+        let hd = self.hidden;
+        let e = view.shape.experts;
+        let mut buf = [0f32; MAX_HIDDEN];
+        let hid = &mut buf[..hd];
+        hid.copy_from_slice(&self.b1);
+        features::for_each(view, h, self.lookahead, |row, w| {
+            if w != 0.0 {
+                for (x, &v) in hid.iter_mut().zip(&self.emb[row * hd..(row + 1) * hd]) {
+                    *x += w * v;
+                }
+            }
+        });
+        self.markov.score(view, h, out);
+        let alpha = self.alpha[h - 1];
+        let bias = &self.b_out[(view.layer + h) * e..(view.layer + h + 1) * e];
+        for (o, &b) in out.iter_mut().zip(bias) {
+            *o = alpha * (*o + MARKOV_EPS).ln() + b;
+        }
+        for (j, &x) in hid.iter().enumerate() {
+            if x > 0.0 {
+                for (o, &w) in out.iter_mut().zip(&self.w_out[j * e..(j + 1) * e]) {
+                    *o += x * w;
+                }
+            }
+        }
+    }
+}

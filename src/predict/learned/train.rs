@@ -1,0 +1,412 @@
+//! Training the learned predictor with candle: cross-fitted markov features, BCE over the 64
+//! experts of the target layer, AdamW, early stopping on a held-out split of the training data.
+//! Deterministic: initial weights and the shuffling come from `seed` alone.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use serde::Serialize;
+
+use super::{LearnedPredictor, MARKOV_EPS, MAX_HIDDEN, features};
+use crate::predict::{MarkovPredictor, PredictError, Predictor, RoutingView, StaticPredictor};
+use crate::trace::{ModelShape, Trace};
+use crate::util::Progress;
+
+/// Training settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainOptions {
+    /// Largest look-ahead h.
+    pub lookahead: usize,
+    /// Hidden width of the MLP.
+    pub hidden: usize,
+    /// Most epochs (early stopping may end sooner).
+    pub epochs: usize,
+    /// Epochs without a better held-out loss before stopping.
+    pub patience: usize,
+    /// Cases per optimiser step.
+    pub batch: usize,
+    /// AdamW learning rate.
+    pub lr: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Seed of the initial weights and the shuffling.
+    pub seed: u64,
+    /// Every n-th sequence of each training trace is held out for early stopping.
+    pub holdout_every: usize,
+    /// At most this many training cases per epoch (evenly strided), for quick runs and tests.
+    pub max_cases: Option<usize>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            lookahead: 4,
+            hidden: 128,
+            epochs: 6,
+            patience: 1,
+            batch: 2048,
+            lr: 3e-3,
+            weight_decay: 1e-4,
+            seed: 0,
+            holdout_every: 10,
+            max_cases: None,
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochReport {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss (BCE per expert).
+    pub train_loss: f64,
+    /// Mean held-out loss.
+    pub holdout_loss: f64,
+    /// Seconds since training started.
+    pub elapsed_s: f64,
+}
+
+/// What a training run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// Per epoch.
+    pub epochs: Vec<EpochReport>,
+    /// The epoch whose weights were kept (lowest held-out loss).
+    pub best_epoch: usize,
+    /// Training cases per epoch.
+    pub train_cases: usize,
+    /// Held-out cases.
+    pub holdout_cases: usize,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// One case: fold, token, source layer, look-ahead.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    fold: u16,
+    t: u32,
+    l: u16,
+    h: u16,
+}
+
+/// A batch as flat host arrays.
+struct Batch {
+    n: usize,
+    rows: Vec<u32>,
+    weights: Vec<f32>,
+    ln_markov: Vec<f32>,
+    target: Vec<f32>,
+    target_layer: Vec<u32>,
+    hop: Vec<u32>,
+}
+
+/// The trainable tensors.
+struct Net {
+    emb: Var,
+    b1: Var,
+    w_out: Var,
+    b_out: Var,
+    alpha: Var,
+}
+
+/// SplitMix64, for the seeded initial weights and shuffles.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// A normal sample (Box-Muller).
+    fn normal(&mut self) -> f32 {
+        let u = self.uniform().max(1e-12);
+        let v = self.uniform();
+        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+    }
+    fn shuffle<T>(&mut self, xs: &mut [T]) {
+        for i in (1..xs.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            xs.swap(i, j);
+        }
+    }
+}
+
+fn var(values: Vec<f32>, shape: &[usize]) -> Result<Var, PredictError> {
+    Ok(Var::from_tensor(&Tensor::from_vec(
+        values,
+        shape,
+        &Device::Cpu,
+    )?)?)
+}
+
+fn normal_vec(rng: &mut SplitMix, n: usize, std: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.normal() * std).collect()
+}
+
+impl Net {
+    fn init(shape: &ModelShape, lookahead: usize, hidden: usize, seed: u64) -> Result<Net, PredictError> {
+        let mut rng = SplitMix(seed ^ 0x6c65_6172_6e65_64);
+        let rows = features::rows(shape, lookahead);
+        let e = shape.experts;
+        Ok(Net {
+            emb: var(normal_vec(&mut rng, rows * hidden, 0.05), &[rows, hidden])?,
+            b1: var(vec![0.0; hidden], &[hidden])?,
+            w_out: var(normal_vec(&mut rng, hidden * e, 0.01), &[hidden, e])?,
+            b_out: var(vec![0.0; shape.moe_layers * e], &[shape.moe_layers, e])?,
+            alpha: var(vec![1.0; lookahead], &[lookahead])?,
+        })
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        vec![
+            self.emb.clone(),
+            self.b1.clone(),
+            self.w_out.clone(),
+            self.b_out.clone(),
+            self.alpha.clone(),
+        ]
+    }
+
+    /// Logits `[n][experts]`.
+    fn forward(&self, b: &Batch, nf: usize, e: usize) -> candle_core::Result<Tensor> {
+        let dev = Device::Cpu;
+        let hd = self.b1.dims()[0];
+        let rows = Tensor::from_slice(&b.rows, b.n * nf, &dev)?;
+        let w = Tensor::from_slice(&b.weights, (b.n, nf, 1), &dev)?;
+        let x = self
+            .emb
+            .index_select(&rows, 0)?
+            .reshape((b.n, nf, hd))?
+            .broadcast_mul(&w)?
+            .sum(1)?
+            .broadcast_add(&self.b1)?
+            .relu()?;
+        let tl = Tensor::from_slice(&b.target_layer, b.n, &dev)?;
+        let hop = Tensor::from_slice(&b.hop, b.n, &dev)?;
+        let lnm = Tensor::from_slice(&b.ln_markov, (b.n, e), &dev)?;
+        let alpha = self.alpha.index_select(&hop, 0)?.reshape((b.n, 1))?;
+        x.matmul(&self.w_out)?
+            .add(&self.b_out.index_select(&tl, 0)?)?
+            .add(&lnm.broadcast_mul(&alpha)?)
+    }
+
+    fn to_vec(v: &Var) -> candle_core::Result<Vec<f32>> {
+        v.as_tensor().flatten_all()?.to_vec1::<f32>()
+    }
+
+    fn snapshot(&self) -> candle_core::Result<[Vec<f32>; 5]> {
+        Ok([
+            Self::to_vec(&self.emb)?,
+            Self::to_vec(&self.b1)?,
+            Self::to_vec(&self.w_out)?,
+            Self::to_vec(&self.b_out)?,
+            Self::to_vec(&self.alpha)?,
+        ])
+    }
+}
+
+/// Numerically stable mean binary cross-entropy with logits.
+fn bce(logits: &Tensor, target: &Tensor) -> candle_core::Result<Tensor> {
+    let softplus = logits.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
+    (logits.relu()? - logits.mul(target)?)?.add(&softplus)?.mean_all()
+}
+
+/// Builds a batch; markov features come from the markov fitted without the case's fold.
+fn batch(cases: &[Case], folds: &[&Trace], fold_markov: &[MarkovPredictor], d: usize) -> Batch {
+    let shape = *folds[0].shape();
+    let (e, nf) = (shape.experts, features::per_case(&shape));
+    let n = cases.len();
+    let mut b = Batch {
+        n,
+        rows: Vec::with_capacity(n * nf),
+        weights: Vec::with_capacity(n * nf),
+        ln_markov: vec![0.0; n * e],
+        target: vec![0.0; n * e],
+        target_layer: Vec::with_capacity(n),
+        hop: Vec::with_capacity(n),
+    };
+    for (i, c) in cases.iter().enumerate() {
+        let tr = folds[c.fold as usize];
+        let (t, l, h) = (c.t as usize, c.l as usize, c.h as usize);
+        let view = RoutingView::from_trace(tr, t, l);
+        features::for_each(&view, h, d, |r, w| {
+            b.rows.push(r as u32);
+            b.weights.push(w);
+        });
+        let m = &mut b.ln_markov[i * e..(i + 1) * e];
+        fold_markov[c.fold as usize].score(&view, h, m);
+        for x in m.iter_mut() {
+            *x = (*x + MARKOV_EPS).ln();
+        }
+        for &x in tr.experts(t, l + h) {
+            b.target[i * e + x as usize] = 1.0;
+        }
+        b.target_layer.push((l + h) as u32);
+        b.hop.push((h - 1) as u32);
+    }
+    b
+}
+
+/// Splits every (token, layer, h) case of the folds into training and held-out cases.
+fn cases(folds: &[&Trace], opts: &TrainOptions) -> (Vec<Case>, Vec<Case>) {
+    let (mut train, mut hold) = (Vec::new(), Vec::new());
+    for (f, tr) in folds.iter().enumerate() {
+        let layers = tr.shape().moe_layers;
+        let nseq = tr.num_sequences();
+        let every = opts.holdout_every;
+        for (si, r) in tr.sequences().enumerate() {
+            // Every n-th sequence; a fold with fewer sequences gives its last one.
+            let held = every > 0
+                && ((si + 1) % every == 0 || (nseq < every && nseq > 1 && si + 1 == nseq));
+            let dst = if held {
+                &mut hold
+            } else {
+                &mut train
+            };
+            for t in r {
+                for l in 0..layers - 1 {
+                    for h in 1..=opts.lookahead.min(layers - 1 - l) {
+                        dst.push(Case {
+                            fold: f as u16,
+                            t: t as u32,
+                            l: l as u16,
+                            h: h as u16,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    (train, hold)
+}
+
+/// Keeps a random `max` of the cases (a stride would alias with the (layer, h) cycle of each
+/// token and drop whole look-aheads).
+fn thin(mut cases: Vec<Case>, max: usize, rng: &mut SplitMix) -> Vec<Case> {
+    if cases.len() > max {
+        rng.shuffle(&mut cases);
+        cases.truncate(max);
+    }
+    cases
+}
+
+/// Trains the MLP on `folds` (two or more; the markov feature of each fold comes from the others,
+/// so the network learns how far to trust markov out of sample). `markov` (fitted on all folds)
+/// is the feature at inference. `progress` counts training cases.
+pub fn train(
+    folds: &[&Trace],
+    markov: Arc<MarkovPredictor>,
+    opts: &TrainOptions,
+    progress: &dyn Progress,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(LearnedPredictor, TrainReport), PredictError> {
+    let start = Instant::now();
+    let shape = *markov.shape();
+    let d = opts.lookahead;
+    if opts.hidden == 0 || opts.hidden > MAX_HIDDEN {
+        return Err(PredictError::Invalid(format!(
+            "hidden width must be in 1..={MAX_HIDDEN}"
+        )));
+    }
+    if d != markov.lookahead() {
+        return Err(PredictError::Invalid("markov look-ahead differs from the options'".into()));
+    }
+    let fold_markov: Vec<MarkovPredictor> = (0..folds.len())
+        .map(|i| {
+            let rest: Vec<&Trace> = (0..folds.len())
+                .filter(|&j| j != i)
+                .map(|j| folds[j])
+                .collect();
+            let tr = Trace::concat(&rest).map_err(PredictError::Invalid)?;
+            let stat = StaticPredictor::fit(&tr, d);
+            Ok(MarkovPredictor::fit(&tr, d, &stat))
+        })
+        .collect::<Result<_, PredictError>>()?;
+    let mut rng = SplitMix(opts.seed);
+    let (mut train_cases, hold) = cases(folds, opts);
+    if let Some(m) = opts.max_cases {
+        train_cases = thin(train_cases, m, &mut rng);
+    }
+    let hold = thin(hold, opts.max_cases.map_or(50_000, |m| (m / 5).max(1)), &mut rng);
+    if train_cases.is_empty() || hold.is_empty() {
+        return Err(PredictError::Invalid(
+            "too little training data for a held-out split".into(),
+        ));
+    }
+    let (e, nf) = (shape.experts, features::per_case(&shape));
+    let net = Net::init(&shape, d, opts.hidden, opts.seed)?;
+    let mut opt = AdamW::new(
+        net.vars(),
+        ParamsAdamW {
+            lr: opts.lr,
+            weight_decay: opts.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?;
+    let hold_batches: Vec<Batch> = hold
+        .chunks(opts.batch.max(1))
+        .map(|c| batch(c, folds, &fold_markov, d))
+        .collect();
+    let mut best = (f64::INFINITY, 0usize, net.snapshot()?);
+    let mut epochs = Vec::new();
+    for epoch in 1..=opts.epochs.max(1) {
+        rng.shuffle(&mut train_cases);
+        let mut sum = 0.0;
+        for chunk in train_cases.chunks(opts.batch.max(1)) {
+            let b = batch(chunk, folds, &fold_markov, d);
+            let loss = bce(&net.forward(&b, nf, e)?, &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?)?;
+            opt.backward_step(&loss)?;
+            sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
+            progress.inc(chunk.len() as u64);
+        }
+        let mut hsum = 0.0;
+        for b in &hold_batches {
+            let target = Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?;
+            let loss = bce(&net.forward(b, nf, e)?.detach(), &target)?;
+            hsum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
+        }
+        let rep = EpochReport {
+            epoch,
+            train_loss: sum / train_cases.len() as f64,
+            holdout_loss: hsum / hold.len() as f64,
+            elapsed_s: start.elapsed().as_secs_f64(),
+        };
+        on_epoch(&rep);
+        let improved = rep.holdout_loss < best.0;
+        epochs.push(rep);
+        if improved {
+            best = (epochs[epoch - 1].holdout_loss, epoch, net.snapshot()?);
+        } else if epoch - best.1 > opts.patience {
+            break;
+        }
+    }
+    let (_, best_epoch, [emb, b1, w_out, b_out, alpha]) = best;
+    let model = LearnedPredictor {
+        markov,
+        lookahead: d,
+        hidden: opts.hidden,
+        emb,
+        b1,
+        w_out,
+        b_out,
+        alpha,
+    };
+    let report = TrainReport {
+        epochs,
+        best_epoch,
+        train_cases: train_cases.len(),
+        holdout_cases: hold.len(),
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok((model, report))
+}

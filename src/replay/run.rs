@@ -1,0 +1,196 @@
+//! Running the policies of a replay: building each policy, replaying, and the per-policy figures.
+
+use serde::Serialize;
+
+use super::batching::{Batching, Steps, build_steps, demand_keys};
+use super::sim::{PrefetchOptions, SimResult, simulate};
+use super::timing::TimingModel;
+use crate::cache::{
+    Budget, CacheConfig, CacheError, ExpertCache, Lfu, Lru, NextUse, Opt, Policy, PolicyKind,
+    Predictive, StaticTop,
+};
+use crate::predict::Predictor;
+use crate::trace::Trace;
+
+/// An error of a replay.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The cache rejected the configuration or a step.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// `predictive` was asked for without a predictor.
+    #[error("policy `predictive` needs a predictor (--predictor FILE or --train-trace PATH)")]
+    NoPredictor,
+    /// A training trace's shape differs from the replayed trace's.
+    #[error("training trace shape {train:?} differs from the replayed trace's {trace:?}")]
+    Shape {
+        train: crate::trace::ModelShape,
+        trace: crate::trace::ModelShape,
+    },
+}
+
+/// Everything a replay needs besides the policy.
+pub struct ReplaySetup<'a> {
+    /// The trace replayed.
+    pub trace: &'a Trace,
+    /// Slot budget of the device.
+    pub budget: Budget,
+    /// How tokens form steps.
+    pub batching: Batching,
+    /// Timing constants.
+    pub timing: TimingModel,
+    /// Traces the `static` set is ranked on (out-of-sample); empty: the replayed trace itself.
+    pub train: &'a [&'a Trace],
+    /// The predictor `predictive` uses.
+    pub predictor: Option<&'a dyn Predictor>,
+    /// Prefetch settings for `predictive`.
+    pub prefetch: PrefetchOptions,
+    /// LFU (and `predictive`'s frequency) half-life, in visits of a layer.
+    pub half_life: f64,
+    /// Weight of predictions against frequency in `predictive`.
+    pub beta: f64,
+    /// Priority a prefetch candidate of `predictive` must have above its victim.
+    pub margin: f64,
+}
+
+/// One policy's figures (the table row and `policies[]` in JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyReport {
+    /// Policy name.
+    pub name: String,
+    /// hits / demands.
+    pub hit_ratio: f64,
+    /// Transfers over the link per token (demand, transient and prefetch).
+    pub loads_per_token: f64,
+    /// Bytes over the link per token.
+    pub bytes_per_token: f64,
+    /// Time beyond pure compute per token, ms.
+    pub stall_ms_per_token: f64,
+    /// Estimated tokens per second (MoE layers only).
+    pub tokens_per_s: f64,
+    /// Distinct experts a step activates per layer, mean.
+    pub experts_per_batch: f64,
+    /// Distinct experts a step activates per layer, divided by its tokens, mean over tokens:
+    /// top-k at batch 1; lower when the tokens of a batch share experts.
+    pub experts_per_token: f64,
+    /// Prefetched experts later demanded / prefetches issued (0 when none).
+    pub prefetch_accuracy: f64,
+    /// The raw measurements.
+    pub detail: SimResult,
+}
+
+impl PolicyReport {
+    fn new(name: &str, r: &SimResult, layers: usize) -> Self {
+        let tokens = r.tokens.max(1) as f64;
+        PolicyReport {
+            name: name.to_string(),
+            hit_ratio: r.cache.hit_ratio(),
+            loads_per_token: r.transfers as f64 / tokens,
+            bytes_per_token: r.bytes as f64 / tokens,
+            stall_ms_per_token: r.stall_ms / tokens,
+            tokens_per_s: if r.total_ms > 0.0 {
+                r.tokens as f64 / (r.total_ms / 1e3)
+            } else {
+                0.0
+            },
+            experts_per_batch: r.step_layer_experts as f64
+                / (r.steps.max(1) * layers as u64) as f64,
+            experts_per_token: r.step_layer_experts as f64
+                / (r.tokens.max(1) * layers as u64) as f64,
+            prefetch_accuracy: if r.cache.prefetch_loads > 0 {
+                r.cache.prefetch_used as f64 / r.cache.prefetch_loads as f64
+            } else {
+                0.0
+            },
+            detail: *r,
+        }
+    }
+}
+
+/// Per-key demand counts of `traces` (`layer * experts + expert`), for `static`.
+pub fn key_counts(traces: &[&Trace], layers: usize, experts: usize) -> Vec<f64> {
+    let mut c = vec![0.0; layers * experts];
+    for tr in traces {
+        let k = tr.shape().top_k;
+        for t in 0..tr.num_tokens() {
+            for (i, &e) in tr.token_experts(t).iter().enumerate() {
+                c[(i / k) * experts + e as usize] += 1.0;
+            }
+        }
+    }
+    c
+}
+
+/// Builds policy `kind` for `cfg` replaying `steps` of `setup.trace`.
+pub fn build_policy(
+    kind: PolicyKind,
+    cfg: &CacheConfig,
+    setup: &ReplaySetup<'_>,
+    steps: &Steps,
+) -> Result<Box<dyn Policy>, ReplayError> {
+    Ok(match kind {
+        PolicyKind::Lru => Box::new(Lru::new(cfg.keys())),
+        PolicyKind::Lfu => Box::new(Lfu::new(cfg.layers, cfg.experts, setup.half_life)),
+        PolicyKind::Static => {
+            let own = [setup.trace];
+            let src: &[&Trace] = if setup.train.is_empty() {
+                &own
+            } else {
+                setup.train
+            };
+            Box::new(StaticTop::new(
+                cfg,
+                &key_counts(src, cfg.layers, cfg.experts),
+            ))
+        }
+        PolicyKind::Predictive => {
+            if setup.predictor.is_none() {
+                return Err(ReplayError::NoPredictor);
+            }
+            Box::new(
+                Predictive::new(cfg.layers, cfg.experts, setup.half_life, setup.beta)
+                    .with_margin(setup.margin),
+            )
+        }
+        PolicyKind::Opt => {
+            let index = NextUse::build(&demand_keys(setup.trace, steps), cfg.keys());
+            Box::new(Opt::new(index, cfg.keys()))
+        }
+    })
+}
+
+/// Replays `setup` once per policy of `kinds`, in order.
+pub fn run_policies(
+    setup: &ReplaySetup<'_>,
+    kinds: &[PolicyKind],
+) -> Result<Vec<PolicyReport>, ReplayError> {
+    let shape = *setup.trace.shape();
+    for tr in setup.train {
+        if tr.shape() != &shape {
+            return Err(ReplayError::Shape {
+                train: *tr.shape(),
+                trace: shape,
+            });
+        }
+    }
+    let cfg = CacheConfig {
+        layers: shape.moe_layers,
+        experts: shape.experts,
+        budget: setup.budget,
+    };
+    cfg.check()?;
+    let steps = build_steps(setup.trace, setup.batching);
+    kinds
+        .iter()
+        .map(|&kind| {
+            let policy = build_policy(kind, &cfg, setup, &steps)?;
+            let mut cache = ExpertCache::new(cfg, policy)?;
+            let pred = match kind {
+                PolicyKind::Predictive => setup.predictor.map(|p| (p, setup.prefetch)),
+                _ => None,
+            };
+            let r = simulate(setup.trace, &steps, &mut cache, &setup.timing, pred)?;
+            Ok(PolicyReport::new(kind.as_str(), &r, shape.moe_layers))
+        })
+        .collect()
+}
