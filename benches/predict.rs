@@ -24,8 +24,14 @@ fn bench_inference(c: &mut Criterion) {
         epochs: 1,
         ..TrainOptions::default()
     };
-    let (set, _) =
-        PredictorSet::train(&[&law, &summary], Kind::Learned, &opts, &Silent, &mut |_| {}).unwrap();
+    let (set, _) = PredictorSet::train(
+        &[&law, &summary],
+        Kind::Learned,
+        &opts,
+        &Silent,
+        &mut |_| {},
+    )
+    .unwrap();
     let shape = *intent.shape();
     let (e, k) = (shape.experts, shape.top_k);
     let layer = 10;
@@ -77,8 +83,14 @@ fn bench_training(c: &mut Criterion) {
     g.throughput(Throughput::Elements(100_000));
     g.bench_function("learned_epoch_100k_cases", |b| {
         b.iter(|| {
-            PredictorSet::train(&[&law, &summary], Kind::Learned, &opts, &Silent, &mut |_| {})
-                .unwrap()
+            PredictorSet::train(
+                &[&law, &summary],
+                Kind::Learned,
+                &opts,
+                &Silent,
+                &mut |_| {},
+            )
+            .unwrap()
         })
     });
     g.finish();

@@ -44,8 +44,11 @@ fn a_session_on_the_sample_trace_matches_the_in_process_cache_exactly() {
             "lru" => in_process(&trace, ExpertCache::new(cfg, Lru::new(cfg.keys())).unwrap()),
             _ => in_process(
                 &trace,
-                ExpertCache::new(cfg, Lfu::new(cfg.layers, cfg.experts, Lfu::DEFAULT_HALF_LIFE))
-                    .unwrap(),
+                ExpertCache::new(
+                    cfg,
+                    Lfu::new(cfg.layers, cfg.experts, Lfu::DEFAULT_HALF_LIFE),
+                )
+                .unwrap(),
             ),
         };
         let sid = c
@@ -58,14 +61,22 @@ fn a_session_on_the_sample_trace_matches_the_in_process_cache_exactly() {
         for t in 0..trace.num_tokens() {
             for l in 0..shape.moe_layers {
                 let r = c.step(sid, l as u16, trace.experts(t, l)).unwrap();
-                let done: Vec<u16> =
-                    r.loads.iter().filter(|t| t.slot.is_some()).map(|t| t.expert).collect();
+                let done: Vec<u16> = r
+                    .loads
+                    .iter()
+                    .filter(|t| t.slot.is_some())
+                    .map(|t| t.expert)
+                    .collect();
                 c.loaded(sid, l as u16, &done).unwrap();
             }
         }
         let st = c.close(sid).unwrap();
         assert_eq!((st.hits, st.demands), expected, "{policy}");
-        assert!(st.hit_ratio > 0.3 && st.hit_ratio < 1.0, "{policy}: {}", st.hit_ratio);
+        assert!(
+            st.hit_ratio > 0.3 && st.hit_ratio < 1.0,
+            "{policy}: {}",
+            st.hit_ratio
+        );
     }
 }
 
@@ -135,7 +146,11 @@ fn hints_turn_into_prefetches_for_the_next_layer() {
     let pre: Vec<(u16, u16)> = r.prefetch.iter().map(|t| (t.layer, t.expert)).collect();
     assert_eq!(pre, vec![(1, 7), (1, 9)]);
     let r = c.step(sid, 1, &[7, 3]).unwrap();
-    assert_eq!(r.placements[0].state, State::InFlight, "the prefetch is a hit");
+    assert_eq!(
+        r.placements[0].state,
+        State::InFlight,
+        "the prefetch is a hit"
+    );
     assert_eq!(r.hits, 1);
     let st = &c.stats(Some(sid)).unwrap()[0];
     assert_eq!((st.prefetches, st.prefetch_hits), (2, 1));

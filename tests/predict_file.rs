@@ -17,9 +17,13 @@ fn root() -> PathBuf {
 }
 
 fn task(name: &str, seqs: usize) -> Trace {
-    read_trace(&root().join(format!("traces/esft/{name}.parquet")), None, None)
-        .unwrap()
-        .first_sequences(seqs)
+    read_trace(
+        &root().join(format!("traces/esft/{name}.parquet")),
+        None,
+        None,
+    )
+    .unwrap()
+    .first_sequences(seqs)
 }
 
 fn quick() -> TrainOptions {
@@ -60,7 +64,8 @@ fn save_load_gives_identical_predictions() {
     let test = task("intent", 3);
     let dir = tempfile::tempdir().unwrap();
     for kind in [Kind::Markov, Kind::Mix, Kind::Learned] {
-        let (set, _) = PredictorSet::train(&[&a, &b], kind, &quick(), &Silent, &mut |_| {}).unwrap();
+        let (set, _) =
+            PredictorSet::train(&[&a, &b], kind, &quick(), &Silent, &mut |_| {}).unwrap();
         let path = dir.path().join(format!("{kind:?}.safetensors"));
         set.save(&path).unwrap();
         let back = PredictorSet::load(&path).unwrap();
@@ -75,10 +80,14 @@ fn bad_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.safetensors");
     std::fs::write(&junk, b"not a safetensors file").unwrap();
-    assert!(matches!(PredictorSet::load(&junk), Err(PredictError::BadFile { .. })));
+    assert!(matches!(
+        PredictorSet::load(&junk),
+        Err(PredictError::BadFile { .. })
+    ));
     // A valid file whose header claims another version.
     let (a, b) = (task("law", 4), task("summary", 4));
-    let (set, _) = PredictorSet::train(&[&a, &b], Kind::Markov, &quick(), &Silent, &mut |_| {}).unwrap();
+    let (set, _) =
+        PredictorSet::train(&[&a, &b], Kind::Markov, &quick(), &Silent, &mut |_| {}).unwrap();
     let good = dir.path().join("good.safetensors");
     set.save(&good).unwrap();
     let mut bytes = std::fs::read(&good).unwrap();
@@ -88,11 +97,16 @@ fn bad_files_are_refused() {
     let bad = dir.path().join("v9.safetensors");
     std::fs::write(&bad, &bytes).unwrap();
     match PredictorSet::load(&bad) {
-        Err(PredictError::BadFile { reason, .. }) => assert!(reason.contains("version 9"), "{reason}"),
+        Err(PredictError::BadFile { reason, .. }) => {
+            assert!(reason.contains("version 9"), "{reason}")
+        }
         other => panic!("expected a version error, got {other:?}"),
     }
     let missing = dir.path().join("nope.safetensors");
-    assert!(matches!(PredictorSet::load(&missing), Err(PredictError::Io { .. })));
+    assert!(matches!(
+        PredictorSet::load(&missing),
+        Err(PredictError::Io { .. })
+    ));
     // The CLI: bad input exits 3, and a good file evaluates.
     let bin = env!("CARGO_BIN_EXE_moeplan");
     let trace = root().join("traces/sample.parquet");
@@ -111,7 +125,11 @@ fn bad_files_are_refused() {
         .arg(root().join("traces/esft/intent.parquet"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = doc["predictors"]
         .as_array()

@@ -33,9 +33,14 @@ fn small() -> TrainOptions {
 fn learned_beats_static_and_markov_on_a_held_out_task() {
     let (law, summary) = (task("law", usize::MAX), task("summary", usize::MAX));
     let intent = task("intent", 40);
-    let (set, _) =
-        PredictorSet::train(&[&law, &summary], Kind::Learned, &small(), &Silent, &mut |_| {})
-            .unwrap();
+    let (set, _) = PredictorSet::train(
+        &[&law, &summary],
+        Kind::Learned,
+        &small(),
+        &Silent,
+        &mut |_| {},
+    )
+    .unwrap();
     let k = intent.shape().top_k;
     let r = evaluate(&set.all(), &intent, 1, &[k, 2 * k]);
     let get = |name: &str, kk: usize| {
@@ -44,8 +49,14 @@ fn learned_beats_static_and_markov_on_a_held_out_task() {
     eprintln!("{}", r.render());
     for kk in [k, 2 * k] {
         let (l, m, s) = (get("learned", kk), get("markov", kk), get("static", kk));
-        assert!(l > m + MARGIN, "recall@{kk}: learned {l:.3} vs markov {m:.3}");
-        assert!(l > s + MARGIN, "recall@{kk}: learned {l:.3} vs static {s:.3}");
+        assert!(
+            l > m + MARGIN,
+            "recall@{kk}: learned {l:.3} vs markov {m:.3}"
+        );
+        assert!(
+            l > s + MARGIN,
+            "recall@{kk}: learned {l:.3} vs static {s:.3}"
+        );
     }
 }
 
@@ -67,8 +78,12 @@ fn same_seed_gives_same_weights() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for (i, seed) in [7, 7, 8].into_iter().enumerate() {
-        let o = TrainOptions { seed, ..opts.clone() };
-        let (set, _) = PredictorSet::train(&[&a, &b], Kind::Learned, &o, &Silent, &mut |_| {}).unwrap();
+        let o = TrainOptions {
+            seed,
+            ..opts.clone()
+        };
+        let (set, _) =
+            PredictorSet::train(&[&a, &b], Kind::Learned, &o, &Silent, &mut |_| {}).unwrap();
         let p = dir.path().join(format!("{i}.safetensors"));
         set.save(&p).unwrap();
         files.push(std::fs::read(&p).unwrap());

@@ -22,7 +22,9 @@ fn synthetic(tokens: usize) -> Trace {
     let mut b = TraceBuilder::new(shape, tokens);
     let mut x = 12345u64;
     for t in 0..tokens {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let a = ((x >> 33) % E as u64) as u16;
         let c = (a + 1 + ((x >> 40) % (E as u64 - 1)) as u16) % E;
         let mut layers = vec![[a, c]];
@@ -45,7 +47,9 @@ fn recovers_one_and_two_hop_transitions() {
     for l in 0..3 {
         for a in 0..E {
             let row = m.row(1, l, a as usize);
-            let best = (0..E as usize).max_by(|&i, &j| row[i].total_cmp(&row[j])).unwrap();
+            let best = (0..E as usize)
+                .max_by(|&i, &j| row[i].total_cmp(&row[j]))
+                .unwrap();
             assert_eq!(best as u16, next(a, l), "layer {l} expert {a}");
             assert!(row[best] > 0.95, "P = {}", row[best]);
         }
@@ -53,13 +57,19 @@ fn recovers_one_and_two_hop_transitions() {
     // Two hops, direct: a -> next(next(a, 0), 1).
     for a in 0..E {
         let row = m.row(2, 0, a as usize);
-        let best = (0..E as usize).max_by(|&i, &j| row[i].total_cmp(&row[j])).unwrap();
+        let best = (0..E as usize)
+            .max_by(|&i, &j| row[i].total_cmp(&row[j]))
+            .unwrap();
         assert_eq!(best as u16, next(next(a, 0), 1));
     }
     // Out of sample, on fresh tokens: every look-ahead is exact at K = k.
     let test = synthetic(500);
     let r = evaluate(&[&m as &dyn Predictor], &test, 3, &[2]);
     for h in 1..=3 {
-        assert!(r.predictors[0].recall[&h][&2] > 0.999, "h={h}: {:?}", r.predictors[0].recall);
+        assert!(
+            r.predictors[0].recall[&h][&2] > 0.999,
+            "h={h}: {:?}",
+            r.predictors[0].recall
+        );
     }
 }

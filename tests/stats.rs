@@ -1,11 +1,19 @@
 //! Statistics on hand-made traces, checked against values computed by hand.
 
-use moeplan::stats::{StatsOptions, Transitions, chunk_sparsity, compute, expert_counts, js_divergence, temporal_locality};
+use moeplan::stats::{
+    StatsOptions, Transitions, chunk_sparsity, compute, expert_counts, js_divergence,
+    temporal_locality,
+};
 use moeplan::trace::{ModelShape, Trace, TraceBuilder};
 
 /// 2 layers, 4 experts, top-2. Sequence 0: three tokens; sequence 1: one token.
 fn tiny() -> Trace {
-    let shape = ModelShape { moe_layers: 2, experts: 4, top_k: 2, first_moe_layer: 0 };
+    let shape = ModelShape {
+        moe_layers: 2,
+        experts: 4,
+        top_k: 2,
+        first_moe_layer: 0,
+    };
     let mut b = TraceBuilder::new(shape, 4);
     let w = [0.6, 0.4, 0.6, 0.4];
     // token: [layer0 top-2, layer1 top-2]
@@ -78,6 +86,15 @@ fn shift_of_a_trace_against_itself_is_zero_and_shapes_must_agree() {
     let t = tiny();
     let s = compute(&t, Some(("same", &t)), &StatsOptions::default()).unwrap();
     assert_eq!(s.shift.unwrap().jsd_max, 0.0);
-    let other = TraceBuilder::new(ModelShape { moe_layers: 2, experts: 8, top_k: 2, first_moe_layer: 0 }, 0).finish();
+    let other = TraceBuilder::new(
+        ModelShape {
+            moe_layers: 2,
+            experts: 8,
+            top_k: 2,
+            first_moe_layer: 0,
+        },
+        0,
+    )
+    .finish();
     assert!(compute(&t, Some(("other", &other)), &StatsOptions::default()).is_err());
 }

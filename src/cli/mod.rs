@@ -8,6 +8,7 @@ mod bench_cmd;
 mod demo;
 mod predict_cmd;
 mod replay_cmd;
+mod replay_via_daemon;
 mod serve_cmd;
 mod trace_cmd;
 

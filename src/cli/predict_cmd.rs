@@ -151,7 +151,10 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
                     );
                 }
                 if let Some(m) = &set.mix {
-                    eprintln!("mix weights (markov/static/temporal) per h: {:?}", m.weights());
+                    eprintln!(
+                        "mix weights (markov/static/temporal) per h: {:?}",
+                        m.weights()
+                    );
                 }
                 eprintln!(
                     "trained {:?} on {} tokens in {:.1} s; wrote {}",

@@ -70,10 +70,12 @@ impl Write for Stream {
 pub struct Client {
     /// The socket.
     stream: Stream,
-    /// Bytes read and not yet consumed as replies.
+    /// Read buffer: bytes `rpos..rend` are read and not yet consumed as replies.
     rbuf: Vec<u8>,
     /// Start of the unconsumed bytes in `rbuf`.
     rpos: usize,
+    /// End of the bytes read into `rbuf`.
+    rend: usize,
     /// Requests queued by `send` and not yet written.
     wbuf: Vec<u8>,
     /// Id of the next request.
@@ -98,8 +100,9 @@ impl Client {
     fn start(stream: Stream, token: Option<String>) -> Result<Client, ClientError> {
         let mut c = Client {
             stream,
-            rbuf: Vec::with_capacity(64 * 1024),
+            rbuf: vec![0; 64 * 1024],
             rpos: 0,
+            rend: 0,
             wbuf: Vec::with_capacity(4096),
             next_id: 1,
             max_frame: DEFAULT_MAX_FRAME,
@@ -136,7 +139,7 @@ impl Client {
     /// Reads the next reply (blocking).
     pub fn recv(&mut self) -> Result<Response, ClientError> {
         loop {
-            let avail = &self.rbuf[self.rpos..];
+            let avail = &self.rbuf[self.rpos..self.rend];
             let found =
                 frame::check(avail, usize::MAX).map_err(|e| ClientError::Decode(e.to_string()))?;
             if let Some(len) = found {
@@ -147,16 +150,18 @@ impl Client {
                 return resp;
             }
             if self.rpos > 0 {
-                self.rbuf.drain(..self.rpos);
+                self.rbuf.copy_within(self.rpos..self.rend, 0);
+                self.rend -= self.rpos;
                 self.rpos = 0;
             }
-            let old = self.rbuf.len();
-            self.rbuf.resize(old + 64 * 1024, 0);
-            let n = self.stream.read(&mut self.rbuf[old..]);
-            self.rbuf.truncate(old + *n.as_ref().unwrap_or(&0));
-            if n? == 0 {
+            if self.rend == self.rbuf.len() {
+                self.rbuf.resize(self.rbuf.len() * 2, 0);
+            }
+            let n = self.stream.read(&mut self.rbuf[self.rend..])?;
+            if n == 0 {
                 return Err(ClientError::Closed);
             }
+            self.rend += n;
         }
     }
 

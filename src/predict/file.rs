@@ -96,12 +96,18 @@ pub(super) fn read(path: &Path) -> Result<(FileHeader, Tensors), PredictError> {
     let header: FileHeader =
         serde_json::from_str(json).map_err(|e| bad(path, format!("header: {e}")))?;
     if header.format != FILE_FORMAT {
-        return Err(bad(path, format!("format is {:?}, not {FILE_FORMAT:?}", header.format)));
+        return Err(bad(
+            path,
+            format!("format is {:?}, not {FILE_FORMAT:?}", header.format),
+        ));
     }
     if header.version != FILE_VERSION {
         return Err(bad(
             path,
-            format!("version {} (this build reads {FILE_VERSION})", header.version),
+            format!(
+                "version {} (this build reads {FILE_VERSION})",
+                header.version
+            ),
         ));
     }
     header
@@ -112,7 +118,10 @@ pub(super) fn read(path: &Path) -> Result<(FileHeader, Tensors), PredictError> {
     let mut tensors = Tensors::new();
     for (name, view) in st.iter() {
         if view.dtype() != Dtype::F32 {
-            return Err(bad(path, format!("tensor {name} is {:?}, not F32", view.dtype())));
+            return Err(bad(
+                path,
+                format!("tensor {name} is {:?}, not F32", view.dtype()),
+            ));
         }
         let values = view
             .data()
@@ -135,7 +144,10 @@ pub(super) fn take(
         .remove(name)
         .ok_or_else(|| bad(path, format!("missing tensor {name}")))?;
     if s != shape {
-        return Err(bad(path, format!("tensor {name} has shape {s:?}, expected {shape:?}")));
+        return Err(bad(
+            path,
+            format!("tensor {name} has shape {s:?}, expected {shape:?}"),
+        ));
     }
     if v.iter().any(|x| !x.is_finite()) {
         return Err(bad(path, format!("tensor {name} holds a non-finite value")));

@@ -133,11 +133,14 @@ pub fn fit_mix(folds: &[&Trace], lookahead: usize) -> Result<Vec<MixWeights>, St
     let weights = cases
         .iter()
         .map(|hc| {
-            let mut best = (f64::MIN, MixWeights {
-                markov: 1.0,
-                stat: 0.0,
-                temporal: 0.0,
-            });
+            let mut best = (
+                f64::MIN,
+                MixWeights {
+                    markov: 1.0,
+                    stat: 0.0,
+                    temporal: 0.0,
+                },
+            );
             for a in 0..=GRID_STEP {
                 for b in 0..=GRID_STEP - a {
                     let w = MixWeights {
@@ -148,7 +151,9 @@ pub fn fit_mix(folds: &[&Trace], lookahead: usize) -> Result<Vec<MixWeights>, St
                     let mut total = 0.0;
                     for c in hc {
                         for (j, o) in scores.iter_mut().enumerate() {
-                            *o = w.markov * c.markov[j] + w.stat * c.stat[j] + w.temporal * c.temporal[j];
+                            *o = w.markov * c.markov[j]
+                                + w.stat * c.stat[j]
+                                + w.temporal * c.temporal[j];
                         }
                         total += recall_at(&scores, &c.truth, k.min(e), &mut scratch, &mut idx);
                         total +=

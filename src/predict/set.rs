@@ -84,7 +84,9 @@ impl PredictorSet {
         }
         let full = Trace::concat(traces).map_err(PredictError::Invalid)?;
         if full.num_tokens() < 2 {
-            return Err(PredictError::Invalid("training needs at least two tokens".into()));
+            return Err(PredictError::Invalid(
+                "training needs at least two tokens".into(),
+            ));
         }
         let split;
         let folds: Vec<&Trace> = if traces.len() >= 2 {
@@ -214,7 +216,9 @@ impl PredictorSet {
         };
         let mix = match (h.kind, h.mix) {
             (Kind::Markov, _) => None,
-            (_, Some(w)) if w.len() == d => Some(MixPredictor::new(stat.clone(), markov.clone(), w)),
+            (_, Some(w)) if w.len() == d => {
+                Some(MixPredictor::new(stat.clone(), markov.clone(), w))
+            }
             _ => return Err(missing("`mix` weights (one per look-ahead)")),
         };
         let learned = match h.kind {

@@ -23,13 +23,7 @@ impl StaticPredictor {
         let uniform = shape.top_k as f32 / shape.experts as f32;
         let freq = counts
             .iter()
-            .map(|&c| {
-                if n == 0 {
-                    uniform
-                } else {
-                    c as f32 / n as f32
-                }
-            })
+            .map(|&c| if n == 0 { uniform } else { c as f32 / n as f32 })
             .collect();
         StaticPredictor {
             shape,

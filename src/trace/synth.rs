@@ -57,7 +57,9 @@ impl SynthParams {
     pub fn default_for(shape: ModelShape) -> Self {
         SynthParams {
             shape,
-            popularity: (0..shape.moe_layers).map(|l| zipf_weights(shape.experts, 0.6, l as u64)).collect(),
+            popularity: (0..shape.moe_layers)
+                .map(|l| zipf_weights(shape.experts, 0.6, l as u64))
+                .collect(),
             temporal: vec![0.15; shape.moe_layers],
             affinity: 0.4,
             clusters: (shape.experts / shape.top_k).max(1),
@@ -78,7 +80,8 @@ impl SynthParams {
         let real_mass = Transitions::count(real, 1).summary(0).top_k_successor_mass;
         let real_layer = |l: usize| -> usize {
             if shape.moe_layers > 1 {
-                ((l as f64 / (shape.moe_layers - 1) as f64) * (rs.moe_layers - 1) as f64).round() as usize
+                ((l as f64 / (shape.moe_layers - 1) as f64) * (rs.moe_layers - 1) as f64).round()
+                    as usize
             } else {
                 0
             }
@@ -87,18 +90,23 @@ impl SynthParams {
         let target_profile: Vec<Vec<f64>> = (0..shape.moe_layers)
             .map(|l| {
                 let rl = real_layer(l);
-                let mut c: Vec<f64> =
-                    counts[rl * rs.experts..(rl + 1) * rs.experts].iter().map(|&x| x as f64).collect();
+                let mut c: Vec<f64> = counts[rl * rs.experts..(rl + 1) * rs.experts]
+                    .iter()
+                    .map(|&x| x as f64)
+                    .collect();
                 c.sort_by(|a, b| b.total_cmp(a));
-                let prof: Vec<f64> =
-                    (0..shape.experts).map(|r| c[(r * rs.experts / shape.experts).min(rs.experts - 1)].max(0.5)).collect();
+                let prof: Vec<f64> = (0..shape.experts)
+                    .map(|r| c[(r * rs.experts / shape.experts).min(rs.experts - 1)].max(0.5))
+                    .collect();
                 let z: f64 = prof.iter().sum();
                 prof.into_iter().map(|x| x / z).collect()
             })
             .collect();
         let mut p = SynthParams {
             mean_seq_len: real.num_tokens() as f64 / real.num_sequences().max(1) as f64,
-            temporal: (0..shape.moe_layers).map(|l| real_temporal[real_layer(l)] * 0.7).collect(),
+            temporal: (0..shape.moe_layers)
+                .map(|l| real_temporal[real_layer(l)] * 0.7)
+                .collect(),
             structure_seed: seed,
             ..SynthParams::default_for(shape)
         };
@@ -117,7 +125,8 @@ impl SynthParams {
             let got_t = temporal_locality(&tr);
             let got_c = expert_counts(&tr);
             for l in 0..shape.moe_layers {
-                p.temporal[l] = (p.temporal[l] + 1.1 * (real_temporal[real_layer(l)] - got_t[l])).clamp(0.0, 0.95);
+                p.temporal[l] = (p.temporal[l] + 1.1 * (real_temporal[real_layer(l)] - got_t[l]))
+                    .clamp(0.0, 0.95);
                 // Rank-matched multiplicative correction of the popularity.
                 let got = &got_c[l * e..(l + 1) * e];
                 let total = got.iter().sum::<u64>().max(1) as f64;
@@ -225,7 +234,9 @@ fn tables(p: &SynthParams) -> Tables {
         let mut groups: Vec<Vec<u16>> = vec![Vec::new(); nc];
         let mut mass = vec![0.0f64; nc];
         for e in order {
-            let g = (0..nc).min_by(|&a, &b| mass[a].total_cmp(&mass[b])).unwrap_or(0);
+            let g = (0..nc)
+                .min_by(|&a, &b| mass[a].total_cmp(&mass[b]))
+                .unwrap_or(0);
             groups[g].push(e as u16);
             mass[g] += w[e];
         }
@@ -235,12 +246,18 @@ fn tables(p: &SynthParams) -> Tables {
     for c in 0..nc {
         for (l, groups) in per_layer.iter().enumerate() {
             let members = groups[c].clone();
-            let weights: Vec<f64> = members.iter().map(|&e| p.popularity[l][e as usize]).collect();
+            let weights: Vec<f64> = members
+                .iter()
+                .map(|&e| p.popularity[l][e as usize])
+                .collect();
             let alias = Alias::new(&weights);
             clusters.push((members, alias));
         }
     }
-    Tables { popularity, clusters }
+    Tables {
+        popularity,
+        clusters,
+    }
 }
 
 /// Generates `tokens` tokens with `params`, deterministically from `seed` (independent of the
@@ -333,7 +350,13 @@ pub fn generate(
 }
 
 /// Generates one sequence in place (`experts`/`weights` hold its tokens, token-major).
-fn fill_sequence(p: &SynthParams, tab: &Tables, rng: &mut Rng, experts: &mut [u16], weights: &mut [u16]) {
+fn fill_sequence(
+    p: &SynthParams,
+    tab: &Tables,
+    rng: &mut Rng,
+    experts: &mut [u16],
+    weights: &mut [u16],
+) {
     let s = p.shape;
     let (layers, k) = (s.moe_layers, s.top_k);
     let n = layers * k;

@@ -162,19 +162,25 @@ impl Register {
     }
 }
 
-/// Per-(layer, expert) demand counts of the traces at `paths`, which must have `shape`.
+/// Per-(layer, expert) demand counts of the traces at `paths`, which must have `shape` (the
+/// ranking `static` uses in the replay too).
 fn train_counts(paths: &[String], shape: &ModelShape) -> Result<Vec<f64>, String> {
-    let mut counts = vec![0.0; shape.moe_layers * shape.experts];
+    let mut traces = Vec::with_capacity(paths.len());
     for p in paths {
-        let tr = read_trace(std::path::Path::new(p), None, Some(shape))
+        let tr = read_trace(std::path::Path::new(p), None, None)
             .map_err(|e| format!("train trace {p}: {e}"))?;
-        for t in 0..tr.num_tokens() {
-            for l in 0..shape.moe_layers {
-                for &e in tr.experts(t, l) {
-                    counts[l * shape.experts + e as usize] += 1.0;
-                }
-            }
+        let s = tr.shape();
+        if (s.moe_layers, s.experts, s.top_k) != (shape.moe_layers, shape.experts, shape.top_k) {
+            return Err(format!(
+                "train trace {p}: shape {s:?} differs from the session's"
+            ));
         }
+        traces.push(tr);
     }
-    Ok(counts)
+    let refs: Vec<&crate::trace::Trace> = traces.iter().collect();
+    Ok(crate::replay::key_counts(
+        &refs,
+        shape.moe_layers,
+        shape.experts,
+    ))
 }

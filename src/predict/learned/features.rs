@@ -28,7 +28,8 @@ pub fn for_each(view: &RoutingView<'_>, h: usize, lookahead: usize, mut f: impl 
     let s = view.shape;
     let (layers, e, k) = (s.moe_layers, s.experts, s.top_k);
     let l = view.layer;
-    let mut slot = |sl: usize, layer: Option<usize>, experts: Option<&[u16]>| match (layer, experts) {
+    let mut slot = |sl: usize, layer: Option<usize>, experts: Option<&[u16]>| match (layer, experts)
+    {
         (Some(ly), Some(ex)) => {
             for &x in ex {
                 f(sl * layers * e + ly * e + x as usize, 1.0);

@@ -154,7 +154,12 @@ fn normal_vec(rng: &mut SplitMix, n: usize, std: f32) -> Vec<f32> {
 }
 
 impl Net {
-    fn init(shape: &ModelShape, lookahead: usize, hidden: usize, seed: u64) -> Result<Net, PredictError> {
+    fn init(
+        shape: &ModelShape,
+        lookahead: usize,
+        hidden: usize,
+        seed: u64,
+    ) -> Result<Net, PredictError> {
         let mut rng = SplitMix(seed ^ 0x6c65_6172_6e65_64);
         let rows = features::rows(shape, lookahead);
         let e = shape.experts;
@@ -218,7 +223,9 @@ impl Net {
 /// Numerically stable mean binary cross-entropy with logits.
 fn bce(logits: &Tensor, target: &Tensor) -> candle_core::Result<Tensor> {
     let softplus = logits.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
-    (logits.relu()? - logits.mul(target)?)?.add(&softplus)?.mean_all()
+    (logits.relu()? - logits.mul(target)?)?
+        .add(&softplus)?
+        .mean_all()
 }
 
 /// Builds a batch; markov features come from the markov fitted without the case's fold.
@@ -268,11 +275,7 @@ fn cases(folds: &[&Trace], opts: &TrainOptions) -> (Vec<Case>, Vec<Case>) {
             // Every n-th sequence; a fold with fewer sequences gives its last one.
             let held = every > 0
                 && ((si + 1) % every == 0 || (nseq < every && nseq > 1 && si + 1 == nseq));
-            let dst = if held {
-                &mut hold
-            } else {
-                &mut train
-            };
+            let dst = if held { &mut hold } else { &mut train };
             for t in r {
                 for l in 0..layers - 1 {
                     for h in 1..=opts.lookahead.min(layers - 1 - l) {
@@ -319,7 +322,9 @@ pub fn train(
         )));
     }
     if d != markov.lookahead() {
-        return Err(PredictError::Invalid("markov look-ahead differs from the options'".into()));
+        return Err(PredictError::Invalid(
+            "markov look-ahead differs from the options'".into(),
+        ));
     }
     let fold_markov: Vec<MarkovPredictor> = (0..folds.len())
         .map(|i| {
@@ -337,7 +342,11 @@ pub fn train(
     if let Some(m) = opts.max_cases {
         train_cases = thin(train_cases, m, &mut rng);
     }
-    let hold = thin(hold, opts.max_cases.map_or(50_000, |m| (m / 5).max(1)), &mut rng);
+    let hold = thin(
+        hold,
+        opts.max_cases.map_or(50_000, |m| (m / 5).max(1)),
+        &mut rng,
+    );
     if train_cases.is_empty() || hold.is_empty() {
         return Err(PredictError::Invalid(
             "too little training data for a held-out split".into(),
@@ -364,7 +373,10 @@ pub fn train(
         let mut sum = 0.0;
         for chunk in train_cases.chunks(opts.batch.max(1)) {
             let b = batch(chunk, folds, &fold_markov, d);
-            let loss = bce(&net.forward(&b, nf, e)?, &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?)?;
+            let loss = bce(
+                &net.forward(&b, nf, e)?,
+                &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?,
+            )?;
             opt.backward_step(&loss)?;
             sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
             progress.inc(chunk.len() as u64);
