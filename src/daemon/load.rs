@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::client::{Client, ClientError};
-use super::cmd::Register;
+use super::cmd::{Loaded, Register, Step};
+use super::protocol::{RequestBody, ResponseBody};
 use crate::trace::Trace;
 
 /// The workload.
@@ -110,16 +111,52 @@ fn one_session(
     let tokens = trace.num_tokens().max(1);
     let mut t = i * tokens / spec.sessions.max(1);
     let mut lat = Vec::with_capacity(spec.max_steps.min(1 << 22) as usize);
+    // Like a runtime, report each step's loads done; the `loaded` is written with the next step
+    // (pipelined), and the timed round trip covers both.
+    let mut queued_loaded = false;
     'outer: while (lat.len() as u64) < spec.max_steps {
         for l in 0..shape.moe_layers {
             if lat.len() as u64 >= spec.max_steps || (l == 0 && Instant::now() >= deadline) {
                 break 'outer;
             }
             let t0 = Instant::now();
-            c.step(sid, l as u16, trace.experts(t % tokens, l))?;
+            c.send(RequestBody::Step(Step {
+                session: sid,
+                layer: l as u16,
+                experts: trace.experts(t % tokens, l).to_vec(),
+                next_scores: None,
+                keep_pins: false,
+            }))?;
+            c.flush()?;
+            if std::mem::take(&mut queued_loaded) {
+                c.recv()?;
+            }
+            let reply = c.recv()?;
             lat.push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+            let ResponseBody::Step(r) = reply.body else {
+                return Err(ClientError::Unexpected(format!("{:?}", reply.body)));
+            };
+            let done: Vec<u16> = r
+                .loads
+                .iter()
+                .filter(|x| x.slot.is_some())
+                .map(|x| x.expert)
+                .collect();
+            if !done.is_empty() {
+                let loaded = Loaded {
+                    session: sid,
+                    layer: l as u16,
+                    experts: done,
+                };
+                c.send(RequestBody::Loaded(loaded))?;
+                queued_loaded = true;
+            }
         }
         t += 1;
+    }
+    c.flush()?;
+    if queued_loaded {
+        c.recv()?;
     }
     let st = c.close(sid)?;
     Ok((lat, st.hit_ratio))

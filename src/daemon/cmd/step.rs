@@ -109,17 +109,17 @@ impl Step {
                 ));
             }
             check_experts(&self.experts, s.shape.experts)?;
-            if let Some(sc) = &self.next_scores {
-                if sc.len() != s.shape.experts || sc.iter().any(|x| !x.is_finite()) {
-                    return Err(ErrorReply::new(
-                        ErrorCode::BadRequest,
-                        format!(
-                            "next_scores: expected {} finite scores, got {}",
-                            s.shape.experts,
-                            sc.len()
-                        ),
-                    ));
-                }
+            if let Some(sc) = &self.next_scores
+                && (sc.len() != s.shape.experts || sc.iter().any(|x| !x.is_finite()))
+            {
+                return Err(ErrorReply::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "next_scores: expected {} finite scores, got {}",
+                        s.shape.experts,
+                        sc.len()
+                    ),
+                ));
             }
             Ok(layer)
         })();
