@@ -74,14 +74,14 @@ fn bench_inference(c: &mut Criterion) {
 fn bench_training(c: &mut Criterion) {
     let (law, summary) = (task("law"), task("summary"));
     let opts = TrainOptions {
-        max_cases: Some(100_000),
+        max_cases: Some(20_000),
         epochs: 1,
         ..TrainOptions::default()
     };
     let mut g = c.benchmark_group("predict_train");
     g.sample_size(10);
-    g.throughput(Throughput::Elements(100_000));
-    g.bench_function("learned_epoch_100k_cases", |b| {
+    g.throughput(Throughput::Elements(20_000));
+    g.bench_function("learned_20k_cases_incl_mix_fit", |b| {
         b.iter(|| {
             PredictorSet::train(
                 &[&law, &summary],

@@ -1,16 +1,11 @@
 //! The `moeplan` binary end to end: help, demo, stats JSON keys, exit codes for bad input.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 fn moeplan() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_moeplan"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
     c
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]
@@ -158,8 +153,6 @@ fn convert_and_synth_write_readable_traces() {
             "deepseek-v3",
             "--tokens",
             "300",
-            "--fit",
-            "traces/sample.parquet",
             "-o",
         ])
         .arg(&s)
@@ -171,5 +164,24 @@ fn convert_and_synth_write_readable_traces() {
         (t.num_tokens(), t.shape().experts, t.shape().moe_layers),
         (300, 256, 58)
     );
-    let _ = root();
+    // A fit to the real sample for a model of another shape (16 layers x 64 experts, top-8).
+    let o = dir.path().join("olmoe.jsonl");
+    let st = moeplan()
+        .args([
+            "trace",
+            "synth",
+            "--model",
+            "olmoe-1b-7b",
+            "--tokens",
+            "200",
+            "--fit",
+            "traces/sample.parquet",
+            "-o",
+        ])
+        .arg(&o)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t = moeplan::trace::read_trace(&o, None, None).unwrap();
+    assert_eq!((t.shape().moe_layers, t.shape().top_k), (16, 8));
 }

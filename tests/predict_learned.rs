@@ -60,8 +60,9 @@ fn learned_beats_static_and_markov_on_a_held_out_task() {
     }
 }
 
-/// Smallest advantage asserted (the measured one is in the README).
-const MARGIN: f64 = 0.02;
+/// Smallest advantage asserted; measured with `small()` on intent[..40]: +0.054 @6, +0.040 @12
+/// over markov (learned 0.427 / 0.617, markov 0.373 / 0.577, static 0.121 / 0.225).
+const MARGIN: f64 = 0.03;
 
 #[test]
 fn same_seed_gives_same_weights() {

@@ -235,3 +235,63 @@ fn markov(trace: &Trace) -> moeplan::predict::PredictorSet {
     .unwrap()
     .0
 }
+
+#[test]
+fn a_cache_with_any_policy_can_move_between_threads() {
+    fn is_send<T: Send + 'static>() {}
+    is_send::<ExpertCache<Box<dyn Policy>>>();
+    is_send::<ExpertCache<Lru>>();
+    let _ = PolicyKind::ALL.map(|k| k.as_str().parse::<PolicyKind>().unwrap());
+}
+
+#[test]
+fn loads_complete_in_order_and_prefetches_are_cancelled_or_issued() {
+    use moeplan::cache::LoadKind;
+    let cfg = CacheConfig {
+        layers: 2,
+        experts: 4,
+        budget: Budget::PerLayer(2),
+    };
+    let mut c = ExpertCache::new(cfg, Lru::new(cfg.keys())).unwrap();
+    let mut plan = StepPlan::default();
+    c.step(0, &[0, 1], &mut plan).unwrap();
+    assert_eq!(plan.loads.len(), 2);
+    assert_eq!(c.in_flight(), 2);
+    // Completing the second load completes the first: one link, in issue order.
+    assert_eq!(c.loaded(0, 1).unwrap(), 2);
+    assert_eq!(c.residency(0, 0).unwrap().1, SlotState::Resident);
+    assert_eq!(c.loaded(0, 1).unwrap(), 0);
+    // Pinned experts are not prefetch victims.
+    assert!(c.prefetch(0, 3, 1.0).unwrap());
+    assert!(c.issue_prefetch().is_none());
+    assert_eq!(c.stats().prefetch_cancelled, 1);
+    c.release(0);
+    assert!(c.prefetch(0, 3, 1.0).unwrap());
+    let ld = c.issue_prefetch().unwrap();
+    assert_eq!(
+        (ld.kind, ld.expert, ld.evicted),
+        (LoadKind::Prefetch, 3, Some(0))
+    );
+    // The real routing of layer 0 arrives: the queued prefetch of layer 0 is cancelled.
+    assert!(c.prefetch(0, 2, 0.5).unwrap());
+    c.step(0, &[3, 1], &mut plan).unwrap();
+    assert_eq!(c.queued(), 0);
+    assert_eq!(c.stats().prefetch_cancelled, 2);
+    assert_eq!(plan.placements[0].residency, Residency::InFlight);
+    assert_eq!(c.stats().prefetch_used, 1);
+    // More experts than slots: the excess is streamed, not cached.
+    c.loaded_all();
+    c.step(1, &[0, 1, 2], &mut plan).unwrap();
+    let streamed = plan
+        .placements
+        .iter()
+        .filter(|p| p.residency == Residency::Transient)
+        .count();
+    assert_eq!(streamed, 1);
+    assert_eq!(plan.loads.len(), 3);
+    // Out-of-range requests are errors and change nothing.
+    let before = *c.stats();
+    assert!(c.step(2, &[0], &mut plan).is_err());
+    assert!(c.step(0, &[4], &mut plan).is_err());
+    assert_eq!(*c.stats(), before);
+}

@@ -42,6 +42,10 @@ pub struct ExpertCache<P: Policy> {
     misses: Vec<(u32, u32, u64)>,
     /// Scratch for ranking hint scores.
     order: Vec<u16>,
+    /// The policy's priorities are keyed: remember them per slot (`pool.prio`).
+    keyed: bool,
+    /// (layer, expert) of each key (a table: no division on the hot path).
+    split: Vec<(u16, u16)>,
 }
 
 impl<P: Policy> ExpertCache<P> {
@@ -55,6 +59,7 @@ impl<P: Policy> ExpertCache<P> {
                 want: cfg.keys(),
             });
         }
+        let keyed = policy.keyed_priorities();
         Ok(ExpertCache {
             pool: SlotPool::new(&cfg),
             policy,
@@ -68,6 +73,10 @@ impl<P: Policy> ExpertCache<P> {
             stats: CacheStats::default(),
             misses: Vec::new(),
             order: (0..cfg.experts as u16).collect(),
+            keyed,
+            split: (0..cfg.keys())
+                .map(|k| ((k / cfg.experts) as u16, (k % cfg.experts) as u16))
+                .collect(),
             cfg,
         })
     }
@@ -93,9 +102,9 @@ impl<P: Policy> ExpertCache<P> {
         Ok(())
     }
 
+    #[inline]
     fn split(&self, key: u32) -> (u16, u16) {
-        let e = self.cfg.experts as u32;
-        ((key / e) as u16, (key % e) as u16)
+        self.split[key as usize]
     }
 
     /// Runs a step of `layer` needing `experts` (duplicates are counted once).
@@ -162,6 +171,9 @@ impl<P: Policy> ExpertCache<P> {
                 continue;
             }
             let s = slot as usize;
+            if self.keyed {
+                self.pool.prio[s] = self.policy.priority(key);
+            }
             let residency = if self.pool.state[s] == SlotState::Loading {
                 self.stats.in_flight_hits += 1;
                 Residency::InFlight
@@ -198,6 +210,9 @@ impl<P: Policy> ExpertCache<P> {
                 self.link.push_back(s);
                 self.pin(s, layer);
                 self.policy.on_insert(key, now);
+                if self.keyed {
+                    self.pool.prio[s as usize] = self.policy.priority(key);
+                }
                 self.stats.demand_loads += 1;
                 plan.placements[idx as usize] = Placement {
                     expert,
@@ -237,7 +252,13 @@ impl<P: Policy> ExpertCache<P> {
             return (Some(s), None);
         }
         let policy = &self.policy;
-        let Some(v) = self.pool.victim(group, |k| policy.priority(k)) else {
+        let victim = if self.keyed {
+            let prio = &self.pool.prio;
+            self.pool.victim(group, |s, _| prio[s])
+        } else {
+            self.pool.victim(group, |_, k| policy.priority(k))
+        };
+        let Some(v) = victim else {
             return (None, None);
         };
         if let Some(p) = must_beat
@@ -373,14 +394,14 @@ impl<P: Policy> ExpertCache<P> {
     }
 
     /// Issues the best queued prefetch that is worth a slot: a free slot, or an evictable
-    /// resident whose policy priority is below the candidate's. Requests that are cached by now
+    /// resident whose policy priority is below [`Policy::prefetch_priority`] of the candidate. Requests that are cached by now
     /// or not worth a slot are dropped (counted as cancelled). `None` when the queue is empty.
     pub fn issue_prefetch(&mut self) -> Option<Load> {
         while let Some((key, _)) = self.queue.pop() {
             if self.pool.slot_of[key as usize] != NONE {
                 continue;
             }
-            let beat = self.policy.priority(key) - self.policy.prefetch_margin();
+            let beat = self.policy.prefetch_priority(key);
             let (slot, evicted) = self.make_room(key, Some(beat));
             let Some(s) = slot else {
                 self.stats.prefetch_cancelled += 1;
@@ -389,6 +410,9 @@ impl<P: Policy> ExpertCache<P> {
             self.pool.start_load(s, key, true);
             self.link.push_back(s);
             self.policy.on_insert(key, self.now);
+            if self.keyed {
+                self.pool.prio[s as usize] = self.policy.priority(key);
+            }
             self.stats.prefetch_loads += 1;
             return Some(self.load(key, slot, evicted, LoadKind::Prefetch));
         }

@@ -52,6 +52,9 @@ impl Policy for StaticTop {
     fn keys(&self) -> usize {
         self.count.len()
     }
+    fn keyed_priorities(&self) -> bool {
+        true
+    }
     #[inline]
     fn priority(&self, key: u32) -> f64 {
         self.count[key as usize]

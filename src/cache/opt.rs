@@ -67,6 +67,9 @@ impl Policy for Opt {
     fn keys(&self) -> usize {
         self.next_of.len()
     }
+    fn keyed_priorities(&self) -> bool {
+        true
+    }
     #[inline]
     fn priority(&self, key: u32) -> f64 {
         -(self.next_of[key as usize] as f64)

@@ -13,8 +13,13 @@ pub trait Policy: Send {
     fn name(&self) -> &str;
     /// Number of keys the policy was built for.
     fn keys(&self) -> usize;
-    /// Retention priority of a cached key: lowest is evicted first.
+    /// Retention priority of a cached key: lowest is evicted first. Must be finite.
     fn priority(&self, key: u32) -> f64;
+    /// Whether a key's priority changes only in the hooks that name that key (`on_demand`,
+    /// `on_insert`), so the cache may remember it per slot and scan slots without asking.
+    fn keyed_priorities(&self) -> bool {
+        false
+    }
     /// A step of `layer` starts (before its demands).
     fn on_step(&mut self, _layer: usize) {}
     /// `key` is demanded at `now` (hit or miss).
@@ -27,10 +32,11 @@ pub trait Policy: Send {
     fn admit(&self, _key: u32) -> bool {
         true
     }
-    /// How much a prefetch candidate's priority must exceed its victim's for the prefetch to be
-    /// issued (a prefetch costs a transfer for sure and pays off only if the expert is used).
-    fn prefetch_margin(&self) -> f64 {
-        0.0
+    /// The priority a queued prefetch of `key` competes with: it is issued into a free slot, or
+    /// over an evictable expert of lower priority. The default, +inf, issues every prefetch the
+    /// caller asked for while an evictable slot exists.
+    fn prefetch_priority(&self, _key: u32) -> f64 {
+        f64::INFINITY
     }
     /// Predicted scores (higher = more likely) for the experts of `layer`, `h` layers ahead.
     fn on_hint(&mut self, _layer: usize, _h: usize, _scores: &[f32]) {}
@@ -49,6 +55,9 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     fn priority(&self, key: u32) -> f64 {
         (**self).priority(key)
     }
+    fn keyed_priorities(&self) -> bool {
+        (**self).keyed_priorities()
+    }
     fn on_step(&mut self, layer: usize) {
         (**self).on_step(layer)
     }
@@ -65,8 +74,8 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     fn admit(&self, key: u32) -> bool {
         (**self).admit(key)
     }
-    fn prefetch_margin(&self) -> f64 {
-        (**self).prefetch_margin()
+    fn prefetch_priority(&self, key: u32) -> f64 {
+        (**self).prefetch_priority(key)
     }
     fn on_hint(&mut self, layer: usize, h: usize, scores: &[f32]) {
         (**self).on_hint(layer, h, scores)

@@ -84,8 +84,10 @@ impl Policy for Predictive {
         };
         self.freq.rank(key) + self.beta * self.accuracy[l] * p
     }
-    fn prefetch_margin(&self) -> f64 {
-        self.margin
+    fn prefetch_priority(&self, key: u32) -> f64 {
+        // A prefetch costs a transfer for sure and pays off only if the expert is used: it must
+        // beat its victim by the margin.
+        self.priority(key) - self.margin
     }
     fn on_step(&mut self, layer: usize) {
         self.freq.on_step(layer);

@@ -24,10 +24,8 @@ pub enum SlotState {
 pub(crate) struct SlotPool {
     /// Slot range of each group.
     groups: Vec<Range<u32>>,
-    /// Group of each layer.
-    group_of_layer: Vec<u32>,
-    /// Experts per layer (to find a key's layer).
-    experts: u32,
+    /// Group of each key (a table: no division on the hot path).
+    group_of_key: Vec<u32>,
     /// State per slot.
     pub state: Vec<SlotState>,
     /// Key held (or being loaded) per slot, `NONE` when free.
@@ -36,6 +34,8 @@ pub(crate) struct SlotPool {
     pub pinned: Vec<bool>,
     /// Loaded by a prefetch and not demanded since (for prefetch accuracy counters).
     pub prefetched: Vec<bool>,
+    /// Priority of each slot's key as last read (kept only for policies with keyed priorities).
+    pub prio: Vec<f64>,
     /// Slot per key, `NONE` when not cached.
     pub slot_of: Vec<u32>,
     /// Free slots per group, popped from the end (lowest index first).
@@ -56,14 +56,17 @@ impl SlotPool {
         };
         let n = cfg.total_slots();
         let free = groups.iter().map(|r| r.clone().rev().collect()).collect();
+        let group_of_key = (0..cfg.keys())
+            .map(|k| group_of_layer[k / cfg.experts])
+            .collect();
         SlotPool {
             groups,
-            group_of_layer,
-            experts: cfg.experts as u32,
+            group_of_key,
             state: vec![SlotState::Free; n],
             key: vec![NONE; n],
             pinned: vec![false; n],
             prefetched: vec![false; n],
+            prio: vec![0.0; n],
             slot_of: vec![NONE; cfg.keys()],
             free,
         }
@@ -72,7 +75,7 @@ impl SlotPool {
     /// The budget group a key's layer draws from.
     #[inline]
     pub fn group_of_key(&self, key: u32) -> usize {
-        self.group_of_layer[(key / self.experts) as usize] as usize
+        self.group_of_key[key as usize] as usize
     }
 
     /// Takes a free slot of `group`, if any.
@@ -82,19 +85,27 @@ impl SlotPool {
     }
 
     /// Among the resident, unpinned slots of `group`, the one whose key has the lowest
-    /// `priority` (ties: lowest slot index).
+    /// `priority(slot, key)` (ties: lowest slot index; priorities must be finite). Branch-light: every
+    /// occupied slot is ranked and the ineligible ones are masked to +inf.
     #[inline]
-    pub fn victim(&self, group: usize, mut priority: impl FnMut(u32) -> f64) -> Option<u32> {
+    pub fn victim(&self, group: usize, mut priority: impl FnMut(usize, u32) -> f64) -> Option<u32> {
+        let r = self.groups[group].clone();
+        let (lo, hi) = (r.start as usize, r.end as usize);
         let mut best = NONE;
         let mut best_p = f64::INFINITY;
-        for s in self.groups[group].clone() {
-            let i = s as usize;
-            if self.state[i] != SlotState::Resident || self.pinned[i] {
+        let slots = self.state[lo..hi]
+            .iter()
+            .zip(&self.pinned[lo..hi])
+            .zip(&self.key[lo..hi]);
+        for (i, ((&st, &pinned), &key)) in slots.enumerate() {
+            if key == NONE {
                 continue;
             }
-            let p = priority(self.key[i]);
-            if best == NONE || p < best_p {
-                best = s;
+            let p = priority(lo + i, key);
+            let eligible = (st == SlotState::Resident) & !pinned;
+            let p = if eligible { p } else { f64::INFINITY };
+            if p < best_p {
+                best = (lo + i) as u32;
                 best_p = p;
             }
         }

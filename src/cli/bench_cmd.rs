@@ -1,149 +1,207 @@
-//! `moeplan bench ...`: fixed workloads that print figures (never timed assertions in tests).
+//! `moeplan bench place`: the placement solver at three scales on fixed workloads (Mixtral 32x8
+//! on 4 GPUs, DeepSeek-V2-Lite 26x64 on 8 GPUs, DeepSeek-V3 58x256 on 64 GPUs with 64 redundant
+//! slots on a synthetic trace): time, objective, bound, gap, peak memory. Not a timed test.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use moeplan_solver::{Method, MethodOptions, Problem, Topology, Weights, place};
+use serde::Serialize;
 
-use anyhow::Context;
-
-use super::BadInput;
-use crate::daemon::listen::{self, Listener};
-use crate::daemon::load::{self, LoadSpec};
-use crate::daemon::server;
-use crate::daemon::state::ServerConfig;
-use crate::trace::read_trace;
+use super::control::CliControl;
+use crate::placement::workload_from_trace;
+use crate::trace::ModelShape;
+use crate::trace::synth::{SynthParams, generate};
 use crate::util::shipped;
 
-/// The benchmarks.
+/// Benchmarks.
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
+    /// The placement solver at three scales.
+    Place(BenchPlaceArgs),
     /// Load the cache daemon: N sessions replaying a trace over the socket; step latency, steps/s.
-    Daemon(BenchDaemonArgs),
+    Daemon(super::bench_daemon::BenchDaemonArgs),
 }
 
-/// Options of `moeplan bench daemon`.
+/// `bench place` options.
 #[derive(Debug, clap::Args)]
-pub struct BenchDaemonArgs {
-    /// Trace whose routing the sessions replay.
-    #[arg(long, short, default_value = "traces/sample.parquet")]
-    pub trace: PathBuf,
-    /// Concurrent sessions (one connection and client thread each).
-    #[arg(long, default_value_t = 8)]
-    pub sessions: usize,
-    /// Steps per session at most.
-    #[arg(long, default_value_t = 100_000)]
-    pub steps: u64,
-    /// Seconds at most.
-    #[arg(long, default_value_t = 10.0)]
-    pub seconds: f64,
-    /// Expert slots per layer of each session.
-    #[arg(long, default_value_t = 16)]
-    pub capacity: u32,
-    /// Policy of each session.
-    #[arg(long, default_value = "lru")]
-    pub policy: String,
-    /// A running daemon's socket; by default the bench starts its own on a temporary socket.
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-    /// Worker threads of the daemon the bench starts.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-    /// Print JSON instead of a table.
+pub struct BenchPlaceArgs {
+    /// Synthetic tokens per case.
+    #[arg(long, default_value_t = 20_000)]
+    pub tokens: usize,
+    /// Only the cases whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Runs one benchmark.
-pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    match cmd {
-        BenchCommand::Daemon(a) => daemon(a),
-    }
+/// One benchmark case's result.
+#[derive(Debug, Serialize)]
+pub struct BenchRow {
+    /// Case name.
+    pub case: String,
+    /// Time limit given, seconds.
+    pub limit_s: f64,
+    /// Seconds taken.
+    pub seconds: f64,
+    /// Solver status.
+    pub status: String,
+    /// How the plan was found.
+    pub how: String,
+    /// Objective.
+    pub objective: f64,
+    /// EPLB's objective on the same problem.
+    pub eplb_objective: f64,
+    /// Lower bound.
+    pub bound: f64,
+    /// Gap.
+    pub gap: f64,
+    /// Peak resident memory of the process so far, MiB (Linux).
+    pub peak_rss_mib: f64,
 }
 
-fn daemon(args: BenchDaemonArgs) -> anyhow::Result<()> {
-    if args.sessions == 0 || args.sessions > 256 || args.steps == 0 || args.threads == 0 {
-        return Err(
-            BadInput("--sessions in 1..=256, --steps and --threads at least 1".into()).into(),
-        );
-    }
-    if !(args.seconds > 0.0 && args.seconds <= 600.0) {
-        return Err(BadInput("--seconds must be in (0, 600]".into()).into());
-    }
-    let path = if args.trace.exists() {
-        args.trace.clone()
-    } else {
-        shipped(&args.trace.to_string_lossy())
+struct Case {
+    name: &'static str,
+    shape: ModelShape,
+    topo: Topology,
+    redundant: usize,
+    limit: f64,
+    real: Option<&'static str>,
+}
+
+fn cases() -> Vec<Case> {
+    let nv = |gpus| Topology {
+        nodes: 1,
+        gpus_per_node: gpus,
+        cost_intra: 1.0,
+        cost_inter: 1.0,
     };
-    let trace = read_trace(&path, None, None)?;
-    let spec = LoadSpec {
-        sessions: args.sessions,
-        max_steps: args.steps,
-        max_time: Duration::from_secs_f64(args.seconds),
-        capacity: args.capacity,
-        policy: args.policy.clone(),
+    vec![
+        Case {
+            name: "mixtral-8x7b 32x8, 4 GPUs (synthetic)",
+            shape: ModelShape {
+                moe_layers: 32,
+                experts: 8,
+                top_k: 2,
+                first_moe_layer: 0,
+            },
+            topo: nv(4),
+            redundant: 0,
+            limit: 10.0,
+            real: None,
+        },
+        Case {
+            name: "deepseek-v2-lite 26x64, 8 GPUs (ESFT law)",
+            shape: ModelShape {
+                moe_layers: 26,
+                experts: 64,
+                top_k: 6,
+                first_moe_layer: 1,
+            },
+            topo: nv(8),
+            redundant: 0,
+            limit: 30.0,
+            real: Some("traces/esft/law.parquet"),
+        },
+        Case {
+            // 256 + 32 = 288 slots do not divide over 64 GPUs (moeplan refuses, naming the
+            // constraint); one redundant slot per GPU is the nearest feasible setting.
+            name: "deepseek-v3 58x256, 64 GPUs / 8 nodes, 64 redundant (synthetic)",
+            shape: ModelShape {
+                moe_layers: 58,
+                experts: 256,
+                top_k: 8,
+                first_moe_layer: 3,
+            },
+            topo: Topology {
+                nodes: 8,
+                gpus_per_node: 8,
+                cost_intra: 1.0,
+                cost_inter: 9.0,
+            },
+            redundant: 64,
+            limit: 60.0,
+            real: None,
+        },
+    ]
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Runs a benchmark.
+pub fn run(cmd: BenchCommand, quiet: bool) -> anyhow::Result<()> {
+    let args = match cmd {
+        BenchCommand::Place(a) => a,
+        BenchCommand::Daemon(a) => return super::bench_daemon::run(a),
     };
-    let report = match &args.socket {
-        Some(sock) => load::run(sock, &trace, &spec)?,
-        None => {
-            let dir = tempfile_dir()?;
-            let sock = dir.join("bench.sock");
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(args.threads)
-                .enable_all()
-                .build()?;
-            let listener = rt.block_on(async { listen::bind_unix(&sock) })?;
-            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-            let server = rt.spawn(server::run(
-                Listener::Unix(listener),
-                None,
-                ServerConfig::default(),
-                async {
-                    let _ = stop_rx.await;
-                },
-            ));
-            let r = load::run(&sock, &trace, &spec);
-            let _ = stop_tx.send(());
-            let _ = rt.block_on(server);
-            let _ = std::fs::remove_dir_all(&dir);
-            r?
+    let mut ctl = CliControl::new(super::progress_enabled(quiet) && !args.json);
+    let mut rows = Vec::new();
+    for case in cases() {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|o| !case.name.contains(o.as_str()))
+        {
+            continue;
         }
-    };
+        let trace = match case.real {
+            Some(p) => crate::trace::read_trace(&shipped(p), None, Some(&case.shape))?,
+            None => generate(&SynthParams::default_for(case.shape), args.tokens, 7, None),
+        };
+        let w = workload_from_trace(&trace, 0);
+        let p = Problem::new(vec![w], case.topo, case.redundant, Weights::default())?;
+        let opts = MethodOptions::default();
+        ctl.restart(case.limit, case.name);
+        let eplb = place(Method::Eplb, &p, &opts, &ctl)?;
+        let sc = moeplan_solver::objective::Scaled::new(&p);
+        ctl.restart(case.limit, case.name);
+        let placed = place(Method::Ilp, &p, &opts, &ctl)?;
+        let seconds = ctl.elapsed();
+        let r = placed.report.expect("ilp reports");
+        rows.push(BenchRow {
+            case: case.name.into(),
+            limit_s: case.limit,
+            seconds,
+            status: r.status,
+            how: r.how,
+            objective: r.objective,
+            eplb_objective: sc.value(&eplb.plan),
+            bound: r.bound,
+            gap: r.gap,
+            peak_rss_mib: peak_rss_mib(),
+        });
+    }
+    ctl.finish();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<62} {:>6} {:>7} {:>10} {:>10} {:>10} {:>8} {:>9} status",
+        "case", "limit", "secs", "objective", "eplb obj", "bound", "gap", "peak MiB"
+    );
+    for r in &rows {
         println!(
-            "moeplan bench daemon: {} sessions, {} ({} tokens), capacity {}/layer, {}",
-            args.sessions,
-            path.display(),
-            trace.num_tokens(),
-            args.capacity,
-            args.policy
-        );
-        println!(
-            "{:>10} {:>9} {:>12} {:>9} {:>9} {:>9} {:>9}",
-            "steps", "seconds", "steps/s", "p50 us", "p99 us", "max us", "hit"
-        );
-        println!(
-            "{:>10} {:>9.2} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.3}",
-            report.steps,
-            report.seconds,
-            report.steps_per_s,
-            report.p50_us,
-            report.p99_us,
-            report.max_us,
-            report.hit_ratio
+            "{:<62} {:>6.0} {:>7.2} {:>10.4} {:>10.4} {:>10.4} {:>7.2}% {:>9.0} {} ({})",
+            r.case,
+            r.limit_s,
+            r.seconds,
+            r.objective,
+            r.eplb_objective,
+            r.bound,
+            100.0 * r.gap,
+            r.peak_rss_mib,
+            r.status,
+            r.how
         );
     }
     Ok(())
-}
-
-/// A fresh private directory for the bench's socket.
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = std::env::temp_dir().join(format!("moeplan-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }

@@ -5,7 +5,10 @@
 
 mod args;
 mod bench_cmd;
+mod bench_daemon;
+mod control;
 mod demo;
+pub mod place_cmd;
 mod predict_cmd;
 mod replay_cmd;
 mod replay_via_daemon;
@@ -30,9 +33,12 @@ Examples:
   moeplan trace stats --trace traces/esft/law.parquet
   moeplan trace stats --trace traces/esft/law.parquet --against traces/esft/intent.parquet --json
   moeplan trace convert --trace ../shared/esft/results/expert_scores/law -o law.parquet
+  moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet
+  moeplan place -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval traces/esft/intent.parquet \
+      --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
-  moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet
+  moeplan bench place
   moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464";
 
 /// moeplan: expert placement and expert caching for Mixture-of-Experts serving.
@@ -62,6 +68,8 @@ pub enum Command {
     Replay(replay_cmd::ReplayArgs),
     /// Run the main job on the shipped sample trace and default configs.
     Demo(demo::DemoArgs),
+    /// Plan where experts live (expert parallelism): contiguous, round-robin, EPLB, affinity, ILP.
+    Place(place_cmd::PlaceArgs),
     /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
     Serve(serve_cmd::ServeArgs),
     /// Fixed-workload benchmarks.
@@ -116,8 +124,9 @@ pub fn main() -> ExitCode {
         Command::Predict(c) => predict_cmd::run(c, cli.quiet),
         Command::Replay(a) => replay_cmd::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
+        Command::Place(a) => place_cmd::run(a, cli.quiet),
         Command::Serve(a) => serve_cmd::run(a),
-        Command::Bench(c) => bench_cmd::run(c),
+        Command::Bench(c) => bench_cmd::run(c, cli.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,9 +40,9 @@ pub enum PredictCommand {
         /// Hidden width of the learned model.
         #[arg(long, default_value_t = TrainOptions::default().hidden)]
         hidden: usize,
-        /// At most this many training cases per epoch (quick runs).
-        #[arg(long)]
-        max_cases: Option<usize>,
+        /// Training cases (token, layer, h) per epoch, drawn afresh each epoch; 0 for all.
+        #[arg(long, default_value_t = TrainOptions::default().max_cases.unwrap_or(0))]
+        max_cases: usize,
         /// Output predictor file (.safetensors).
         #[arg(long, short)]
         output: PathBuf,
@@ -109,14 +109,19 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
                 seed,
                 epochs,
                 hidden,
-                max_cases,
+                max_cases: (max_cases > 0).then_some(max_cases),
                 ..TrainOptions::default()
             };
             let show = super::progress_enabled(quiet);
             let bar = (show && kind == Kind::Learned).then(|| {
                 let tokens: usize = traces.iter().map(Trace::num_tokens).sum();
                 let layers = traces[0].shape().moe_layers;
-                let per_epoch = max_cases.unwrap_or(tokens * lookahead * layers);
+                let all = tokens * lookahead * layers;
+                let per_epoch = if max_cases > 0 {
+                    max_cases.min(all)
+                } else {
+                    all
+                };
                 crate::util::progress_bar((per_epoch * epochs) as u64, "cases")
             });
             let start = std::time::Instant::now();

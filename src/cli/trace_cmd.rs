@@ -118,7 +118,7 @@ pub fn run(cmd: TraceCommand, quiet: bool) -> anyhow::Result<()> {
                 top_pairs,
             };
             let stats = compute(&trace, other.as_ref().map(|o| (name.as_str(), o)), &opts)
-                .map_err(|m| super::BadInput(m))?;
+                .map_err(super::BadInput)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&stats)?);
             } else {

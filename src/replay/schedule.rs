@@ -2,7 +2,7 @@
 //! finishes, admit the waiting sequence whose routing overlaps the running batch most, so a
 //! batch activates fewer distinct experts. Fairness: the oldest waiting sequence is admitted
 //! once it has been passed over `2 * size` times, and only the oldest `4 * size` are considered.
-//! A waiting sequence is compared by its first [`PREFIX`] tokens (its prompt, known at admission).
+//! A waiting sequence is compared by its first `PREFIX` tokens (its prompt, known at admission).
 
 use std::collections::VecDeque;
 use std::ops::Range;

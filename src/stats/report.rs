@@ -19,8 +19,8 @@ pub fn render_table(s: &TraceStats) -> String {
     );
     let _ = writeln!(
         o,
-        "{:>5} {:>6} {:>10} {:>9} {:>8} {:>9}  {}",
-        "moe", "layer", "imbalance", "entropy", "norm", "temporal", "top experts (share)"
+        "{:>5} {:>6} {:>10} {:>9} {:>8} {:>9}  top experts (share)",
+        "moe", "layer", "imbalance", "entropy", "norm", "temporal"
     );
     for x in &s.layers {
         let total: u64 = x.counts.iter().sum::<u64>().max(1);
@@ -60,8 +60,8 @@ pub fn render_table(s: &TraceStats) -> String {
     );
     let _ = writeln!(
         o,
-        "{:>4} {:>10} {:>12}  {}",
-        "hops", "top-k mass", "independent", "strongest pairs (layer:from->to, lift, P)"
+        "{:>4} {:>10} {:>12}  strongest pairs (layer:from->to, lift, P)",
+        "hops", "top-k mass", "independent"
     );
     for t in &s.transitions {
         let pairs: Vec<String> = t

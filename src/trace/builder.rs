@@ -107,7 +107,7 @@ impl TraceBuilder {
             self.order.clear();
             self.order
                 .extend(es.iter().zip(ws).map(|(&e, &w)| (e, quantize_weight(w))));
-            self.order.sort_by(|a, b| b.1.cmp(&a.1));
+            self.order.sort_by_key(|p| std::cmp::Reverse(p.1));
             self.trace.experts.extend(self.order.iter().map(|p| p.0));
             self.trace.weights.extend(self.order.iter().map(|p| p.1));
         }
@@ -145,10 +145,10 @@ impl TraceBuilder {
     }
 
     fn note_seq(&mut self, seq: u32) {
-        if let Some(&last) = self.trace.seq.last() {
-            if last != seq {
-                self.closed.insert(last);
-            }
+        if let Some(&last) = self.trace.seq.last()
+            && last != seq
+        {
+            self.closed.insert(last);
         }
     }
 
@@ -163,7 +163,7 @@ impl TraceBuilder {
                 .zip(weights)
                 .map(|(&e, &w)| (e, quantize_weight(w))),
         );
-        self.order.sort_by(|a, b| b.1.cmp(&a.1));
+        self.order.sort_by_key(|p| std::cmp::Reverse(p.1));
         for (j, p) in self.order.iter().enumerate() {
             self.trace.experts[o + j] = p.0;
             self.trace.weights[o + j] = p.1;

@@ -371,18 +371,18 @@ fn parse_layer_file(
         per_line.push(n);
         token_base += n;
     }
-    if let Some((ref_path, ref_counts)) = reference {
-        if per_line.len() != ref_counts.len() {
-            return Err(TraceError::invalid(
-                path,
-                lines.line_no + 1,
-                "line",
-                Problem::Truncated {
-                    expected: format!("{} lines as in {}", ref_counts.len(), ref_path.display()),
-                    found: format!("{}", per_line.len()),
-                },
-            ));
-        }
+    if let Some((ref_path, ref_counts)) = reference
+        && per_line.len() != ref_counts.len()
+    {
+        return Err(TraceError::invalid(
+            path,
+            lines.line_no + 1,
+            "line",
+            Problem::Truncated {
+                expected: format!("{} lines as in {}", ref_counts.len(), ref_path.display()),
+                found: format!("{}", per_line.len()),
+            },
+        ));
     }
     Ok(per_line)
 }

@@ -73,17 +73,17 @@ impl TraceFormat for Jsonl {
         shape
             .check()
             .map_err(|m| TraceError::invalid(path, 1, "shape", Problem::Other(m)))?;
-        if let Some(h) = shape_hint {
-            if *h != shape {
-                return Err(TraceError::invalid(
-                    path,
-                    1,
-                    "shape",
-                    Problem::Other(format!(
-                        "trace shape {shape:?} differs from the model's {h:?}"
-                    )),
-                ));
-            }
+        if let Some(h) = shape_hint
+            && *h != shape
+        {
+            return Err(TraceError::invalid(
+                path,
+                1,
+                "shape",
+                Problem::Other(format!(
+                    "trace shape {shape:?} differs from the model's {h:?}"
+                )),
+            ));
         }
         let (layers, k) = (shape.moe_layers, shape.top_k);
         let mut builder = TraceBuilder::new(shape, 0);

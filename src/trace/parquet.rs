@@ -95,13 +95,13 @@ impl TraceFormat for ParquetFormat {
         shape
             .check()
             .map_err(|m| pq_err(path, format!("{SHAPE_KEY}: {m}")))?;
-        if let Some(h) = shape_hint {
-            if *h != shape {
-                return Err(pq_err(
-                    path,
-                    format!("trace shape {shape:?} differs from the model's {h:?}"),
-                ));
-            }
+        if let Some(h) = shape_hint
+            && *h != shape
+        {
+            return Err(pq_err(
+                path,
+                format!("trace shape {shape:?} differs from the model's {h:?}"),
+            ));
         }
         let rows = builder.metadata().file_metadata().num_rows() as usize;
         if rows == 0 {

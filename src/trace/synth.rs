@@ -167,7 +167,7 @@ impl Rng {
     /// Uniform in 0..n.
     #[inline]
     fn below(&mut self, n: usize) -> usize {
-        ((self.next() >> 32) * n as u64 >> 32) as usize
+        (((self.next() >> 32) * n as u64) >> 32) as usize
     }
 }
 
@@ -214,10 +214,35 @@ struct Tables {
     /// `clusters[c * moe_layers + l]`: cluster c's experts at layer l and a popularity-weighted
     /// sampler over them.
     clusters: Vec<(Vec<u16>, Alias)>,
+    /// `WEIGHT_PATTERNS` quantised gate-weight patterns of length top_k, decreasing, drawn once.
+    weight_patterns: Vec<u16>,
 }
 
-/// Per layer, the experts are partitioned into `clusters` groups of about equal popularity mass
-/// (greedy, heaviest first, over a seeded shuffle), so that drawing a uniform cluster and then an
+/// Gate-weight patterns drawn per parameter set (a (token, layer) picks one at random).
+const WEIGHT_PATTERNS: usize = 4096;
+
+/// Gate weights: exponential draws, sorted decreasing, scaled to a total in [0.3, 1.0] (the
+/// real traces are not renormalised: a token's top-6 weights sum to 0.14..1.0).
+fn weight_patterns(k: usize, rng: &mut Rng) -> Vec<u16> {
+    let mut out = Vec::with_capacity(WEIGHT_PATTERNS * k);
+    let mut raw = vec![0f64; k];
+    for _ in 0..WEIGHT_PATTERNS {
+        for x in raw.iter_mut() {
+            *x = -(1.0 - rng.unit()).ln();
+        }
+        raw.sort_unstable_by(|a, b| b.total_cmp(a));
+        let sum: f64 = raw.iter().sum();
+        let total = 0.3 + 0.7 * rng.unit();
+        out.extend(
+            raw.iter()
+                .map(|x| quantize_weight((x / sum * total) as f32)),
+        );
+    }
+    out
+}
+
+/// Per layer, the experts are partitioned into `clusters` groups of equal size and about equal
+/// popularity mass (greedy, heaviest first, ties broken by a seeded shuffle), so that drawing a uniform cluster and then an
 /// expert of it by popularity keeps each expert's overall share equal to its popularity.
 fn tables(p: &SynthParams) -> Tables {
     let s = p.shape;
@@ -231,12 +256,16 @@ fn tables(p: &SynthParams) -> Tables {
             order.swap(i, rng.below(i + 1));
         }
         order.sort_by(|&a, &b| w[b].total_cmp(&w[a]));
+        // Heaviest first into the lightest group that still has room: near-equal mass, and
+        // equal sizes (so every cluster has at least top_k experts when clusters <= E / k).
+        let cap = s.experts.div_ceil(nc);
         let mut groups: Vec<Vec<u16>> = vec![Vec::new(); nc];
         let mut mass = vec![0.0f64; nc];
         for e in order {
             let g = (0..nc)
+                .filter(|&g| groups[g].len() < cap)
                 .min_by(|&a, &b| mass[a].total_cmp(&mass[b]))
-                .unwrap_or(0);
+                .expect("total capacity covers every expert");
             groups[g].push(e as u16);
             mass[g] += w[e];
         }
@@ -254,9 +283,11 @@ fn tables(p: &SynthParams) -> Tables {
             clusters.push((members, alias));
         }
     }
+    let weight_patterns = weight_patterns(s.top_k, &mut rng);
     Tables {
         popularity,
         clusters,
+        weight_patterns,
     }
 }
 
@@ -361,8 +392,6 @@ fn fill_sequence(
     let (layers, k) = (s.moe_layers, s.top_k);
     let n = layers * k;
     let clusters = tab.clusters.len() / layers;
-    let mut raw = [0f64; 64];
-    let kk = k.min(64);
     let mut cluster = rng.below(clusters);
     for t in 0..experts.len() / n {
         if t > 0 && rng.unit() >= p.stickiness {
@@ -372,8 +401,12 @@ fn fill_sequence(
             let o = (t * layers + l) * k;
             let (members, sampler) = &tab.clusters[cluster * layers + l];
             let mut chosen = 0;
+            let mut tries = 0usize;
             while chosen < k {
-                let r = rng.unit();
+                // After many rejected draws (small cluster, all reused experts taken), fall back
+                // to the popularity draw, which reaches every expert: the loop always ends.
+                tries += 1;
+                let r = if tries > 8 * k { 1.0 } else { rng.unit() };
                 let cand = if t > 0 && r < p.temporal[l] {
                     experts[o - n + rng.below(k)]
                 } else if r < p.temporal[l] + p.affinity {
@@ -386,17 +419,8 @@ fn fill_sequence(
                     chosen += 1;
                 }
             }
-            // Gate weights: decreasing, summing to a total in [0.3, 1.0] (no renormalisation).
-            let mut sum = 0.0;
-            for x in raw.iter_mut().take(kk) {
-                *x = -(1.0 - rng.unit()).ln();
-                sum += *x;
-            }
-            raw[..kk].sort_unstable_by(|a, b| b.total_cmp(a));
-            let total = 0.3 + 0.7 * rng.unit();
-            for j in 0..k {
-                weights[o + j] = quantize_weight((raw[j.min(kk - 1)] / sum * total) as f32);
-            }
+            let w = rng.below(WEIGHT_PATTERNS) * k;
+            weights[o..o + k].copy_from_slice(&tab.weight_patterns[w..w + k]);
         }
     }
 }

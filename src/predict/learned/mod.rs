@@ -1,9 +1,13 @@
 //! The `learned` predictor: a small MLP over the token's recent routing, the previous token's
 //! routing and a (layer, look-ahead) embedding, on top of the markov log-probabilities.
 //!
-//! `logit[e'] = W_out · relu(b1 + Σ_f w_f · Emb[row_f]) + b_out[l+h][e'] + α_h · ln(markov[e'] + ε)`
-//! where the rows are listed by [`features`]. Training is in [`train`] (candle, AdamW, BCE);
-//! inference here is plain Rust with no allocation.
+//! ```text
+//! logit[e'] = W_out · relu(b1 + Σ_f w_f · Emb[row_f]) + b_out[l+h][e']
+//!           + α_h · ln(markov[e'] + ε) + β_h · temporal[e']
+//! ```
+//! where the rows are listed by [`features`] and `temporal` marks the previous token's experts at
+//! l+h (as [`TemporalPredictor`]). Training is in [`train`] (candle, AdamW, BCE); inference here
+//! is plain Rust with no allocation.
 
 pub mod features;
 mod train;
@@ -14,7 +18,7 @@ use std::sync::Arc;
 pub use train::{EpochReport, TrainOptions, TrainReport, train};
 
 use super::file::{self, Tensors};
-use super::{MarkovPredictor, PredictError, Predictor, RoutingView};
+use super::{MarkovPredictor, PredictError, Predictor, RoutingView, TemporalPredictor};
 
 /// Largest hidden width inference supports (its scratch lives on the stack).
 pub const MAX_HIDDEN: usize = 512;
@@ -38,7 +42,8 @@ pub struct LearnedPredictor {
     pub(crate) w_out: Vec<f32>,
     /// Output bias per target layer, `[moe_layers][experts]`.
     pub(crate) b_out: Vec<f32>,
-    /// Weight of the markov log-probability per look-ahead, `[lookahead]`.
+    /// Per look-ahead, the weights of the markov log-probability and of the temporal indicator,
+    /// `[lookahead][2]`.
     pub(crate) alpha: Vec<f32>,
 }
 
@@ -101,7 +106,7 @@ fn shapes(
         ("learned.b1", vec![hidden]),
         ("learned.w_out", vec![hidden, s.experts]),
         ("learned.b_out", vec![s.moe_layers, s.experts]),
-        ("learned.alpha", vec![lookahead]),
+        ("learned.alpha", vec![lookahead, 2]),
     ]
 }
 
@@ -128,11 +133,12 @@ impl Predictor for LearnedPredictor {
             }
         });
         self.markov.score(view, h, out);
-        let alpha = self.alpha[h - 1];
+        let (alpha, beta) = (self.alpha[2 * (h - 1)], self.alpha[2 * (h - 1) + 1]);
         let bias = &self.b_out[(view.layer + h) * e..(view.layer + h + 1) * e];
         for (o, &b) in out.iter_mut().zip(bias) {
             *o = alpha * (*o + MARKOV_EPS).ln() + b;
         }
+        TemporalPredictor::add_into(view, view.layer + h, beta, out);
         for (j, &x) in hid.iter().enumerate() {
             if x > 0.0 {
                 for (o, &w) in out.iter_mut().zip(&self.w_out[j * e..(j + 1) * e]) {

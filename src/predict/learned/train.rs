@@ -10,7 +10,9 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
 use super::{LearnedPredictor, MARKOV_EPS, MAX_HIDDEN, features};
-use crate::predict::{MarkovPredictor, PredictError, Predictor, RoutingView, StaticPredictor};
+use crate::predict::{
+    MarkovPredictor, PredictError, Predictor, RoutingView, StaticPredictor, TemporalPredictor,
+};
 use crate::trace::{ModelShape, Trace};
 use crate::util::Progress;
 
@@ -35,7 +37,7 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Every n-th sequence of each training trace is held out for early stopping.
     pub holdout_every: usize,
-    /// At most this many training cases per epoch (evenly strided), for quick runs and tests.
+    /// Training cases per epoch: a fresh random subset of all cases each epoch (all if `None`).
     pub max_cases: Option<usize>,
 }
 
@@ -44,14 +46,14 @@ impl Default for TrainOptions {
         TrainOptions {
             lookahead: 4,
             hidden: 128,
-            epochs: 6,
+            epochs: 3,
             patience: 1,
             batch: 2048,
             lr: 3e-3,
             weight_decay: 1e-4,
             seed: 0,
             holdout_every: 10,
-            max_cases: None,
+            max_cases: Some(200_000),
         }
     }
 }
@@ -99,6 +101,7 @@ struct Batch {
     rows: Vec<u32>,
     weights: Vec<f32>,
     ln_markov: Vec<f32>,
+    temporal: Vec<f32>,
     target: Vec<f32>,
     target_layer: Vec<u32>,
     hop: Vec<u32>,
@@ -160,7 +163,7 @@ impl Net {
         hidden: usize,
         seed: u64,
     ) -> Result<Net, PredictError> {
-        let mut rng = SplitMix(seed ^ 0x6c65_6172_6e65_64);
+        let mut rng = SplitMix(seed ^ 0x6c65_6172_6e65_6400);
         let rows = features::rows(shape, lookahead);
         let e = shape.experts;
         Ok(Net {
@@ -168,7 +171,7 @@ impl Net {
             b1: var(vec![0.0; hidden], &[hidden])?,
             w_out: var(normal_vec(&mut rng, hidden * e, 0.01), &[hidden, e])?,
             b_out: var(vec![0.0; shape.moe_layers * e], &[shape.moe_layers, e])?,
-            alpha: var(vec![1.0; lookahead], &[lookahead])?,
+            alpha: var([1.0, 0.0].repeat(lookahead), &[lookahead, 2])?,
         })
     }
 
@@ -199,10 +202,13 @@ impl Net {
         let tl = Tensor::from_slice(&b.target_layer, b.n, &dev)?;
         let hop = Tensor::from_slice(&b.hop, b.n, &dev)?;
         let lnm = Tensor::from_slice(&b.ln_markov, (b.n, e), &dev)?;
-        let alpha = self.alpha.index_select(&hop, 0)?.reshape((b.n, 1))?;
+        let temporal = Tensor::from_slice(&b.temporal, (b.n, e), &dev)?;
+        let ab = self.alpha.index_select(&hop, 0)?;
+        let (alpha, beta) = (ab.narrow(1, 0, 1)?, ab.narrow(1, 1, 1)?);
         x.matmul(&self.w_out)?
             .add(&self.b_out.index_select(&tl, 0)?)?
-            .add(&lnm.broadcast_mul(&alpha)?)
+            .add(&lnm.broadcast_mul(&alpha)?)?
+            .add(&temporal.broadcast_mul(&beta)?)
     }
 
     fn to_vec(v: &Var) -> candle_core::Result<Vec<f32>> {
@@ -238,6 +244,7 @@ fn batch(cases: &[Case], folds: &[&Trace], fold_markov: &[MarkovPredictor], d: u
         rows: Vec::with_capacity(n * nf),
         weights: Vec::with_capacity(n * nf),
         ln_markov: vec![0.0; n * e],
+        temporal: vec![0.0; n * e],
         target: vec![0.0; n * e],
         target_layer: Vec::with_capacity(n),
         hop: Vec::with_capacity(n),
@@ -255,6 +262,7 @@ fn batch(cases: &[Case], folds: &[&Trace], fold_markov: &[MarkovPredictor], d: u
         for x in m.iter_mut() {
             *x = (*x + MARKOV_EPS).ln();
         }
+        TemporalPredictor::add_into(&view, l + h, 1.0, &mut b.temporal[i * e..(i + 1) * e]);
         for &x in tr.experts(t, l + h) {
             b.target[i * e + x as usize] = 1.0;
         }
@@ -339,9 +347,9 @@ pub fn train(
         .collect::<Result<_, PredictError>>()?;
     let mut rng = SplitMix(opts.seed);
     let (mut train_cases, hold) = cases(folds, opts);
-    if let Some(m) = opts.max_cases {
-        train_cases = thin(train_cases, m, &mut rng);
-    }
+    let per_epoch = opts
+        .max_cases
+        .map_or(train_cases.len(), |m| m.min(train_cases.len()));
     let hold = thin(
         hold,
         opts.max_cases.map_or(50_000, |m| (m / 5).max(1)),
@@ -369,9 +377,10 @@ pub fn train(
     let mut best = (f64::INFINITY, 0usize, net.snapshot()?);
     let mut epochs = Vec::new();
     for epoch in 1..=opts.epochs.max(1) {
+        // A fresh random `per_epoch` of all training cases each epoch.
         rng.shuffle(&mut train_cases);
         let mut sum = 0.0;
-        for chunk in train_cases.chunks(opts.batch.max(1)) {
+        for chunk in train_cases[..per_epoch].chunks(opts.batch.max(1)) {
             let b = batch(chunk, folds, &fold_markov, d);
             let loss = bce(
                 &net.forward(&b, nf, e)?,
@@ -389,7 +398,7 @@ pub fn train(
         }
         let rep = EpochReport {
             epoch,
-            train_loss: sum / train_cases.len() as f64,
+            train_loss: sum / per_epoch as f64,
             holdout_loss: hsum / hold.len() as f64,
             elapsed_s: start.elapsed().as_secs_f64(),
         };
@@ -416,7 +425,7 @@ pub fn train(
     let report = TrainReport {
         epochs,
         best_epoch,
-        train_cases: train_cases.len(),
+        train_cases: per_epoch,
         holdout_cases: hold.len(),
         seconds: start.elapsed().as_secs_f64(),
     };

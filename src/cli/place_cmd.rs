@@ -1,0 +1,377 @@
+//! `moeplan place`: build expert placements from traces with one or all methods, score them
+//! in-sample and on `--eval`, print a table or JSON, write the plan and SGLang's file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use moeplan_solver::{Method, MethodOptions, Metrics, Plan, Problem, SolveReport, Weights, place};
+use serde::Serialize;
+
+use super::BadInput;
+use super::args::load_model;
+use super::control::CliControl;
+use crate::config::{HardwareConfig, ModelConfig, resolve};
+use crate::placement::{
+    PlacementError, PlanFile, build_problem, check_trace, score, sglang_location, topology,
+};
+use crate::trace::{Trace, read_trace};
+
+/// Which method(s) to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    Contiguous,
+    RoundRobin,
+    Eplb,
+    Affinity,
+    Ilp,
+    /// Every method, one table.
+    All,
+}
+
+impl MethodArg {
+    fn methods(self) -> Vec<Method> {
+        match self {
+            MethodArg::Contiguous => vec![Method::Contiguous],
+            MethodArg::RoundRobin => vec![Method::RoundRobin],
+            MethodArg::Eplb => vec![Method::Eplb],
+            MethodArg::Affinity => vec![Method::Affinity],
+            MethodArg::Ilp => vec![Method::Ilp],
+            MethodArg::All => Method::ALL.to_vec(),
+        }
+    }
+}
+
+/// `moeplan place` options.
+#[derive(Debug, clap::Args)]
+pub struct PlaceArgs {
+    /// Trace(s) to build the plan on; each is one workload (balance: the worst of them).
+    #[arg(long = "trace", short = 't', required = true, value_name = "PATH")]
+    pub traces: Vec<PathBuf>,
+    /// Model config (name under configs/models or path).
+    #[arg(long, short)]
+    pub model: String,
+    /// Hardware config (name under configs/hardware or path).
+    #[arg(long)]
+    pub hardware: String,
+    /// Redundant physical slots per layer in total (default: the hardware's per-GPU value x GPUs).
+    #[arg(long)]
+    pub redundant: Option<usize>,
+    /// Placement method.
+    #[arg(long, value_enum, default_value = "all")]
+    pub method: MethodArg,
+    /// Trace to score the plans on out-of-sample (never used to build them).
+    #[arg(long, value_name = "TRACE")]
+    pub eval: Option<PathBuf>,
+    /// Time limit of the ILP solve, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub time_limit: f64,
+    /// JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the plan (the ILP's with `--method all`) as moeplan plan JSON.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also write SGLang's `--init-expert-location` JSON.
+    #[arg(long, value_name = "FILE")]
+    pub sglang: Option<PathBuf>,
+    /// Weight of the load-imbalance term (sum over layers of IR).
+    #[arg(long, default_value_t = 1.0)]
+    pub balance_weight: f64,
+    /// Weight of the communication term (sum over layer pairs of the link-cost-weighted hop rate).
+    #[arg(long, default_value_t = 1.0)]
+    pub comm_weight: f64,
+    /// Split each trace into N parts (by sequence) that count as separate workloads: the ILP
+    /// balances the worst part, a guard against workload shift.
+    #[arg(long, default_value_t = 1)]
+    pub splits: usize,
+    /// EPLB expert groups (0: one per node).
+    #[arg(long, default_value_t = 0)]
+    pub eplb_groups: usize,
+    /// Tokens per batch for the layer-time proxy.
+    #[arg(long, default_value_t = crate::placement::DEFAULT_BATCH_TOKENS)]
+    pub batch_tokens: usize,
+    /// A previous plan file: report the experts each new plan moves relative to it.
+    #[arg(long, value_name = "PLAN")]
+    pub previous: Option<PathBuf>,
+}
+
+/// The solver part of a JSON row: the solver's report and the wall-clock seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct SolverJson {
+    /// Status, objective, bound, gap, how.
+    #[serde(flatten)]
+    pub report: SolveReport,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// One method's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodJson {
+    /// Method name.
+    pub name: String,
+    /// Metrics on the traces it was built on.
+    pub in_sample: Metrics,
+    /// Metrics on `--eval`.
+    pub eval: Option<Metrics>,
+    /// Solver report (ILP).
+    pub solver: Option<SolverJson>,
+    /// The objective of the plan on the build workloads.
+    pub objective: f64,
+    /// Seconds to build the plan.
+    pub seconds: f64,
+    /// Expert replicas moved relative to `--previous`.
+    pub experts_moved: Option<usize>,
+}
+
+/// The whole `place` output.
+#[derive(Debug, Serialize)]
+pub struct PlaceJson {
+    /// Model name.
+    pub model: String,
+    /// Hardware name.
+    pub hardware: String,
+    /// GPUs.
+    pub gpus: usize,
+    /// Physical slots per GPU per layer.
+    pub slots_per_gpu: usize,
+    /// Build traces.
+    pub built_on: Vec<String>,
+    /// Eval trace.
+    pub eval_trace: Option<String>,
+    /// One row per method.
+    pub methods: Vec<MethodJson>,
+}
+
+/// Everything a placement run needs, loaded and checked.
+pub struct Inputs {
+    /// Model config.
+    pub model: ModelConfig,
+    /// Hardware config.
+    pub hw: HardwareConfig,
+    /// Build traces.
+    pub traces: Vec<Trace>,
+    /// Eval trace.
+    pub eval: Option<Trace>,
+    /// The problem.
+    pub problem: Problem,
+}
+
+fn bad(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(BadInput(e.to_string()))
+}
+
+/// Loads and checks the inputs of `args`.
+pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
+    let model = load_model(&args.model)?;
+    let hw = HardwareConfig::load(&resolve("hardware", &args.hardware))
+        .with_context(|| format!("loading hardware config {:?}", args.hardware))?;
+    let read = |p: &PathBuf| -> anyhow::Result<Trace> {
+        let t =
+            read_trace(p, None, None).with_context(|| format!("reading trace {}", p.display()))?;
+        check_trace(0, &t, &model).map_err(|e| bad(format!("{}: {e}", p.display())))?;
+        Ok(t)
+    };
+    let traces = args
+        .traces
+        .iter()
+        .map(read)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let eval = args.eval.as_ref().map(read).transpose()?;
+    if args.splits == 0 {
+        return Err(bad("--splits must be at least 1"));
+    }
+    let parts: Vec<Trace> = traces.iter().flat_map(|t| split(t, args.splits)).collect();
+    let refs: Vec<&Trace> = parts.iter().collect();
+    let weights = Weights {
+        balance: args.balance_weight,
+        comm: args.comm_weight,
+    };
+    let problem = build_problem(&refs, &model, &hw, args.redundant, weights, 0)
+        .map_err(|e: PlacementError| bad(format!("infeasible placement setting: {e}")))?;
+    Ok(Inputs {
+        model,
+        hw,
+        traces,
+        eval,
+        problem,
+    })
+}
+
+/// Splits a trace into `n` parts of whole sequences with about equal token counts.
+pub fn split(t: &Trace, n: usize) -> Vec<Trace> {
+    if n <= 1 {
+        return vec![t.clone()];
+    }
+    let seqs: Vec<_> = t.sequences().collect();
+    let per = t.num_tokens().div_ceil(n);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for r in &seqs {
+        if r.end - start >= per {
+            out.push(t.slice(start..r.end));
+            start = r.end;
+        }
+    }
+    if start < t.num_tokens() {
+        out.push(t.slice(start..t.num_tokens()));
+    }
+    out
+}
+
+/// Runs `moeplan place`.
+pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
+    let inputs = load_inputs(&args)?;
+    let previous = match &args.previous {
+        Some(p) => Some(PlanFile::read(p)?.plan().map_err(bad)?),
+        None => None,
+    };
+    let refs: Vec<&Trace> = inputs.traces.iter().collect();
+    let combined = Trace::concat(&refs).map_err(bad)?;
+    let topo = topology(&inputs.hw);
+    let opts = MethodOptions {
+        eplb_groups: args.eplb_groups,
+        ..Default::default()
+    };
+    let mut ctl = CliControl::new(super::progress_enabled(quiet) && !args.json);
+    let sc = moeplan_solver::objective::Scaled::new(&inputs.problem);
+    let mut rows = Vec::new();
+    let mut chosen: Option<(Plan, MethodJson)> = None;
+    let methods = args.method.methods();
+    for &m in &methods {
+        ctl.restart(args.time_limit, m.name());
+        let placed = place(m, &inputs.problem, &opts, &ctl).map_err(bad)?;
+        let seconds = ctl.elapsed();
+        let row = MethodJson {
+            name: m.name().into(),
+            in_sample: score(&placed.plan, &combined, &topo, args.batch_tokens),
+            eval: inputs
+                .eval
+                .as_ref()
+                .map(|t| score(&placed.plan, t, &topo, args.batch_tokens)),
+            solver: placed
+                .report
+                .clone()
+                .map(|report| SolverJson { report, seconds }),
+            objective: sc.value(&placed.plan),
+            seconds,
+            experts_moved: previous.as_ref().map(|p| placed.plan.moved_from(p)),
+        };
+        if m == Method::Ilp || methods.len() == 1 {
+            chosen = Some((placed.plan.clone(), row.clone()));
+        }
+        rows.push(row);
+    }
+    ctl.finish();
+    if let Some((plan, row)) = &chosen {
+        write_outputs(&args, &inputs, plan, row)?;
+    }
+    let out = PlaceJson {
+        model: inputs.model.name.clone(),
+        hardware: inputs.hw.name.clone(),
+        gpus: inputs.hw.gpus(),
+        slots_per_gpu: inputs.problem.slots_per_gpu,
+        built_on: args
+            .traces
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        eval_trace: args.eval.as_ref().map(|p| p.display().to_string()),
+        methods: rows,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", render_table(&out));
+    }
+    Ok(())
+}
+
+fn write_outputs(
+    args: &PlaceArgs,
+    inputs: &Inputs,
+    plan: &Plan,
+    row: &MethodJson,
+) -> anyhow::Result<()> {
+    if let Some(path) = &args.output {
+        let built_on = args
+            .traces
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut file = PlanFile::new(plan, &inputs.model, &inputs.hw, &row.name, built_on);
+        file.in_sample = Some(row.in_sample);
+        file.solver = row.solver.as_ref().map(|s| s.report.clone());
+        file.write(path)?;
+    }
+    if let Some(path) = &args.sglang {
+        let text = serde_json::to_string(&sglang_location(plan, &inputs.model))?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn fmt_metrics(m: Option<&Metrics>) -> String {
+    match m {
+        Some(m) => format!(
+            "{:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7.3}",
+            m.ir_mean,
+            m.ir_worst,
+            m.hop_rate,
+            m.hop_rate_top1,
+            m.hop_rate_internode,
+            m.layer_time_proxy
+        ),
+        None => format!(
+            "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7}",
+            "-", "-", "-", "-", "-", "-"
+        ),
+    }
+}
+
+/// The comparison table: one row per method, in-sample and eval metrics, solver columns.
+pub fn render_table(out: &PlaceJson) -> String {
+    let mut s = format!(
+        "placement: model {} on {} ({} GPUs, {} slots/GPU/layer); built on {}{}\n",
+        out.model,
+        out.hardware,
+        out.gpus,
+        out.slots_per_gpu,
+        out.built_on.join(", "),
+        out.eval_trace
+            .as_ref()
+            .map_or(String::new(), |e| format!("; eval on {e}"))
+    );
+    let head = format!(
+        "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7}",
+        "IRmean", "IRwst", "H", "Htop1", "Hnode", "proxy"
+    );
+    s += &format!(
+        "{:<12} | {head} | {head} | {:>8} {:>8} {:>7} {:>6}\n",
+        "method", "objective", "status", "gap", "secs"
+    );
+    s += &format!("{:<12} | {:^48} | {:^48} |\n", "", "in-sample", "eval");
+    for r in &out.methods {
+        let (status, gap) = match &r.solver {
+            Some(sv) => (
+                sv.report.status.clone(),
+                format!("{:.2}%", 100.0 * sv.report.gap),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        s += &format!(
+            "{:<12} | {} | {} | {:>8.3} {:>8} {:>7} {:>6.2}\n",
+            r.name,
+            fmt_metrics(Some(&r.in_sample)),
+            fmt_metrics(r.eval.as_ref()),
+            r.objective,
+            status,
+            gap,
+            r.seconds
+        );
+    }
+    s += "IR: busiest GPU / mean (per layer: mean, worst); H: cross-GPU hop rate (all k x k pairs), \
+          Htop1: top-1 only, Hnode: inter-node; proxy: sum over layers of the busiest GPU's load per \
+          token (per batch); objective: balance x sum IR (worst build workload) + comm x sum link cost.\n";
+    s
+}
