@@ -193,17 +193,20 @@ pub fn run(cmd: TraceCommand, quiet: bool) -> anyhow::Result<()> {
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            tracing::info!(seconds = start.elapsed().as_secs_f64(), "generated");
+            let gen_s = start.elapsed().as_secs_f64();
+            tracing::info!(seconds = gen_s, "generated");
+            let write_start = std::time::Instant::now();
             write_trace(&trace, &output, None)
                 .with_context(|| format!("writing {}", output.display()))?;
             if !quiet {
                 eprintln!(
-                    "generated {} tokens ({} sequences, {:.1} MB in memory) in {:.1} s; wrote {}",
+                    "generated {} tokens ({} sequences, {:.1} MB in memory) in {:.1} s; wrote {} in {:.1} s",
                     trace.num_tokens(),
                     trace.num_sequences(),
                     trace.memory_bytes() as f64 / 1e6,
-                    start.elapsed().as_secs_f64(),
-                    output.display()
+                    gen_s,
+                    output.display(),
+                    write_start.elapsed().as_secs_f64()
                 );
             }
         }

@@ -221,7 +221,7 @@ impl TraceFormat for ParquetFormat {
         let shape_json = serde_json::to_string(trace.shape()).expect("shape serialises");
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(9).expect("valid zstd level"),
+                ZstdLevel::try_new(3).expect("valid zstd level"),
             ))
             .set_key_value_metadata(Some(vec![
                 KeyValue::new(VERSION_KEY.to_string(), PARQUET_VERSION.to_string()),
