@@ -10,6 +10,8 @@ test: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
+	cargo build --bin moeplan
+	python3 -m pytest -q clients/python
 
 bench: setup
 	cargo bench --bench trace

@@ -13,3 +13,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust >= 1.95 (https://rustup.rs)" >&2; exit 1; }
+# The Python client's tests (`pytest clients/python`) need msgpack and pytest.
+if ! python3 -c 'import msgpack, pytest' >/dev/null 2>&1; then
+  echo "setup: installing the Python packages msgpack and pytest" >&2
+  python3 -m pip install --quiet msgpack pytest 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages msgpack pytest 2>/dev/null \
+    || { sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+         $sudo_cmd apt-get update -qq
+         DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq python3-msgpack python3-pytest >/dev/null; }
+fi

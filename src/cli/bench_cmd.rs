@@ -16,6 +16,8 @@ use crate::util::shipped;
 pub enum BenchCommand {
     /// The placement solver at three scales.
     Place(BenchPlaceArgs),
+    /// Load the cache daemon: N sessions replaying a trace over the socket; step latency, steps/s.
+    Daemon(super::bench_daemon::BenchDaemonArgs),
 }
 
 /// `bench place` options.
@@ -136,7 +138,10 @@ fn peak_rss_mib() -> f64 {
 
 /// Runs a benchmark.
 pub fn run(cmd: BenchCommand, quiet: bool) -> anyhow::Result<()> {
-    let BenchCommand::Place(args) = cmd;
+    let args = match cmd {
+        BenchCommand::Place(a) => a,
+        BenchCommand::Daemon(a) => return super::bench_daemon::run(a),
+    };
     let mut ctl = CliControl::new(super::progress_enabled(quiet) && !args.json);
     let mut rows = Vec::new();
     for case in cases() {

@@ -5,11 +5,14 @@
 
 mod args;
 mod bench_cmd;
+mod bench_daemon;
 mod control;
 mod demo;
 pub mod place_cmd;
 mod predict_cmd;
 mod replay_cmd;
+mod replay_via_daemon;
+mod serve_cmd;
 mod trace_cmd;
 
 use std::process::ExitCode;
@@ -35,7 +38,8 @@ Examples:
       --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
-  moeplan bench place";
+  moeplan bench place
+  moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464";
 
 /// moeplan: expert placement and expert caching for Mixture-of-Experts serving.
 #[derive(Debug, Parser)]
@@ -66,6 +70,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Plan where experts live (expert parallelism): contiguous, round-robin, EPLB, affinity, ILP.
     Place(place_cmd::PlaceArgs),
+    /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
+    Serve(serve_cmd::ServeArgs),
     /// Fixed-workload benchmarks.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -119,6 +125,7 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => replay_cmd::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Place(a) => place_cmd::run(a, cli.quiet),
+        Command::Serve(a) => serve_cmd::run(a),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
     };
     match result {

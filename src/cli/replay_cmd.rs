@@ -96,6 +96,10 @@ pub struct ReplayArgs {
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Replay through a running daemon (`moeplan serve`) at this socket instead of in process,
+    /// one session per policy (lru, lfu, static): prints the daemon's hit ratios.
+    #[arg(long, value_name = "SOCKET")]
+    pub via_daemon: Option<PathBuf>,
 }
 
 impl ReplayArgs {
@@ -124,6 +128,7 @@ impl ReplayArgs {
             beta: Predictive::DEFAULT_BETA,
             prefetch_margin: 0.0,
             json: false,
+            via_daemon: None,
         }
     }
 }
@@ -164,6 +169,16 @@ pub fn run(args: ReplayArgs, _quiet: bool) -> anyhow::Result<()> {
             read_trace(p, args.input.format, Some(&shape))
                 .with_context(|| format!("reading training trace {}", p.display()))?,
         );
+    }
+    if let Some(sock) = &args.via_daemon {
+        let rows = super::replay_via_daemon::replay(sock, &args, &trace, batching)?;
+        if args.json {
+            let v = serde_json::json!({ "via_daemon": sock, "policies": rows });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            print!("{}", super::replay_via_daemon::render(sock, &rows));
+        }
+        return Ok(());
     }
     let report = replay(&args, &trace, &train, batching, &model, &hw)?;
     if args.json {

@@ -1,0 +1,296 @@
+"""The client: frames (4-byte big-endian length + msgpack map), requests with ids, typed replies."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+import msgpack
+
+#: Protocol version this client speaks (checked by the daemon at ``hello``).
+PROTOCOL_VERSION = 1
+
+_HEADER = struct.Struct(">I")
+
+
+def default_socket_path() -> str:
+    """The daemon's default socket: ``$XDG_RUNTIME_DIR/moeplan.sock``, else ``/tmp/moeplan-$USER.sock``."""
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        return os.path.join(runtime_dir, "moeplan.sock")
+    return "/tmp/moeplan-%s.sock" % os.environ.get("USER", "default")
+
+
+class DaemonError(Exception):
+    """The daemon refused a request: ``code`` is stable (e.g. ``out_of_range``), ``message`` explains."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__("%s: %s" % (code, message))
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ExpertRef:
+    """An expert of a layer."""
+
+    layer: int
+    expert: int
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Copy ``expert`` of ``layer`` from host memory into GPU slot ``slot`` (``None``: a temporary
+    buffer, not cached), evicting ``evict``."""
+
+    layer: int
+    expert: int
+    slot: Optional[int]
+    evict: Optional[ExpertRef]
+
+    @staticmethod
+    def _from(d: Dict[str, Any]) -> "Transfer":
+        ev = d.get("evict")
+        return Transfer(
+            d["layer"], d["expert"], d["slot"], ExpertRef(ev["layer"], ev["expert"]) if ev else None
+        )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a demanded expert is: ``state`` is ``resident``, ``in_flight``, ``loading`` (this
+    step's load) or ``transient`` (no slot to spare: stream it, not cached)."""
+
+    expert: int
+    slot: Optional[int]
+    state: str
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The daemon's answer to a step."""
+
+    #: One per distinct requested expert, in request order.
+    placements: List[Placement]
+    #: Distinct requested experts resident or in flight.
+    hits: int
+    #: Distinct requested experts not cached.
+    misses: int
+    #: Loads to issue now, in this order (the layer waits for them).
+    loads: List[Transfer]
+    #: Prefetches for the next layers, issued after ``loads`` (optional to honour).
+    prefetch: List[Transfer]
+
+    def slot_of(self, expert: int) -> Optional[int]:
+        """The slot of a requested expert (``None`` if streamed or not requested)."""
+        for p in self.placements:
+            if p.expert == expert:
+                return p.slot
+        return None
+
+    @staticmethod
+    def _from(d: Dict[str, Any]) -> "StepResult":
+        return StepResult(
+            [Placement(p["expert"], p["slot"], p["state"]) for p in d["placements"]],
+            d["hits"],
+            d["misses"],
+            [Transfer._from(t) for t in d["loads"]],
+            [Transfer._from(t) for t in d["prefetch"]],
+        )
+
+
+class Client:
+    """One connection to the daemon (Unix socket by default, or TCP with the daemon's token).
+
+    Not thread-safe: use one client per runtime thread. ``send``/``recv`` pipeline; the other
+    calls send one request and wait for its reply.
+    """
+
+    def __init__(
+        self,
+        path: Optional[str] = None,
+        *,
+        tcp: Optional[tuple] = None,
+        token: Optional[str] = None,
+        timeout: Optional[float] = 30.0,
+        client_name: str = "moeplan-py 0.1.0",
+    ) -> None:
+        if tcp is not None:
+            self._sock = socket.create_connection(tcp, timeout=timeout)
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._sock.settimeout(timeout)
+            self._sock.connect(path or default_socket_path())
+        self._buf = bytearray()
+        self._next_id = 1
+        reply = self.call("hello", {"version": PROTOCOL_VERSION, "client": client_name, "token": token})
+        self.server: str = reply["server"]
+        self.max_frame: int = reply["max_frame"]
+
+    # -- transport -------------------------------------------------------------------------
+    def send(self, op: str, args: Dict[str, Any]) -> int:
+        """Sends one request without waiting; returns its id (replies come in request order)."""
+        rid = self._next_id
+        self._next_id += 1
+        body = msgpack.packb({"id": rid, "op": op, "args": args}, use_bin_type=True)
+        self._sock.sendall(_HEADER.pack(len(body)) + body)
+        return rid
+
+    def recv(self) -> Dict[str, Any]:
+        """Reads the next reply: ``{"id", "op", "result"}`` (``op == "error"`` for a refusal)."""
+        while True:
+            if len(self._buf) >= 4:
+                (n,) = _HEADER.unpack_from(self._buf, 0)
+                if len(self._buf) >= 4 + n:
+                    body = bytes(self._buf[4 : 4 + n])
+                    del self._buf[: 4 + n]
+                    return msgpack.unpackb(body, raw=False)
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the daemon closed the connection")
+            self._buf += chunk
+
+    def call(self, op: str, args: Dict[str, Any]) -> Dict[str, Any]:
+        """Sends one request and returns its result; raises :class:`DaemonError` on refusal."""
+        rid = self.send(op, args)
+        reply = self.recv()
+        if reply["id"] != rid and reply["op"] != "error":
+            raise ConnectionError("reply %s to request %s" % (reply["id"], rid))
+        if reply["op"] == "error":
+            err = reply["result"]
+            raise DaemonError(err["code"], err["message"])
+        return reply["result"]
+
+    def close(self) -> None:
+        """Closes the connection (the daemon closes this connection's sessions)."""
+        self._sock.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests --------------------------------------------------------------------------
+    def register(
+        self,
+        *,
+        moe_layers: int,
+        experts: int,
+        top_k: int,
+        capacity: int,
+        capacity_mode: str = "per_layer",
+        policy: str = "lru",
+        name: str = "",
+        bytes_per_expert: int = 0,
+        half_life: Optional[float] = None,
+        beta: Optional[float] = None,
+        prefetch_top: Optional[int] = None,
+        train: Sequence[str] = (),
+    ) -> "Session":
+        """Opens a session for one GPU: its model shape, expert-slot budget and policy.
+
+        ``capacity`` slots per layer (``capacity_mode="per_layer"``) or in all (``"shared"``);
+        ``policy`` is ``lru``, ``lfu``, ``static`` (ranked by the ``train`` trace files, read by
+        the daemon) or ``predictive`` (fed by the ``next_scores`` hints of steps).
+        """
+        r = self.call(
+            "register",
+            {
+                "name": name,
+                "moe_layers": moe_layers,
+                "experts": experts,
+                "top_k": top_k,
+                "bytes_per_expert": bytes_per_expert,
+                "capacity": capacity,
+                "capacity_mode": capacity_mode,
+                "policy": policy,
+                "half_life": half_life,
+                "beta": beta,
+                "prefetch_top": prefetch_top,
+                "train": list(train),
+            },
+        )
+        return Session(self, r["session"], r["slots"])
+
+    def stats(self, session: Optional[int] = None) -> List[Dict[str, Any]]:
+        """Counters of one session, or of every session of this connection."""
+        return list(self.call("stats", {"session": session})["sessions"])
+
+
+class Session:
+    """A registered session: the calls a runtime makes per layer."""
+
+    def __init__(self, client: Client, session_id: int, slots: int) -> None:
+        self.client = client
+        #: Session id given by the daemon.
+        self.id = session_id
+        #: Expert slots in all.
+        self.slots = slots
+
+    def _step_args(
+        self, layer: int, experts: Sequence[int], next_scores: Optional[Sequence[float]], keep_pins: bool
+    ) -> Dict[str, Any]:
+        return {
+            "session": self.id,
+            "layer": layer,
+            "experts": [int(e) for e in experts],
+            "next_scores": None if next_scores is None else [float(s) for s in next_scores],
+            "keep_pins": keep_pins,
+        }
+
+    def step(
+        self,
+        layer: int,
+        experts: Sequence[int],
+        next_scores: Optional[Sequence[float]] = None,
+        keep_pins: bool = False,
+    ) -> StepResult:
+        """Before running ``layer``: the experts its gate selected -> slots, loads, prefetches."""
+        return StepResult._from(self.client.call("step", self._step_args(layer, experts, next_scores, keep_pins)))
+
+    def send_step(
+        self,
+        layer: int,
+        experts: Sequence[int],
+        next_scores: Optional[Sequence[float]] = None,
+        keep_pins: bool = True,
+    ) -> int:
+        """Pipelined step: sends now, returns the request id; read the reply with :meth:`recv_step`."""
+        return self.client.send("step", self._step_args(layer, experts, next_scores, keep_pins))
+
+    def recv_step(self) -> StepResult:
+        """The next reply on the connection, as a step result."""
+        reply = self.client.recv()
+        if reply["op"] == "error":
+            raise DaemonError(reply["result"]["code"], reply["result"]["message"])
+        return StepResult._from(reply["result"])
+
+    def loaded(self, layer: int, experts: Sequence[int]) -> int:
+        """Reports finished transfers; returns how many remain in flight."""
+        r = self.client.call("loaded", {"session": self.id, "layer": layer, "experts": [int(e) for e in experts]})
+        return int(r["pending"])
+
+    def observe(self, layer: int, experts: Sequence[int], counts: Optional[Sequence[int]] = None) -> None:
+        """Fire-and-forget routing counts (no reply)."""
+        self.client.send(
+            "observe",
+            {
+                "session": self.id,
+                "layer": layer,
+                "experts": [int(e) for e in experts],
+                "counts": [int(c) for c in counts] if counts is not None else [],
+            },
+        )
+
+    def stats(self) -> Dict[str, Any]:
+        """This session's counters."""
+        return self.client.stats(self.id)[0]
+
+    def close(self) -> Dict[str, Any]:
+        """Ends the session; returns its final counters."""
+        return dict(self.client.call("close", {"session": self.id})["stats"])

@@ -1,0 +1,96 @@
+"""The Python client against a real daemon: per-layer calls, pipelining, errors, metrics."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import struct
+import urllib.request
+
+import msgpack
+import pytest
+
+from moeplan_client import Client, DaemonError, StepResult
+
+SHAPE = dict(moe_layers=4, experts=16, top_k=2)
+
+
+def test_socket_is_private(daemon) -> None:
+    assert stat.S_IMODE(os.stat(daemon.socket).st_mode) == 0o600
+
+
+def test_per_layer_steps(daemon) -> None:
+    with Client(daemon.socket) as c:
+        assert c.server.startswith("moeplan")
+        s = c.register(**SHAPE, capacity=4, name="gpu0", bytes_per_expert=1000)
+        assert s.slots == 16
+        for layer in range(4):
+            r = s.step(layer, [1, 5])
+            assert isinstance(r, StepResult)
+            assert [p.expert for p in r.placements] == [1, 5]
+            assert r.hits + r.misses == 2
+            for t in r.loads:
+                assert t.layer == layer and 0 <= t.slot < s.slots
+                assert r.slot_of(t.expert) == t.slot
+                assert t.evict is None or t.evict.expert not in (1, 5) or t.evict.layer != layer
+            s.loaded(layer, [t.expert for t in r.loads])
+        st = s.stats()
+        assert st["steps"] == 4
+        assert st["hits"] + st["misses"] == st["demands"] == 8
+        final = s.close()
+        assert final["session"] == s.id
+
+
+def test_pipelined_steps_come_back_in_order(daemon) -> None:
+    with Client(daemon.socket) as c:
+        s = c.register(**SHAPE, capacity=4)
+        ids = [s.send_step(layer, [layer, layer + 1]) for layer in range(4)]
+        replies = [c.recv() for _ in ids]
+        assert [r["id"] for r in replies] == ids
+        assert all(r["op"] == "step" for r in replies)
+
+
+def test_errors_are_typed_and_harmless(daemon) -> None:
+    with Client(daemon.socket) as c:
+        s = c.register(**SHAPE, capacity=4)
+        with pytest.raises(DaemonError) as e:
+            s.step(4, [0])
+        assert e.value.code == "out_of_range"
+        with pytest.raises(DaemonError) as e:
+            s.step(0, [16])
+        assert e.value.code == "out_of_range"
+        with pytest.raises(DaemonError) as e:
+            c.call("step", {"session": 999, "layer": 0, "experts": [0]})
+        assert e.value.code == "unknown_session"
+        s.observe(0, [1, 2], [3, 4])  # fire-and-forget, no reply
+        assert s.step(0, [1]).placements  # the session still works
+        assert s.stats()["rejected"] == 2
+
+
+def test_wrong_version_is_refused(daemon) -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(daemon.socket)
+    body = msgpack.packb({"id": 7, "op": "hello", "args": {"version": 999}})
+    sock.sendall(struct.pack(">I", len(body)) + body)
+    data = b""
+    while len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:
+        chunk = sock.recv(4096)
+        assert chunk
+        data += chunk
+    reply = msgpack.unpackb(data[4:], raw=False)
+    assert reply["id"] == 7 and reply["op"] == "error"
+    assert reply["result"]["code"] == "version_mismatch"
+    assert sock.recv(1) == b""  # and the connection is closed
+    sock.close()
+
+
+def test_metrics_and_health(daemon) -> None:
+    with Client(daemon.socket) as c:
+        s = c.register(**SHAPE, capacity=4, name="gpu-metrics")
+        s.step(0, [1, 2])
+        base = "http://127.0.0.1:%d" % daemon.metrics_port
+        assert urllib.request.urlopen(base + "/healthz", timeout=5).read() == b"ok\n"
+        text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+        assert 'moeplan_session_hit_ratio{session="%d",name="gpu-metrics"}' % s.id in text
+        assert 'moeplan_requests_total{op="step"} 1' in text

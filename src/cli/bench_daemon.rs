@@ -1,0 +1,137 @@
+//! `moeplan bench daemon`: a bounded load on the cache daemon (N sessions over the socket):
+//! p50/p99/max step round trip and steps/s. A fixed workload, never a timed assertion in a test.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::BadInput;
+use crate::daemon::listen::{self, Listener};
+use crate::daemon::load::{self, LoadSpec};
+use crate::daemon::server;
+use crate::daemon::state::ServerConfig;
+use crate::trace::read_trace;
+use crate::util::shipped;
+
+/// Options of `moeplan bench daemon`.
+#[derive(Debug, clap::Args)]
+pub struct BenchDaemonArgs {
+    /// Trace whose routing the sessions replay.
+    #[arg(long, short, default_value = "traces/sample.parquet")]
+    pub trace: PathBuf,
+    /// Concurrent sessions (one connection and client thread each).
+    #[arg(long, default_value_t = 8)]
+    pub sessions: usize,
+    /// Steps per session at most.
+    #[arg(long, default_value_t = 100_000)]
+    pub steps: u64,
+    /// Seconds at most.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Expert slots per layer of each session.
+    #[arg(long, default_value_t = 16)]
+    pub capacity: u32,
+    /// Policy of each session.
+    #[arg(long, default_value = "lru")]
+    pub policy: String,
+    /// A running daemon's socket; by default the bench starts its own on a temporary socket.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Worker threads of the daemon the bench starts.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `moeplan bench daemon`.
+pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
+    if args.sessions == 0 || args.sessions > 256 || args.steps == 0 || args.threads == 0 {
+        return Err(
+            BadInput("--sessions in 1..=256, --steps and --threads at least 1".into()).into(),
+        );
+    }
+    if !(args.seconds > 0.0 && args.seconds <= 600.0) {
+        return Err(BadInput("--seconds must be in (0, 600]".into()).into());
+    }
+    let path = if args.trace.exists() {
+        args.trace.clone()
+    } else {
+        shipped(&args.trace.to_string_lossy())
+    };
+    let trace = read_trace(&path, None, None)?;
+    let spec = LoadSpec {
+        sessions: args.sessions,
+        max_steps: args.steps,
+        max_time: Duration::from_secs_f64(args.seconds),
+        capacity: args.capacity,
+        policy: args.policy.clone(),
+    };
+    let report = match &args.socket {
+        Some(sock) => load::run(sock, &trace, &spec)?,
+        None => {
+            let dir = tempfile_dir()?;
+            let sock = dir.join("bench.sock");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.threads)
+                .enable_all()
+                .build()?;
+            let listener = rt.block_on(async { listen::bind_unix(&sock) })?;
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let server = rt.spawn(server::run(
+                Listener::Unix(listener),
+                None,
+                ServerConfig::default(),
+                async {
+                    let _ = stop_rx.await;
+                },
+            ));
+            let r = load::run(&sock, &trace, &spec);
+            let _ = stop_tx.send(());
+            let _ = rt.block_on(server);
+            let _ = std::fs::remove_dir_all(&dir);
+            r?
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "moeplan bench daemon: {} sessions, {} ({} tokens), capacity {}/layer, {}",
+            args.sessions,
+            path.display(),
+            trace.num_tokens(),
+            args.capacity,
+            args.policy
+        );
+        println!(
+            "{:>10} {:>9} {:>12} {:>9} {:>9} {:>9} {:>9}",
+            "steps", "seconds", "steps/s", "p50 us", "p99 us", "max us", "hit"
+        );
+        println!(
+            "{:>10} {:>9.2} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.3}",
+            report.steps,
+            report.seconds,
+            report.steps_per_s,
+            report.p50_us,
+            report.p99_us,
+            report.max_us,
+            report.hit_ratio
+        );
+    }
+    Ok(())
+}
+
+/// A fresh private directory for the bench's socket.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("moeplan-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}

@@ -1,0 +1,132 @@
+//! `moeplan serve`: parse and check the daemon's settings, bind, run until SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::BadInput;
+use crate::daemon::listen::{self, Listener};
+use crate::daemon::state::ServerConfig;
+use crate::daemon::{server, shutdown};
+
+/// Options of `moeplan serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Unix socket to listen on (mode 0600) [default: $XDG_RUNTIME_DIR/moeplan.sock, else
+    /// /tmp/moeplan-$USER.sock].
+    #[arg(long, value_name = "PATH", conflicts_with = "tcp")]
+    pub socket: Option<PathBuf>,
+    /// Listen on TCP instead (loopback only unless --allow-remote; needs --token).
+    #[arg(long, value_name = "ADDR")]
+    pub tcp: Option<SocketAddr>,
+    /// Shared token TCP clients must present (or MOEPLAN_TOKEN).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Allow a non-loopback --tcp address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Serve /metrics (Prometheus) and /healthz over HTTP on this loopback address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Largest frame body, bytes.
+    #[arg(long, default_value_t = crate::daemon::frame::DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+    /// Connections served at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+    /// Worker threads (1 gives the lowest latency for a few runtimes).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Write every session's final counters here as JSON at shutdown.
+    #[arg(long, value_name = "FILE")]
+    pub stats_out: Option<PathBuf>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
+    if args.token.is_none() {
+        args.token = std::env::var("MOEPLAN_TOKEN").ok();
+    }
+    if args.tcp.is_some() && args.token.as_deref().unwrap_or("").is_empty() {
+        return Err(BadInput("--tcp needs --token (or MOEPLAN_TOKEN)".into()).into());
+    }
+    if let Some(a) = args
+        .tcp
+        .filter(|a| !a.ip().is_loopback() && !args.allow_remote)
+    {
+        return Err(BadInput(format!("--tcp {a} is not loopback; add --allow-remote")).into());
+    }
+    if let Some(a) = args.metrics.filter(|a| !a.ip().is_loopback()) {
+        return Err(BadInput(format!("--metrics {a} must be a loopback address")).into());
+    }
+    if !(1024..=64 << 20).contains(&args.max_frame) {
+        return Err(BadInput("--max-frame must be in 1024..=67108864".into()).into());
+    }
+    if args.threads == 0 || args.max_connections == 0 {
+        return Err(BadInput("--threads and --max-connections must be at least 1".into()).into());
+    }
+    let config = ServerConfig {
+        max_frame: args.max_frame,
+        max_connections: args.max_connections,
+        token: args.token.clone(),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let report = rt.block_on(async {
+        let (listener, socket) = match args.tcp {
+            Some(addr) => {
+                let l = listen::bind_tcp(addr, args.allow_remote)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+                tracing::info!(addr = %l.local_addr()?, "listening (TCP, token required)");
+                (Listener::Tcp(l), None)
+            }
+            None => {
+                let path = args
+                    .socket
+                    .clone()
+                    .unwrap_or_else(listen::default_socket_path);
+                let l = listen::bind_unix(&path)
+                    .with_context(|| format!("binding {}", path.display()))?;
+                tracing::info!(socket = %path.display(), "listening (Unix socket, mode 0600)");
+                (Listener::Unix(l), Some(path))
+            }
+        };
+        let metrics = match args.metrics {
+            Some(a) => {
+                let l = tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("binding metrics on {a}"))?;
+                tracing::info!(addr = %l.local_addr()?, "metrics on /metrics, health on /healthz");
+                Some(l)
+            }
+            None => None,
+        };
+        let stop = async {
+            if let Err(e) = shutdown::signal().await {
+                tracing::error!(error = %e, "cannot listen for signals");
+                std::future::pending::<()>().await;
+            }
+        };
+        let report = server::run(listener, metrics, config, stop).await;
+        if let Some(p) = socket {
+            let _ = std::fs::remove_file(p);
+        }
+        anyhow::Ok(report)
+    })?;
+    if let Some(p) = &args.stats_out {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(p, json + "\n").with_context(|| format!("writing {}", p.display()))?;
+    }
+    eprintln!(
+        "moeplan serve: stopped after {} connections, {} sessions",
+        report.connections,
+        report.sessions.len()
+    );
+    Ok(())
+}

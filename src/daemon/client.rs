@@ -1,0 +1,255 @@
+//! A blocking Rust client of the daemon (used by tests, `replay --via-daemon` and the load bench).
+//!
+//! `send` queues a request and returns its id, `flush` writes the queue, `recv` reads the next
+//! reply: together they pipeline. The typed calls (`register`, `step`, ...) send one request and
+//! wait for its reply.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use super::cmd::{Close, Hello, Loaded, Observe, Register, RegisterReply, Stats, Step, StepReply};
+use super::frame::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
+use super::protocol::{ErrorReply, PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody};
+use super::session::SessionStats;
+
+/// A client-side failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket failed.
+    #[error("daemon connection: {0}")]
+    Io(#[from] io::Error),
+    /// A request could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] frame::EncodeError),
+    /// A reply could not be decoded.
+    #[error("undecodable reply: {0}")]
+    Decode(String),
+    /// The daemon closed the connection.
+    #[error("the daemon closed the connection")]
+    Closed,
+    /// The daemon answered with an error.
+    #[error("daemon refused the request: {0}")]
+    Refused(ErrorReply),
+    /// The daemon answered with another reply than the one expected.
+    #[error("unexpected reply: {0}")]
+    Unexpected(String),
+}
+
+/// Either kind of stream.
+#[derive(Debug)]
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A connection to the daemon, past the handshake.
+#[derive(Debug)]
+pub struct Client {
+    /// The socket.
+    stream: Stream,
+    /// Read buffer: bytes `rpos..rend` are read and not yet consumed as replies.
+    rbuf: Vec<u8>,
+    /// Start of the unconsumed bytes in `rbuf`.
+    rpos: usize,
+    /// End of the bytes read into `rbuf`.
+    rend: usize,
+    /// Requests queued by `send` and not yet written.
+    wbuf: Vec<u8>,
+    /// Id of the next request.
+    next_id: u64,
+    /// The daemon's frame limit (from `hello`).
+    max_frame: usize,
+}
+
+impl Client {
+    /// Connects to a Unix socket and shakes hands.
+    pub fn connect_unix(path: &Path) -> Result<Client, ClientError> {
+        Self::start(Stream::Unix(UnixStream::connect(path)?), None)
+    }
+
+    /// Connects over TCP with the daemon's token and shakes hands.
+    pub fn connect_tcp(addr: SocketAddr, token: &str) -> Result<Client, ClientError> {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        Self::start(Stream::Tcp(s), Some(token.to_owned()))
+    }
+
+    fn start(stream: Stream, token: Option<String>) -> Result<Client, ClientError> {
+        let mut c = Client {
+            stream,
+            rbuf: vec![0; 64 * 1024],
+            rpos: 0,
+            rend: 0,
+            wbuf: Vec::with_capacity(4096),
+            next_id: 1,
+            max_frame: DEFAULT_MAX_FRAME,
+        };
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            client: format!("moeplan-rs {}", env!("CARGO_PKG_VERSION")),
+            token,
+        };
+        match c.call(RequestBody::Hello(hello))? {
+            ResponseBody::Hello(h) => c.max_frame = h.max_frame as usize,
+            other => return Err(unexpected(&other)),
+        }
+        Ok(c)
+    }
+
+    /// Queues a request; returns its id. Nothing is written until [`Client::flush`].
+    pub fn send(&mut self, body: RequestBody) -> Result<u64, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        frame::encode(&Request { id, body }, self.max_frame, &mut self.wbuf)?;
+        Ok(id)
+    }
+
+    /// Writes every queued request.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf)?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads the next reply (blocking).
+    pub fn recv(&mut self) -> Result<Response, ClientError> {
+        loop {
+            let avail = &self.rbuf[self.rpos..self.rend];
+            let found =
+                frame::check(avail, usize::MAX).map_err(|e| ClientError::Decode(e.to_string()))?;
+            if let Some(len) = found {
+                let body = &avail[HEADER_LEN..HEADER_LEN + len];
+                let resp =
+                    rmp_serde::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()));
+                self.rpos += HEADER_LEN + len;
+                return resp;
+            }
+            if self.rpos > 0 {
+                self.rbuf.copy_within(self.rpos..self.rend, 0);
+                self.rend -= self.rpos;
+                self.rpos = 0;
+            }
+            if self.rend == self.rbuf.len() {
+                self.rbuf.resize(self.rbuf.len() * 2, 0);
+            }
+            let n = self.stream.read(&mut self.rbuf[self.rend..])?;
+            if n == 0 {
+                return Err(ClientError::Closed);
+            }
+            self.rend += n;
+        }
+    }
+
+    /// Sends one request and waits for its reply; an error reply becomes `Refused`.
+    pub fn call(&mut self, body: RequestBody) -> Result<ResponseBody, ClientError> {
+        let id = self.send(body)?;
+        self.flush()?;
+        let r = self.recv()?;
+        if r.id != id {
+            return Err(ClientError::Unexpected(format!(
+                "reply id {} for request {id}",
+                r.id
+            )));
+        }
+        match r.body {
+            ResponseBody::Error(e) => Err(ClientError::Refused(e)),
+            b => Ok(b),
+        }
+    }
+
+    /// Opens a session.
+    pub fn register(&mut self, r: Register) -> Result<RegisterReply, ClientError> {
+        match self.call(RequestBody::Register(r))? {
+            ResponseBody::Register(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Asks for layer `layer`'s experts.
+    pub fn step(
+        &mut self,
+        session: u64,
+        layer: u16,
+        experts: &[u16],
+    ) -> Result<StepReply, ClientError> {
+        let step = Step {
+            session,
+            layer,
+            experts: experts.to_vec(),
+            next_scores: None,
+            keep_pins: false,
+        };
+        match self.call(RequestBody::Step(step))? {
+            ResponseBody::Step(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Reports finished transfers; returns the transfers still pending.
+    pub fn loaded(
+        &mut self,
+        session: u64,
+        layer: u16,
+        experts: &[u16],
+    ) -> Result<u64, ClientError> {
+        let l = Loaded {
+            session,
+            layer,
+            experts: experts.to_vec(),
+        };
+        match self.call(RequestBody::Loaded(l))? {
+            ResponseBody::Loaded(r) => Ok(r.pending),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Queues routing counts (no reply; written at the next flush).
+    pub fn observe(&mut self, o: Observe) -> Result<(), ClientError> {
+        self.send(RequestBody::Observe(o)).map(|_| ())
+    }
+
+    /// Counters of one session, or of all this connection's sessions.
+    pub fn stats(&mut self, session: Option<u64>) -> Result<Vec<SessionStats>, ClientError> {
+        match self.call(RequestBody::Stats(Stats { session }))? {
+            ResponseBody::Stats(r) => Ok(r.sessions),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Ends a session; returns its final counters.
+    pub fn close(&mut self, session: u64) -> Result<SessionStats, ClientError> {
+        match self.call(RequestBody::Close(Close { session }))? {
+            ResponseBody::Close(r) => Ok(r.stats),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(b: &ResponseBody) -> ClientError {
+    ClientError::Unexpected(format!("{b:?}"))
+}

@@ -1,0 +1,186 @@
+//! `register`: opens a session for one runtime process (one GPU) with its cache settings.
+
+use serde::{Deserialize, Serialize};
+
+use super::Ctx;
+use crate::cache::{Budget, Lfu, PolicyKind, Predictive};
+use crate::daemon::engine::{Engine, EngineSpec};
+use crate::daemon::protocol::{ErrorCode, ErrorReply};
+use crate::daemon::session::Session;
+use crate::trace::{ModelShape, read_trace};
+
+/// How the expert-slot budget is split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacityMode {
+    /// `capacity` slots for each MoE layer.
+    #[default]
+    PerLayer,
+    /// `capacity` slots in all, shared by every layer.
+    Shared,
+}
+
+/// Opens a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Register {
+    /// Label for logs and metrics (e.g. `host:gpu0`).
+    #[serde(default)]
+    pub name: String,
+    /// MoE layers of the model (dense layers excluded).
+    pub moe_layers: u16,
+    /// Routed experts per MoE layer.
+    pub experts: u16,
+    /// Experts each token selects per layer.
+    pub top_k: u16,
+    /// Bytes of one expert's weights (for the bytes-moved counters; 0 if unknown).
+    #[serde(default)]
+    pub bytes_per_expert: u64,
+    /// Expert slots this GPU gives the cache (see `capacity_mode`).
+    pub capacity: u32,
+    /// Per-layer or shared budget.
+    #[serde(default)]
+    pub capacity_mode: CapacityMode,
+    /// Eviction policy (`lru`, `lfu`, `static`, `predictive`).
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// Half-life of `lfu`/`predictive` frequencies, in layer visits (default: the replay's).
+    #[serde(default)]
+    pub half_life: Option<f64>,
+    /// Weight of the hinted scores in `predictive` (default: the replay's).
+    #[serde(default)]
+    pub beta: Option<f64>,
+    /// Experts prefetched per step from `next_scores` (default: `top_k`; 0: no prefetch).
+    #[serde(default)]
+    pub prefetch_top: Option<u16>,
+    /// Trace files (any format `moeplan` reads) ranking the experts for `static`; read by the
+    /// daemon at register, and again after a restart when runtimes re-register.
+    #[serde(default)]
+    pub train: Vec<String>,
+}
+
+fn default_policy() -> String {
+    "lru".into()
+}
+
+/// The new session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterReply {
+    /// Session id, to put in every later request of this session.
+    pub session: u64,
+    /// Expert slots in all.
+    pub slots: u32,
+}
+
+impl Register {
+    /// A registration of `shape` with `capacity` slots per layer, `lru`, defaults elsewhere.
+    pub fn new(name: impl Into<String>, shape: &ModelShape, capacity: u32) -> Self {
+        Register {
+            name: name.into(),
+            moe_layers: shape.moe_layers as u16,
+            experts: shape.experts as u16,
+            top_k: shape.top_k as u16,
+            bytes_per_expert: 0,
+            capacity,
+            capacity_mode: CapacityMode::PerLayer,
+            policy: default_policy(),
+            half_life: None,
+            beta: None,
+            prefetch_top: None,
+            train: Vec::new(),
+        }
+    }
+
+    /// Checks the settings, builds the cache, adds the session.
+    pub fn apply(self, ctx: &mut Ctx<'_>) -> Result<RegisterReply, ErrorReply> {
+        let bad = |m: String| ErrorReply::new(ErrorCode::BadRequest, m);
+        if ctx.conn.sessions.len() >= ctx.shared.config.max_sessions_per_connection {
+            return Err(ErrorReply::new(
+                ErrorCode::LimitReached,
+                format!(
+                    "this connection already holds {} sessions (the maximum)",
+                    ctx.conn.sessions.len()
+                ),
+            ));
+        }
+        let shape = ModelShape {
+            moe_layers: self.moe_layers as usize,
+            experts: self.experts as usize,
+            top_k: self.top_k as usize,
+            first_moe_layer: 0,
+        };
+        shape
+            .check()
+            .map_err(|m| bad(format!("model shape: {m}")))?;
+        let policy: PolicyKind = self
+            .policy
+            .parse()
+            .map_err(|m| bad(format!("policy: {m}")))?;
+        let budget = match self.capacity_mode {
+            CapacityMode::PerLayer => Budget::PerLayer(self.capacity as usize),
+            CapacityMode::Shared => Budget::Shared(self.capacity as usize),
+        };
+        let half_life = self.half_life.unwrap_or(Lfu::DEFAULT_HALF_LIFE);
+        let beta = self.beta.unwrap_or(Predictive::DEFAULT_BETA);
+        if !(half_life.is_finite() && half_life > 0.0 && beta.is_finite() && beta >= 0.0) {
+            return Err(bad(
+                "half_life must be > 0 and beta >= 0, both finite".into()
+            ));
+        }
+        let static_counts = if self.train.is_empty() {
+            None
+        } else {
+            Some(train_counts(&self.train, &shape).map_err(bad)?)
+        };
+        let spec = EngineSpec {
+            shape,
+            bytes_per_expert: self.bytes_per_expert,
+            budget,
+            policy,
+            half_life,
+            beta,
+            prefetch_top: self.prefetch_top.map_or(shape.top_k, usize::from),
+            static_counts,
+        };
+        let engine = Engine::new(spec).map_err(bad)?;
+        let slots = engine.slots();
+        let name = self.name;
+        let policy = self.policy;
+        let handle = ctx.shared.registry.insert(|id| Session {
+            id,
+            name,
+            shape,
+            policy,
+            engine,
+            steps: 0,
+            rejected: 0,
+            observed: 0,
+        });
+        let id = crate::daemon::session::lock(&handle).id;
+        ctx.conn.sessions.insert(id, handle);
+        tracing::info!(session = id, slots, "session registered");
+        Ok(RegisterReply { session: id, slots })
+    }
+}
+
+/// Per-(layer, expert) demand counts of the traces at `paths`, which must have `shape` (the
+/// ranking `static` uses in the replay too).
+fn train_counts(paths: &[String], shape: &ModelShape) -> Result<Vec<f64>, String> {
+    let mut traces = Vec::with_capacity(paths.len());
+    for p in paths {
+        let tr = read_trace(std::path::Path::new(p), None, None)
+            .map_err(|e| format!("train trace {p}: {e}"))?;
+        let s = tr.shape();
+        if (s.moe_layers, s.experts, s.top_k) != (shape.moe_layers, shape.experts, shape.top_k) {
+            return Err(format!(
+                "train trace {p}: shape {s:?} differs from the session's"
+            ));
+        }
+        traces.push(tr);
+    }
+    let refs: Vec<&crate::trace::Trace> = traces.iter().collect();
+    Ok(crate::replay::key_counts(
+        &refs,
+        shape.moe_layers,
+        shape.experts,
+    ))
+}

@@ -1,0 +1,163 @@
+//! A bounded load generator: N concurrent sessions replaying a trace's routing over the socket,
+//! one step per (token, layer), timing each round trip.
+//!
+//! Bounded twice: at most `max_steps` steps per session and at most `max_time` in all. Session i
+//! starts at token `i * tokens / N` of the trace (so sessions do not ask the same thing in
+//! lockstep) and wraps around.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::client::{Client, ClientError};
+use super::cmd::{Loaded, Register, Step};
+use super::protocol::{RequestBody, ResponseBody};
+use crate::trace::Trace;
+
+/// The workload.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// Concurrent sessions (one connection and one thread each).
+    pub sessions: usize,
+    /// Steps per session at most.
+    pub max_steps: u64,
+    /// Wall time at most.
+    pub max_time: Duration,
+    /// Expert slots per layer of each session.
+    pub capacity: u32,
+    /// Policy of each session.
+    pub policy: String,
+}
+
+/// What the load measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// Sessions run.
+    pub sessions: usize,
+    /// Steps answered in all.
+    pub steps: u64,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Steps answered per second, all sessions together.
+    pub steps_per_s: f64,
+    /// Median step round trip, microseconds.
+    pub p50_us: f64,
+    /// 99th percentile step round trip, microseconds.
+    pub p99_us: f64,
+    /// Slowest step round trip, microseconds.
+    pub max_us: f64,
+    /// Mean hit ratio over the sessions.
+    pub hit_ratio: f64,
+}
+
+/// Runs the load against the daemon at `socket`.
+pub fn run(socket: &Path, trace: &Trace, spec: &LoadSpec) -> Result<LoadReport, ClientError> {
+    let start = Instant::now();
+    let deadline = start + spec.max_time;
+    let results: Vec<Result<(Vec<u32>, f64), ClientError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..spec.sessions)
+            .map(|i| scope.spawn(move || one_session(socket, trace, spec, i, deadline)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("load thread panicked"))
+            .collect()
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    let mut lat = Vec::new();
+    let mut ratio = 0.0;
+    for r in results {
+        let (l, h) = r?;
+        lat.extend(l);
+        ratio += h;
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        if lat.is_empty() {
+            0.0
+        } else {
+            lat[((lat.len() - 1) as f64 * p).round() as usize] as f64 / 1e3
+        }
+    };
+    Ok(LoadReport {
+        sessions: spec.sessions,
+        steps: lat.len() as u64,
+        seconds,
+        steps_per_s: lat.len() as f64 / seconds,
+        p50_us: pct(0.5),
+        p99_us: pct(0.99),
+        max_us: pct(1.0),
+        hit_ratio: ratio / spec.sessions.max(1) as f64,
+    })
+}
+
+/// One session's loop; returns its round-trip times (ns) and final hit ratio.
+fn one_session(
+    socket: &Path,
+    trace: &Trace,
+    spec: &LoadSpec,
+    i: usize,
+    deadline: Instant,
+) -> Result<(Vec<u32>, f64), ClientError> {
+    let shape = trace.shape();
+    let mut c = Client::connect_unix(socket)?;
+    let sid = c
+        .register(Register {
+            policy: spec.policy.clone(),
+            ..Register::new(format!("load{i}"), shape, spec.capacity)
+        })?
+        .session;
+    let tokens = trace.num_tokens().max(1);
+    let mut t = i * tokens / spec.sessions.max(1);
+    let mut lat = Vec::with_capacity(spec.max_steps.min(1 << 22) as usize);
+    // Like a runtime, report each step's loads done; the `loaded` is written with the next step
+    // (pipelined), and the timed round trip covers both.
+    let mut queued_loaded = false;
+    'outer: while (lat.len() as u64) < spec.max_steps {
+        for l in 0..shape.moe_layers {
+            if lat.len() as u64 >= spec.max_steps || (l == 0 && Instant::now() >= deadline) {
+                break 'outer;
+            }
+            let t0 = Instant::now();
+            c.send(RequestBody::Step(Step {
+                session: sid,
+                layer: l as u16,
+                experts: trace.experts(t % tokens, l).to_vec(),
+                next_scores: None,
+                keep_pins: false,
+            }))?;
+            c.flush()?;
+            if std::mem::take(&mut queued_loaded) {
+                c.recv()?;
+            }
+            let reply = c.recv()?;
+            lat.push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+            let ResponseBody::Step(r) = reply.body else {
+                return Err(ClientError::Unexpected(format!("{:?}", reply.body)));
+            };
+            let done: Vec<u16> = r
+                .loads
+                .iter()
+                .filter(|x| x.slot.is_some())
+                .map(|x| x.expert)
+                .collect();
+            if !done.is_empty() {
+                let loaded = Loaded {
+                    session: sid,
+                    layer: l as u16,
+                    experts: done,
+                };
+                c.send(RequestBody::Loaded(loaded))?;
+                queued_loaded = true;
+            }
+        }
+        t += 1;
+    }
+    c.flush()?;
+    if queued_loaded {
+        c.recv()?;
+    }
+    let st = c.close(sid)?;
+    Ok((lat, st.hit_ratio))
+}

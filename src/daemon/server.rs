@@ -1,0 +1,111 @@
+//! The accept loop: `run(listener, metrics, config, shutdown)` serves until `shutdown` resolves,
+//! then lets connections finish the requests they have received, and reports.
+//!
+//! The caller owns the listeners and the shutdown future, so tests start a real daemon on a
+//! temporary socket and stop it cleanly, and `moeplan serve` passes the SIGTERM/SIGINT future.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::connection;
+use super::http;
+use super::listen::{Accepted, Listener};
+use super::session::SessionStats;
+use super::shutdown;
+use super::state::{ServerConfig, Shared};
+
+/// How long connections get, after shutdown, to write their last replies before being dropped.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a daemon did, returned when it stops.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// Connections accepted.
+    pub connections: u64,
+    /// Final counters of every session closed (all of them, by the time `run` returns).
+    pub sessions: Vec<SessionStats>,
+    /// Connections that had not finished within [`DRAIN_TIMEOUT`] and were dropped.
+    pub dropped_connections: usize,
+}
+
+/// Serves `listener` (and `/metrics` + `/healthz` on `metrics`, if given) until `shutdown`.
+pub async fn run(
+    listener: Listener,
+    metrics: Option<TcpListener>,
+    config: ServerConfig,
+    shutdown: impl Future,
+) -> Report {
+    let shared = Arc::new(Shared::new(config));
+    let (trigger, stop) = shutdown::channel();
+    let http_task = metrics.map(|l| tokio::spawn(http::serve(l, shared.clone(), stop.clone())));
+    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+    let needs_token = matches!(listener, Listener::Tcp(_));
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(done) = conns.join_next(), if !conns.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a connection task failed");
+                }
+                continue;
+            }
+            _ = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (shared, stop) = (shared.clone(), stop.clone());
+        conns.spawn(async move {
+            let _permit = permit;
+            match stream {
+                Accepted::Unix(s) => connection::serve(s, needs_token, shared, stop).await,
+                Accepted::Tcp(s) => connection::serve(s, needs_token, shared, stop).await,
+            }
+        });
+    }
+    drop(listener);
+    trigger.fire();
+    let open = conns.len();
+    tracing::info!(open, "shutting down: finishing in-flight replies");
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    let dropped_connections = if drained.is_err() { conns.len() } else { 0 };
+    conns.shutdown().await;
+    if let Some(t) = http_task {
+        let _ = t.await;
+    }
+    let report = Report {
+        connections: shared
+            .metrics
+            .connections_total
+            .load(std::sync::atomic::Ordering::Relaxed),
+        sessions: shared.registry.closed_stats(),
+        dropped_connections,
+    };
+    tracing::info!(
+        connections = report.connections,
+        sessions = report.sessions.len(),
+        dropped = dropped_connections,
+        "daemon stopped"
+    );
+    report
+}
