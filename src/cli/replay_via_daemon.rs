@@ -10,7 +10,7 @@ use super::BadInput;
 use super::replay_cmd::{CapacityMode, ReplayArgs};
 use crate::cache::PolicyKind;
 use crate::daemon::client::Client;
-use crate::daemon::cmd::{self, Loaded, Register, Step};
+use crate::daemon::cmd::{self, Register, Step};
 use crate::daemon::protocol::{RequestBody, ResponseBody};
 use crate::replay::{Batching, build_steps, step_experts};
 use crate::trace::Trace;
@@ -107,18 +107,7 @@ pub fn replay(
                 let ResponseBody::Step(r) = expect_ok(c.recv()?.body)? else {
                     anyhow::bail!("unexpected reply to a step");
                 };
-                let done: Vec<u16> = r
-                    .loads
-                    .iter()
-                    .filter(|t| t.slot.is_some())
-                    .map(|t| t.expert)
-                    .collect();
-                if !done.is_empty() {
-                    let loaded = Loaded {
-                        session: sid,
-                        layer: l as u16,
-                        experts: done,
-                    };
+                if let Some(loaded) = r.loaded_report(sid, l as u16) {
                     c.send(RequestBody::Loaded(loaded))?;
                     queued_loaded = true;
                 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::client::{Client, ClientError};
-use super::cmd::{Loaded, Register, Step};
+use super::cmd::{Register, Step};
 use super::protocol::{RequestBody, ResponseBody};
 use crate::trace::Trace;
 
@@ -136,18 +136,7 @@ fn one_session(
             let ResponseBody::Step(r) = reply.body else {
                 return Err(ClientError::Unexpected(format!("{:?}", reply.body)));
             };
-            let done: Vec<u16> = r
-                .loads
-                .iter()
-                .filter(|x| x.slot.is_some())
-                .map(|x| x.expert)
-                .collect();
-            if !done.is_empty() {
-                let loaded = Loaded {
-                    session: sid,
-                    layer: l as u16,
-                    experts: done,
-                };
+            if let Some(loaded) = r.loaded_report(sid, l as u16) {
                 c.send(RequestBody::Loaded(loaded))?;
                 queued_loaded = true;
             }

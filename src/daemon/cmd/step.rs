@@ -92,6 +92,24 @@ pub struct StepReply {
     pub prefetch: Vec<Transfer>,
 }
 
+impl StepReply {
+    /// The `loaded` report a runtime sends once this step's demand loads into slots are done,
+    /// or `None` when there were none.
+    pub fn loaded_report(&self, session: u64, layer: u16) -> Option<super::Loaded> {
+        let experts: Vec<u16> = self
+            .loads
+            .iter()
+            .filter(|t| t.slot.is_some())
+            .map(|t| t.expert)
+            .collect();
+        (!experts.is_empty()).then_some(super::Loaded {
+            session,
+            layer,
+            experts,
+        })
+    }
+}
+
 impl Step {
     /// Checks ranges against the session's shape, then asks its cache.
     pub fn apply(self, ctx: &mut Ctx<'_>) -> Result<StepReply, ErrorReply> {
