@@ -1,19 +1,20 @@
 //! Lower bounds. Split the objective into overlapping two-layer windows (each interior layer's
 //! balance term half in each window it belongs to): the windows' objectives add up to the whole,
 //! so the sum of their minima (or of HiGHS's bounds on them) bounds the whole from below. A
-//! window too big to solve falls back on its balance terms' own bound (mean load and the largest
-//! replica) with zero communication.
+//! window too big to solve falls back on the separable bounds of `relax` (its balance terms and
+//! its pair's link cost, each bounded alone).
 
 use crate::control::{Control, ProgressEvent};
 use crate::joint::Joint;
 use crate::objective::Scaled;
+use crate::relax::{balance_bound, pair_cost_bound};
 
 /// A lower bound and how it was obtained.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bound {
     /// The bound on the objective.
     pub value: f64,
-    /// Windows solved by the joint ILP (the rest used the balance-only bound).
+    /// Windows solved by the joint ILP (the rest used the separable bound).
     pub windows_solved: usize,
     /// Windows in all.
     pub windows: usize,
@@ -33,12 +34,15 @@ pub fn lower_bound(
 ) -> Bound {
     let layers = sc.layers;
     let bal: Vec<f64> = (0..layers)
-        .map(|l| sc.weights.balance * sc.balance_bound(l, &counts[l]))
+        .map(|l| sc.weights.balance * balance_bound(sc, l, &counts[l]))
         .collect();
-    let balance_only: f64 = bal.iter().sum();
+    let comm: Vec<f64> = (0..layers.saturating_sub(1))
+        .map(|l| pair_cost_bound(sc, l, &counts[l], &counts[l + 1]))
+        .collect();
+    let separable: f64 = bal.iter().sum::<f64>() + comm.iter().sum::<f64>();
     if layers < 2 {
         return Bound {
-            value: balance_only,
+            value: separable,
             windows_solved: 0,
             windows: 0,
         };
@@ -50,7 +54,7 @@ pub fn lower_bound(
     let start = ctl.remaining_s();
     for l in 0..windows {
         let f = [factor(l), factor(l + 1)];
-        let floor = f[0] * bal[l] + f[1] * bal[l + 1];
+        let floor = f[0] * bal[l] + f[1] * bal[l + 1] + comm[l];
         let cs = vec![counts[l].clone(), counts[l + 1].clone()];
         let joint = Joint::new(sc, l, f.to_vec(), cs.clone());
         let left = (windows - l) as f64;
@@ -83,7 +87,7 @@ pub fn lower_bound(
         });
     }
     Bound {
-        value: total.max(balance_only),
+        value: total.max(separable),
         windows_solved: solved,
         windows,
     }

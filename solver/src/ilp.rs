@@ -1,5 +1,6 @@
 //! The `ilp` method: robust replica counts, warm starts from the heuristics, then the joint ILP
-//! where it is small enough to prove optimality, else block-coordinate descent (each layer
+//! where it is small enough to prove optimality, else the exact chain programme where every
+//! layer's placements can be enumerated, else block-coordinate descent (each layer
 //! re-placed exactly by HiGHS with its neighbours fixed, swaps on top), and a lower bound from
 //! two-layer windows; the gap is reported.
 
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::affinity::{affinity, polish};
 use crate::bound::lower_bound;
+use crate::chain::{count_states, solve_chain};
 use crate::control::{Control, ProgressEvent};
 use crate::eplb::balanced_packing;
 use crate::joint::{Joint, gpu_lists};
@@ -31,6 +33,10 @@ pub struct IlpOptions {
     pub layer_time: f64,
     /// Share of the time limit given to the lower bound.
     pub bound_share: f64,
+    /// Largest number of placements per layer for which the exact chain programme runs
+    /// (0: never); it needs one replica per expert.
+    #[serde(default)]
+    pub chain_states: usize,
 }
 
 impl Default for IlpOptions {
@@ -42,6 +48,7 @@ impl Default for IlpOptions {
             max_sweeps: 10,
             layer_time: 0.25,
             bound_share: 0.4,
+            chain_states: 5_000,
         }
     }
 }
@@ -149,6 +156,25 @@ pub fn solve_ilp(
             ));
         }
         how.push_str("joint ILP failed; ");
+    }
+    if let Some(r) = solve_chain(&sc, opts.chain_states, ctl) {
+        let cand = Plan::from_gpu_lists(p.experts(), p.slots_per_gpu, &r.lists)?;
+        let value = sc.value(&cand);
+        report("chain DP".into(), value, Some(r.value.min(value)));
+        return Ok((
+            cand,
+            SolveReport {
+                status: "optimal".into(),
+                how: format!(
+                    "{how}chain DP (exact: {} placements per layer)",
+                    count_states(p.experts(), p.gpus(), p.slots_per_gpu)
+                ),
+                objective: value,
+                bound: r.value.min(value),
+                gap: gap(value, r.value.min(value)),
+                warm_start: warm,
+            },
+        ));
     }
     // Block-coordinate descent.
     let exact = p.experts() * p.gpus() <= opts.layer_binaries;

@@ -12,6 +12,7 @@
 pub mod affinity;
 pub mod baseline;
 pub mod bound;
+pub mod chain;
 pub mod control;
 pub mod eplb;
 pub mod ilp;
@@ -23,6 +24,7 @@ pub mod mip;
 pub mod objective;
 pub mod plan;
 pub mod problem;
+pub mod relax;
 pub mod replicate;
 
 pub use control::{Control, ProgressEvent, Unlimited};

@@ -145,21 +145,6 @@ impl Scaled {
         self.value_parts(plan).0
     }
 
-    /// A lower bound on layer `l`'s imbalance given its replica counts: the mean (1) and the
-    /// largest single replica, worst over workloads.
-    pub fn balance_bound(&self, l: usize, counts: &[u32]) -> f64 {
-        (0..self.loadn.len())
-            .map(|w| {
-                let row = self.loadn(w, l);
-                let any = row.iter().any(|&x| x > 0.0);
-                row.iter()
-                    .zip(counts)
-                    .map(|(&x, &r)| x / r.max(1) as f64)
-                    .fold(if any { 1.0 } else { 0.0 }, f64::max)
-            })
-            .fold(0.0, f64::max)
-    }
-
     /// Per (expert, GPU) of layer `l`, the weighted link cost of all pairs touching the expert if
     /// it lived entirely on that GPU, neighbours as in `spreads`; `[experts][gpus]`.
     pub fn layer_costs(&self, l: usize, spreads: &[Vec<Spread>]) -> Vec<f64> {

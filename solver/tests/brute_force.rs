@@ -1,8 +1,10 @@
 //! The ILP against exhaustive enumeration on tiny instances: the joint model's optimum equals the
-//! brute-force optimum, block-coordinate descent never beats it, and every bound stays below it.
+//! brute-force optimum, so does the exact chain programme, block-coordinate descent never beats it,
+//! and every bound stays below it.
 
 mod common;
 
+use moeplan_solver::chain::{count_states, enumerate, solve_chain};
 use moeplan_solver::ilp::{IlpOptions, solve_ilp};
 use moeplan_solver::joint::Joint;
 use moeplan_solver::objective::Scaled;
@@ -94,8 +96,24 @@ fn check(p: &Problem) {
     let (plan, rep) = solve_ilp(p, &IlpOptions::default(), &Unlimited).unwrap();
     assert!((sc.value(&plan) - want).abs() < 1e-6);
     assert_eq!(rep.status, "optimal");
+    // The exact chain programme (joint ILP off) finds the same optimum.
     let opts = IlpOptions {
         joint_binaries: 0,
+        ..Default::default()
+    };
+    let (plan, rep) = solve_ilp(p, &opts, &Unlimited).unwrap();
+    assert!(rep.how.contains("chain DP"), "{}", rep.how);
+    assert_eq!(rep.status, "optimal");
+    assert!(
+        (sc.value(&plan) - want).abs() < 1e-6,
+        "chain {} vs brute {want}",
+        sc.value(&plan)
+    );
+    assert!((rep.bound - want).abs() < 1e-6);
+    // Decomposition (BCD + window bound), both exact paths off.
+    let opts = IlpOptions {
+        joint_binaries: 0,
+        chain_states: 0,
         ..Default::default()
     };
     let (plan, rep) = solve_ilp(p, &opts, &Unlimited).unwrap();
@@ -120,4 +138,45 @@ fn two_nodes_two_layers() {
     for seed in 10..12 {
         check(&common::problem(2, 4, 2, 2, 0, seed));
     }
+}
+
+/// The chain programme alone against enumeration, with two workloads (the balance term is then
+/// the worst of the workloads and their envelope) and larger layers than the joint ILP handles.
+fn check_chain(layers: usize, experts: usize, nodes: usize, gpn: usize, seed: u64) {
+    let mut p = common::problem(layers, experts, nodes, gpn, 0, seed);
+    p.workloads
+        .push(common::workload(layers, experts, seed + 100));
+    let want = brute(&p);
+    let sc = Scaled::new(&p);
+    let r = solve_chain(&sc, 10_000, &Unlimited).expect("small enough");
+    let plan = Plan::from_gpu_lists(p.experts(), p.slots_per_gpu, &r.lists).unwrap();
+    assert!(
+        (sc.value(&plan) - want).abs() < 1e-9,
+        "chain {} vs brute {want}",
+        sc.value(&plan)
+    );
+    assert!(
+        (r.value - want).abs() < 1e-9,
+        "reported {} vs brute {want}",
+        r.value
+    );
+}
+
+#[test]
+fn chain_matches_enumeration() {
+    check_chain(3, 6, 1, 3, 21);
+    check_chain(4, 4, 2, 2, 22);
+}
+
+#[test]
+fn chain_counts_and_caps_states() {
+    assert_eq!(count_states(8, 4, 2), 2520);
+    assert_eq!(enumerate(8, 4, 2, 10_000).unwrap().len(), 2520);
+    assert!(enumerate(8, 4, 2, 2519).is_none());
+    // Replicas (more slots than experts) or a zero cap: not the chain programme's business.
+    assert!(enumerate(8, 4, 3, 10_000).is_none());
+    assert!(enumerate(8, 4, 2, 0).is_none());
+    // 64 experts on 8 GPUs: far beyond any cap, counted without overflow.
+    assert_eq!(count_states(64, 8, 8), u64::MAX);
+    assert!(enumerate(64, 8, 8, usize::MAX).is_none());
 }

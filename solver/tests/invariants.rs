@@ -15,6 +15,7 @@ fn opts() -> MethodOptions {
         eplb_groups: 0,
         ilp: IlpOptions {
             joint_binaries: 0,
+            chain_states: 0,
             window_binaries: 0,
             max_sweeps: 3,
             ..Default::default()
