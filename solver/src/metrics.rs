@@ -24,6 +24,10 @@ pub struct Metrics {
     pub layer_time_proxy: f64,
     /// Expected link cost per consecutive-layer pair (hop rate weighted by link cost).
     pub comm_cost: f64,
+    /// Expected cross-GPU consecutive-layer expert pairs (all k x k) per token, summed over layer
+    /// pairs: times one hidden vector's bytes, the all-to-all volume per token.
+    #[serde(default)]
+    pub hops_per_token: f64,
 }
 
 /// Token-selections served by each GPU when a layer's experts have loads `load`.
@@ -115,5 +119,6 @@ pub fn evaluate(w: &Workload, plan: &Plan, topo: &Topology) -> Metrics {
         hop_rate_internode: ratio(inter, pairs),
         layer_time_proxy: ratio(proxy, w.tokens as f64),
         comm_cost: ratio(cost, pairs),
+        hops_per_token: ratio(hop, w.tokens as f64),
     }
 }

@@ -64,7 +64,16 @@ fn pair_bound_is_tight_on_a_perfect_block_structure() {
     let mut p = common::problem(2, 4, 1, 2, 0, 1);
     let w = &mut p.workloads[0];
     w.pairs.fill(0.0);
-    for (a, b) in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 2), (2, 3), (3, 2), (3, 3)] {
+    for (a, b) in [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 1),
+        (2, 2),
+        (2, 3),
+        (3, 2),
+        (3, 3),
+    ] {
         w.pairs[a * 4 + b] = 10.0;
     }
     let sc = Scaled::new(&p);

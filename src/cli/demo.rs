@@ -3,7 +3,7 @@
 use moeplan_solver::{Method, MethodOptions, Weights, place};
 
 use super::control::CliControl;
-use super::place_cmd::{MethodJson, PlaceJson, render_table, split};
+use super::place_cmd::{MethodJson, MetricsJson, PlaceJson, render_table, split};
 use crate::config::{HardwareConfig, resolve};
 use crate::placement::{build_problem, score, topology};
 use crate::stats::{StatsOptions, compute, render_table as render_stats};
@@ -70,8 +70,11 @@ fn placement(
         let placed = place(m, &problem, &MethodOptions::default(), &ctl)?;
         rows.push(MethodJson {
             name: m.name().into(),
-            in_sample: score(&placed.plan, build, &topo, batch),
-            eval: Some(score(&placed.plan, eval, &topo, batch)),
+            in_sample: MetricsJson::new(score(&placed.plan, build, &topo, batch), &model),
+            eval: Some(MetricsJson::new(
+                score(&placed.plan, eval, &topo, batch),
+                &model,
+            )),
             solver: placed
                 .report
                 .clone()

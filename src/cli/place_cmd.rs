@@ -105,15 +105,36 @@ pub struct SolverJson {
     pub seconds: f64,
 }
 
+/// A plan's metrics on one trace, with the all-to-all volume in bytes.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MetricsJson {
+    /// The solver's metrics.
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    /// `hops_per_token` x one hidden vector (`hidden_size` x 2 bytes, bf16): bytes a token sends
+    /// between GPUs when every expert output goes to each next-layer expert's GPU unaggregated.
+    pub a2a_bytes_per_token: f64,
+}
+
+impl MetricsJson {
+    /// Adds the byte volume for `model`'s hidden size.
+    pub fn new(metrics: Metrics, model: &ModelConfig) -> Self {
+        MetricsJson {
+            metrics,
+            a2a_bytes_per_token: metrics.hops_per_token * model.hidden_size as f64 * 2.0,
+        }
+    }
+}
+
 /// One method's results.
 #[derive(Debug, Clone, Serialize)]
 pub struct MethodJson {
     /// Method name.
     pub name: String,
     /// Metrics on the traces it was built on.
-    pub in_sample: Metrics,
+    pub in_sample: MetricsJson,
     /// Metrics on `--eval`.
-    pub eval: Option<Metrics>,
+    pub eval: Option<MetricsJson>,
     /// Solver report (ILP).
     pub solver: Option<SolverJson>,
     /// The objective of the plan on the build workloads.
@@ -244,11 +265,16 @@ pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
         let seconds = ctl.elapsed();
         let row = MethodJson {
             name: m.name().into(),
-            in_sample: score(&placed.plan, &combined, &topo, args.batch_tokens),
-            eval: inputs
-                .eval
-                .as_ref()
-                .map(|t| score(&placed.plan, t, &topo, args.batch_tokens)),
+            in_sample: MetricsJson::new(
+                score(&placed.plan, &combined, &topo, args.batch_tokens),
+                &inputs.model,
+            ),
+            eval: inputs.eval.as_ref().map(|t| {
+                MetricsJson::new(
+                    score(&placed.plan, t, &topo, args.batch_tokens),
+                    &inputs.model,
+                )
+            }),
             solver: placed
                 .report
                 .clone()
@@ -300,7 +326,7 @@ fn write_outputs(
             .map(|p| p.display().to_string())
             .collect();
         let mut file = PlanFile::new(plan, &inputs.model, &inputs.hw, &row.name, built_on);
-        file.in_sample = Some(row.in_sample);
+        file.in_sample = Some(row.in_sample.metrics);
         file.solver = row.solver.as_ref().map(|s| s.report.clone());
         file.write(path)?;
     }
@@ -311,20 +337,24 @@ fn write_outputs(
     Ok(())
 }
 
-fn fmt_metrics(m: Option<&Metrics>) -> String {
+fn fmt_metrics(m: Option<&MetricsJson>) -> String {
     match m {
-        Some(m) => format!(
-            "{:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7.3}",
-            m.ir_mean,
-            m.ir_worst,
-            m.hop_rate,
-            m.hop_rate_top1,
-            m.hop_rate_internode,
-            m.layer_time_proxy
-        ),
+        Some(j) => {
+            let m = &j.metrics;
+            format!(
+                "{:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7.3} {:>6.0}",
+                m.ir_mean,
+                m.ir_worst,
+                m.hop_rate,
+                m.hop_rate_top1,
+                m.hop_rate_internode,
+                m.layer_time_proxy,
+                j.a2a_bytes_per_token / 1024.0
+            )
+        }
         None => format!(
-            "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7}",
-            "-", "-", "-", "-", "-", "-"
+            "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}",
+            "-", "-", "-", "-", "-", "-", "-"
         ),
     }
 }
@@ -343,14 +373,14 @@ pub fn render_table(out: &PlaceJson) -> String {
             .map_or(String::new(), |e| format!("; eval on {e}"))
     );
     let head = format!(
-        "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7}",
-        "IRmean", "IRwst", "H", "Htop1", "Hnode", "proxy"
+        "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}",
+        "IRmean", "IRwst", "H", "Htop1", "Hnode", "proxy", "a2aKB"
     );
     s += &format!(
         "{:<12} | {head} | {head} | {:>8} {:>8} {:>7} {:>6}\n",
         "method", "objective", "status", "gap", "secs"
     );
-    s += &format!("{:<12} | {:^48} | {:^48} |\n", "", "in-sample", "eval");
+    s += &format!("{:<12} | {:^55} | {:^55} |\n", "", "in-sample", "eval");
     for r in &out.methods {
         let (status, gap) = match &r.solver {
             Some(sv) => (
@@ -372,6 +402,7 @@ pub fn render_table(out: &PlaceJson) -> String {
     }
     s += "IR: busiest GPU / mean (per layer: mean, worst); H: cross-GPU hop rate (all k x k pairs), \
           Htop1: top-1 only, Hnode: inter-node; proxy: sum over layers of the busiest GPU's load per \
-          token (per batch); objective: balance x sum IR (worst build workload) + comm x sum link cost.\n";
+          token (per batch); a2aKB: all-to-all KiB per token (cross-GPU pairs x one bf16 hidden \
+          vector); objective: balance x sum IR (worst build workload) + comm x sum link cost.\n";
     s
 }
