@@ -108,7 +108,13 @@ fn node_costs(sc: &Scaled, l: usize, st: &States) -> Vec<f64> {
                     per_gpu.iter().cloned().fold(0.0, f64::max)
                 })
                 .fold(0.0, f64::max);
-            sc.weights.balance * worst
+            let moves = sc.moves(l).map_or(0.0, |m| {
+                gs.iter()
+                    .enumerate()
+                    .map(|(x, &h)| m[x * g + h as usize])
+                    .sum()
+            });
+            sc.weights.balance * worst + moves
         })
         .collect()
 }

@@ -50,7 +50,8 @@ impl<'a> Joint<'a> {
 
     /// Whether the linearisation is exact for these counts (one replica each, or one node).
     pub fn supported(sc: &Scaled, counts: &[Vec<u32>]) -> bool {
-        sc.topo.nodes == 1 || counts.iter().flatten().all(|&c| c == 1)
+        // The migration term is not modelled here: with it, the other paths solve.
+        sc.moves.is_empty() && (sc.topo.nodes == 1 || counts.iter().flatten().all(|&c| c == 1))
     }
 
     /// Binary variables the model needs (its size).

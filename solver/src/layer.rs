@@ -20,6 +20,9 @@ pub struct LayerProblem<'a> {
     costs: Vec<f64>,
     /// Replicas per expert (fixed).
     counts: Vec<u32>,
+    /// Weighted migration cost per replica on (expert, GPU), `[experts][gpus]` (all 0 without
+    /// a previous plan).
+    moves: Vec<f64>,
 }
 
 impl<'a> LayerProblem<'a> {
@@ -30,6 +33,9 @@ impl<'a> LayerProblem<'a> {
             l,
             costs: sc.layer_costs(l, spreads),
             counts: plan.counts(l),
+            moves: sc
+                .moves(l)
+                .map_or_else(|| vec![0.0; sc.experts * sc.gpus], <[f64]>::to_vec),
         }
     }
 
@@ -42,7 +48,7 @@ impl<'a> LayerProblem<'a> {
         for (p, &e) in phy.iter().enumerate() {
             let (e, gpu) = (e as usize, p / self.sc.slots);
             let r = self.counts[e] as f64;
-            comm += self.costs[e * g + gpu] / r;
+            comm += self.costs[e * g + gpu] / r + self.moves[e * g + gpu];
             for w in 0..self.sc.loadn.len() {
                 loads[w * g + gpu] += self.sc.loadn(w, self.l)[e] / r;
             }
@@ -95,8 +101,11 @@ impl<'a> LayerProblem<'a> {
                     if gp == gq || a == b {
                         continue;
                     }
+                    let mv = &self.moves;
                     let dcomm = (self.costs[a * g + gq] - self.costs[a * g + gp]) / r[a]
-                        + (self.costs[b * g + gp] - self.costs[b * g + gq]) / r[b];
+                        + (self.costs[b * g + gp] - self.costs[b * g + gq]) / r[b]
+                        + (mv[a * g + gq] - mv[a * g + gp])
+                        + (mv[b * g + gp] - mv[b * g + gq]);
                     let mut new_max = 0.0f64;
                     let mut smooth = 0.0;
                     for w in 0..nw {
@@ -156,7 +165,7 @@ impl<'a> LayerProblem<'a> {
         for i in 0..e {
             let r = self.counts[i] as f64;
             for h in 0..g {
-                obj += (self.costs[i * g + h] / r) * x[i * g + h];
+                obj += (self.costs[i * g + h] / r + self.moves[i * g + h]) * x[i * g + h];
             }
         }
         let mut cons = Vec::new();

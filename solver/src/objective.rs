@@ -26,6 +26,9 @@ pub struct Scaled {
     pub loadn: Vec<Vec<f64>>,
     /// Mean over workloads of pair counts scaled to sum 1 per layer pair, `[layers-1][e][e]`.
     pub tn: Vec<f64>,
+    /// Weighted migration cost of a replica of expert e on GPU g (the previous plan held none
+    /// there), `[layers][experts][gpus]`; empty without a previous plan or migration weight.
+    pub moves: Vec<f64>,
 }
 
 impl Scaled {
@@ -74,6 +77,16 @@ impl Scaled {
             }
             loadn.push(v);
         }
+        let mut moves = Vec::new();
+        if let Some(prev) = p.previous.as_ref().filter(|_| p.weights.migration > 0.0) {
+            let unit = p.weights.migration / p.physical() as f64;
+            moves = vec![unit; layers * e * gpus];
+            for l in 0..layers {
+                for (slot, &x) in prev.layer(l).iter().enumerate() {
+                    moves[(l * e + x as usize) * gpus + prev.gpu_of_slot(slot)] = 0.0;
+                }
+            }
+        }
         Scaled {
             layers,
             experts: e,
@@ -83,7 +96,24 @@ impl Scaled {
             weights: p.weights,
             loadn,
             tn,
+            moves,
         }
+    }
+
+    /// Weighted migration cost per (expert, GPU) of layer `l`, `[experts][gpus]`, if any.
+    pub fn moves(&self, l: usize) -> Option<&[f64]> {
+        let n = self.experts * self.gpus;
+        (!self.moves.is_empty()).then(|| &self.moves[l * n..(l + 1) * n])
+    }
+
+    /// Layer `l`'s weighted migration term for its slot map `phy`.
+    pub fn layer_moves(&self, l: usize, phy: &[u16]) -> f64 {
+        self.moves(l).map_or(0.0, |m| {
+            phy.iter()
+                .enumerate()
+                .map(|(p, &x)| m[x as usize * self.gpus + p / self.slots])
+                .sum()
+        })
     }
 
     /// Scaled pairs between layer `l` and `l + 1`, `[experts][experts]`.
@@ -126,6 +156,9 @@ impl Scaled {
 
     /// The objective of a whole plan, and its (balance, comm) parts before weighting.
     pub fn value_parts(&self, plan: &Plan) -> (f64, f64, f64) {
+        let moves: f64 = (0..plan.layers)
+            .map(|l| self.layer_moves(l, plan.layer(l)))
+            .sum();
         let spreads: Vec<Vec<Spread>> = (0..plan.layers).map(|l| plan.spread(l)).collect();
         let bal: f64 = (0..plan.layers)
             .map(|l| self.layer_balance(l, &spreads[l]))
@@ -134,7 +167,7 @@ impl Scaled {
             .map(|l| self.pair_cost(l, &spreads[l], &spreads[l + 1]))
             .sum();
         (
-            self.weights.balance * bal + self.weights.comm * comm,
+            self.weights.balance * bal + self.weights.comm * comm + moves,
             bal,
             comm,
         )

@@ -102,15 +102,20 @@ impl Topology {
 }
 
 /// The objective's knobs. The objective is
-/// `balance * sum_l IR_l + comm * sum_l C_l`, where `IR_l` is layer l's load imbalance (busiest
-/// GPU / mean; with several workloads, the worst of them) and `C_l` the expected link cost per
-/// consecutive-layer pair (l, l+1) (the hop rate weighted by link cost, workloads averaged).
+/// `balance * sum_l IR_l + comm * sum_l C_l + migration * sum_l M_l`, where `IR_l` is layer l's
+/// load imbalance (busiest GPU / mean; with several workloads, the worst of them), `C_l` the
+/// expected link cost per consecutive-layer pair (l, l+1) (the hop rate weighted by link cost,
+/// workloads averaged) and `M_l` the share of layer l's physical slots whose expert the previous
+/// plan did not hold on that GPU (what switching plans must copy; 0 without a previous plan).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Weights {
     /// Weight of the load-imbalance term.
     pub balance: f64,
     /// Weight of the communication term.
     pub comm: f64,
+    /// Weight of the migration term (needs a previous plan).
+    #[serde(default)]
+    pub migration: f64,
 }
 
 impl Default for Weights {
@@ -118,6 +123,7 @@ impl Default for Weights {
         Weights {
             balance: 1.0,
             comm: 1.0,
+            migration: 0.0,
         }
     }
 }
@@ -167,6 +173,18 @@ pub enum ProblemError {
     /// Link costs out of order.
     #[error("link costs must satisfy 0 <= cost_intra ({intra}) <= cost_inter ({inter})")]
     BadCosts { intra: f64, inter: f64 },
+    /// The previous plan does not fit the problem.
+    #[error(
+        "the previous plan is {got_layers} layers x {got_experts} experts on {got_gpus} GPUs, the problem {layers} x {experts} on {gpus}"
+    )]
+    PreviousShape {
+        got_layers: usize,
+        got_experts: usize,
+        got_gpus: usize,
+        layers: usize,
+        experts: usize,
+        gpus: usize,
+    },
     /// A knob out of range.
     #[error("objective weight `{name}` must be finite and >= 0, got {value}")]
     BadWeight { name: &'static str, value: f64 },
@@ -183,6 +201,9 @@ pub struct Problem {
     pub slots_per_gpu: usize,
     /// Objective knobs.
     pub weights: Weights,
+    /// The plan in service now, for the migration term.
+    #[serde(default)]
+    pub previous: Option<crate::plan::Plan>,
 }
 
 impl Problem {
@@ -239,7 +260,11 @@ impl Problem {
                 inter: topology.cost_inter,
             });
         }
-        for (name, value) in [("balance", weights.balance), ("comm", weights.comm)] {
+        for (name, value) in [
+            ("balance", weights.balance),
+            ("comm", weights.comm),
+            ("migration", weights.migration),
+        ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(ProblemError::BadWeight { name, value });
             }
@@ -260,7 +285,24 @@ impl Problem {
             topology,
             slots_per_gpu: physical / gpus,
             weights,
+            previous: None,
         })
+    }
+
+    /// Sets the plan in service now (the migration term counts slots that differ from it).
+    pub fn with_previous(mut self, prev: crate::plan::Plan) -> Result<Problem, ProblemError> {
+        if (prev.layers, prev.experts, prev.gpus) != (self.layers(), self.experts(), self.gpus()) {
+            return Err(ProblemError::PreviousShape {
+                got_layers: prev.layers,
+                got_experts: prev.experts,
+                got_gpus: prev.gpus,
+                layers: self.layers(),
+                experts: self.experts(),
+                gpus: self.gpus(),
+            });
+        }
+        self.previous = Some(prev);
+        Ok(self)
     }
 
     /// MoE layers.

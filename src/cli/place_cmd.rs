@@ -90,9 +90,15 @@ pub struct PlaceArgs {
     /// Tokens per batch for the layer-time proxy.
     #[arg(long, default_value_t = crate::placement::DEFAULT_BATCH_TOKENS)]
     pub batch_tokens: usize,
-    /// A previous plan file: report the experts each new plan moves relative to it.
+    /// A previous plan file (the plan in service): report the expert replicas each new plan
+    /// moves relative to it.
     #[arg(long, value_name = "PLAN")]
     pub previous: Option<PathBuf>,
+    /// Weight of the migration term (needs --previous): the share of each layer's slots that must
+    /// be copied to switch from the previous plan, summed over layers. 0 ignores migration; 1
+    /// makes moving a whole layer cost as much as one unit of imbalance.
+    #[arg(long, default_value_t = 0.0, requires = "previous")]
+    pub migration_weight: f64,
 }
 
 /// The solver part of a JSON row: the solver's report and the wall-clock seconds.
@@ -176,6 +182,8 @@ pub struct Inputs {
     pub eval: Option<Trace>,
     /// The problem.
     pub problem: Problem,
+    /// The plan in service (`--previous`).
+    pub previous: Option<Plan>,
 }
 
 fn bad(e: impl std::fmt::Display) -> anyhow::Error {
@@ -207,15 +215,29 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
     let weights = Weights {
         balance: args.balance_weight,
         comm: args.comm_weight,
+        migration: args.migration_weight,
     };
-    let problem = build_problem(&refs, &model, &hw, args.redundant, weights, 0)
+    let mut problem = build_problem(&refs, &model, &hw, args.redundant, weights, 0)
         .map_err(|e: PlacementError| bad(format!("infeasible placement setting: {e}")))?;
+    let previous = match &args.previous {
+        Some(p) => Some(PlanFile::read(p)?.plan().map_err(bad)?),
+        None => None,
+    };
+    if let Some(prev) = &previous {
+        problem = problem.with_previous(prev.clone()).map_err(|e| {
+            bad(format!(
+                "{}: {e}",
+                args.previous.as_ref().expect("set").display()
+            ))
+        })?;
+    }
     Ok(Inputs {
         model,
         hw,
         traces,
         eval,
         problem,
+        previous,
     })
 }
 
@@ -243,10 +265,7 @@ pub fn split(t: &Trace, n: usize) -> Vec<Trace> {
 /// Runs `moeplan place`.
 pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
     let inputs = load_inputs(&args)?;
-    let previous = match &args.previous {
-        Some(p) => Some(PlanFile::read(p)?.plan().map_err(bad)?),
-        None => None,
-    };
+    let previous = inputs.previous.clone();
     let refs: Vec<&Trace> = inputs.traces.iter().collect();
     let combined = Trace::concat(&refs).map_err(bad)?;
     let topo = topology(&inputs.hw);
