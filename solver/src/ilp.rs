@@ -37,6 +37,9 @@ pub struct IlpOptions {
     /// (0: never); it needs one replica per expert.
     #[serde(default)]
     pub chain_states: usize,
+    /// Most swaps of one Kernighan-Lin pass after the first-improvement swaps (0: none).
+    #[serde(default)]
+    pub kl_moves: usize,
 }
 
 impl Default for IlpOptions {
@@ -49,6 +52,7 @@ impl Default for IlpOptions {
             layer_time: 0.25,
             bound_share: 0.4,
             chain_states: 5_000,
+            kl_moves: 16,
         }
     }
 }
@@ -210,6 +214,9 @@ pub fn solve_ilp(
                 lp.exact(&mut phy, opts.layer_time.min(left));
             }
             lp.local_search(&mut phy, 20);
+            if opts.kl_moves > 0 {
+                lp.kernighan_lin(&mut phy, opts.kl_moves, 2);
+            }
             if phy != plan.layer(l) {
                 plan.layer_mut(l).copy_from_slice(&phy);
                 spreads[l] = plan.spread(l);
@@ -227,10 +234,11 @@ pub fn solve_ilp(
     }
     how.push_str(&format!(
         "BCD: {sweeps} sweeps, {} layers",
-        if exact {
-            "exact (HiGHS) + swaps"
-        } else {
-            "swaps"
+        match (exact, opts.kl_moves > 0) {
+            (true, true) => "exact (HiGHS) + swaps + Kernighan-Lin",
+            (true, false) => "exact (HiGHS) + swaps",
+            (false, true) => "swaps + Kernighan-Lin",
+            (false, false) => "swaps",
         }
     ));
     // A sweep cut short by the time limit or Ctrl-C still counts if it improved the plan.

@@ -14,15 +14,116 @@ const SMOOTH: f64 = 1e-4;
 
 /// The one-layer subproblem of layer `l`.
 pub struct LayerProblem<'a> {
-    sc: &'a Scaled,
-    l: usize,
+    pub(crate) sc: &'a Scaled,
+    pub(crate) l: usize,
     /// Weighted link cost per (expert, GPU), `[experts][gpus]`.
-    costs: Vec<f64>,
+    pub(crate) costs: Vec<f64>,
     /// Replicas per expert (fixed).
-    counts: Vec<u32>,
+    pub(crate) counts: Vec<u32>,
     /// Weighted migration cost per replica on (expert, GPU), `[experts][gpus]` (all 0 without
     /// a previous plan).
-    moves: Vec<f64>,
+    pub(crate) moves: Vec<f64>,
+}
+
+/// GPU loads of a layer map per workload, with the three busiest GPUs of each, kept up to date
+/// under swaps so that a swap's effect costs O(workloads).
+pub(crate) struct SwapState {
+    g: usize,
+    nw: usize,
+    /// Per workload, per GPU, load; `[workloads][gpus]`.
+    loads: Vec<f64>,
+    /// Per workload, its three busiest GPUs (`usize::MAX`: none).
+    tops: Vec<[usize; 3]>,
+}
+
+impl SwapState {
+    /// The loads of map `phy`.
+    pub(crate) fn new(lp: &LayerProblem, phy: &[u16]) -> SwapState {
+        let (g, s, nw) = (lp.sc.gpus, lp.sc.slots, lp.sc.loadn.len());
+        let mut loads = vec![0.0; nw * g];
+        for (p, &e) in phy.iter().enumerate() {
+            for w in 0..nw {
+                loads[w * g + p / s] += lp.piece(w, e as usize);
+            }
+        }
+        let mut st = SwapState {
+            g,
+            nw,
+            loads,
+            tops: vec![[usize::MAX; 3]; nw],
+        };
+        for w in 0..nw {
+            st.tops[w] = st.top3(w);
+        }
+        st
+    }
+
+    fn top3(&self, w: usize) -> [usize; 3] {
+        let (g, loads) = (self.g, &self.loads);
+        let mut t = [usize::MAX; 3];
+        for h in 0..g {
+            let v = loads[w * g + h];
+            if t[0] == usize::MAX || v > loads[w * g + t[0]] {
+                t = [h, t[0], t[1]];
+            } else if t[1] == usize::MAX || v > loads[w * g + t[1]] {
+                t = [t[0], h, t[1]];
+            } else if t[2] == usize::MAX || v > loads[w * g + t[2]] {
+                t[2] = h;
+            }
+        }
+        t
+    }
+
+    /// The busiest GPU's load over workloads.
+    pub(crate) fn max(&self) -> f64 {
+        (0..self.nw)
+            .map(|w| self.loads[w * self.g + self.tops[w][0]])
+            .fold(0.0, f64::max)
+    }
+
+    /// Swapping a replica of expert `a` on GPU `gp` with one of `b` on `gq`: the change of the
+    /// link and migration costs, the busiest load after it, and the change of the sum of
+    /// squared loads.
+    pub(crate) fn delta(
+        &self,
+        lp: &LayerProblem,
+        a: usize,
+        b: usize,
+        gp: usize,
+        gq: usize,
+    ) -> (f64, f64, f64) {
+        let g = self.g;
+        let (c, mv) = (&lp.costs, &lp.moves);
+        let (ra, rb) = (lp.counts[a].max(1) as f64, lp.counts[b].max(1) as f64);
+        let dcomm = (c[a * g + gq] - c[a * g + gp]) / ra
+            + (c[b * g + gp] - c[b * g + gq]) / rb
+            + (mv[a * g + gq] - mv[a * g + gp])
+            + (mv[b * g + gp] - mv[b * g + gq]);
+        let mut new_max = 0.0f64;
+        let mut smooth = 0.0;
+        for w in 0..self.nw {
+            let d = lp.piece(w, b) - lp.piece(w, a);
+            let (op, oq) = (self.loads[w * g + gp], self.loads[w * g + gq]);
+            let (np, nq) = (op + d, oq - d);
+            smooth += np * np + nq * nq - op * op - oq * oq;
+            let other = self.tops[w]
+                .iter()
+                .find(|&&h| h != usize::MAX && h != gp && h != gq)
+                .map_or(0.0, |&h| self.loads[w * g + h]);
+            new_max = new_max.max(np).max(nq).max(other);
+        }
+        (dcomm, new_max, smooth)
+    }
+
+    /// Applies the swap of `delta`.
+    pub(crate) fn apply(&mut self, lp: &LayerProblem, a: usize, b: usize, gp: usize, gq: usize) {
+        for w in 0..self.nw {
+            let d = lp.piece(w, b) - lp.piece(w, a);
+            self.loads[w * self.g + gp] += d;
+            self.loads[w * self.g + gq] -= d;
+            self.tops[w] = self.top3(w);
+        }
+    }
 }
 
 impl<'a> LayerProblem<'a> {
@@ -37,6 +138,12 @@ impl<'a> LayerProblem<'a> {
                 .moves(l)
                 .map_or_else(|| vec![0.0; sc.experts * sc.gpus], <[f64]>::to_vec),
         }
+    }
+
+    /// One replica's share of expert `e`'s scaled load in workload `w`.
+    #[inline]
+    pub(crate) fn piece(&self, w: usize, e: usize) -> f64 {
+        self.sc.loadn(w, self.l)[e] / self.counts[e].max(1) as f64
     }
 
     /// The layer's part of the objective for the layer map `phy` (its balance term and the
@@ -59,41 +166,14 @@ impl<'a> LayerProblem<'a> {
     /// First-improvement swaps until none improves (at most `max_passes` scans). Returns whether
     /// `phy` changed.
     pub fn local_search(&self, phy: &mut [u16], max_passes: usize) -> bool {
-        let (g, s, nw) = (self.sc.gpus, self.sc.slots, self.sc.loadn.len());
-        let ln: Vec<&[f64]> = (0..nw).map(|w| self.sc.loadn(w, self.l)).collect();
-        let r: Vec<f64> = self.counts.iter().map(|&c| c.max(1) as f64).collect();
-        let mut loads = vec![0.0; nw * g];
-        for (p, &e) in phy.iter().enumerate() {
-            for w in 0..nw {
-                loads[w * g + p / s] += ln[w][e as usize] / r[e as usize];
-            }
-        }
-        let top3 = |loads: &[f64], w: usize| -> [usize; 3] {
-            let mut t = [usize::MAX; 3];
-            for h in 0..g {
-                let v = loads[w * g + h];
-                if t[0] == usize::MAX || v > loads[w * g + t[0]] {
-                    t = [h, t[0], t[1]];
-                } else if t[1] == usize::MAX || v > loads[w * g + t[1]] {
-                    t = [t[0], h, t[1]];
-                } else if t[2] == usize::MAX || v > loads[w * g + t[2]] {
-                    t[2] = h;
-                }
-            }
-            t
-        };
-        let mut tops: Vec<[usize; 3]> = (0..nw).map(|w| top3(&loads, w)).collect();
-        let max_now = |loads: &[f64], tops: &[[usize; 3]]| -> f64 {
-            (0..nw)
-                .map(|w| loads[w * g + tops[w][0]])
-                .fold(0.0, f64::max)
-        };
+        let s = self.sc.slots;
+        let mut st = SwapState::new(self, phy);
         let bal = self.sc.weights.balance;
         let mut changed = false;
         let eps = 1e-12;
         for _ in 0..max_passes {
             let mut improved = false;
-            let mut cur_max = max_now(&loads, &tops);
+            let mut cur_max = st.max();
             for p in 0..phy.len() {
                 for q in (p + 1)..phy.len() {
                     let (gp, gq) = (p / s, q / s);
@@ -101,38 +181,14 @@ impl<'a> LayerProblem<'a> {
                     if gp == gq || a == b {
                         continue;
                     }
-                    let mv = &self.moves;
-                    let dcomm = (self.costs[a * g + gq] - self.costs[a * g + gp]) / r[a]
-                        + (self.costs[b * g + gp] - self.costs[b * g + gq]) / r[b]
-                        + (mv[a * g + gq] - mv[a * g + gp])
-                        + (mv[b * g + gp] - mv[b * g + gq]);
-                    let mut new_max = 0.0f64;
-                    let mut smooth = 0.0;
-                    for w in 0..nw {
-                        let d = ln[w][b] / r[b] - ln[w][a] / r[a];
-                        let lp = loads[w * g + gp] + d;
-                        let lq = loads[w * g + gq] - d;
-                        smooth += lp * lp + lq * lq
-                            - loads[w * g + gp].powi(2)
-                            - loads[w * g + gq].powi(2);
-                        let other = tops[w]
-                            .iter()
-                            .find(|&&h| h != usize::MAX && h != gp && h != gq)
-                            .map_or(0.0, |&h| loads[w * g + h]);
-                        new_max = new_max.max(lp).max(lq).max(other);
-                    }
+                    let (dcomm, new_max, smooth) = st.delta(self, a, b, gp, gq);
                     // A small sum-of-squares term breaks the max's plateaus: among moves that
                     // leave the busiest GPU alone, prefer those that even out the others.
                     let delta = dcomm + bal * (new_max - cur_max + SMOOTH * smooth);
                     if delta < -eps * (1.0 + cur_max) {
                         phy.swap(p, q);
-                        for w in 0..nw {
-                            let d = ln[w][b] / r[b] - ln[w][a] / r[a];
-                            loads[w * g + gp] += d;
-                            loads[w * g + gq] -= d;
-                            tops[w] = top3(&loads, w);
-                        }
-                        cur_max = max_now(&loads, &tops);
+                        st.apply(self, a, b, gp, gq);
+                        cur_max = st.max();
                         improved = true;
                         changed = true;
                     }

@@ -17,6 +17,7 @@ pub mod control;
 pub mod eplb;
 pub mod ilp;
 pub mod joint;
+pub mod kl;
 pub mod layer;
 pub mod methods;
 pub mod metrics;
