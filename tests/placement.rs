@@ -63,6 +63,18 @@ fn every_method_on_the_sample_trace() {
     }
 }
 
+/// `moeplan place` on the shipped sample trace, DeepSeek-V2-Lite on 8 H100.
+const SAMPLE: [&str; 8] = [
+    "place",
+    "-q",
+    "-t",
+    "traces/sample.parquet",
+    "--model",
+    "deepseek-v2-lite",
+    "--hardware",
+    "h100-8x-nvlink",
+];
+
 fn moeplan(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_moeplan"))
         .args(args)
@@ -117,23 +129,21 @@ fn place_writes_plan_and_sglang_files() {
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.json");
     let sg = dir.path().join("sglang.json");
-    let (code, err) = moeplan(&[
-        "place",
-        "-q",
-        "-t",
-        "traces/sample.parquet",
-        "--model",
-        "deepseek-v2-lite",
-        "--hardware",
-        "h100-8x-nvlink",
-        "--method",
-        "eplb",
-        "--json",
-        "-o",
-        plan.to_str().unwrap(),
-        "--sglang",
-        sg.to_str().unwrap(),
-    ]);
+    let (code, err) = moeplan(
+        &[
+            &SAMPLE[..],
+            &[
+                "--method",
+                "eplb",
+                "--json",
+                "-o",
+                plan.to_str().unwrap(),
+                "--sglang",
+                sg.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
     assert_eq!(code, 0, "{err}");
     let file = PlanFile::read(&plan).unwrap();
     assert_eq!(file.version, 1);
@@ -141,4 +151,37 @@ fn place_writes_plan_and_sglang_files() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&sg).unwrap()).unwrap();
     assert_eq!(v["physical_to_logical_map"].as_array().unwrap().len(), 27);
+}
+
+#[test]
+fn migration_weight_keeps_the_plan_in_service_and_a2a_bytes_follow_hops() {
+    let dir = tempfile::tempdir().unwrap();
+    let prev = dir.path().join("prev.json");
+    let base = [&SAMPLE[..], &["--json"]].concat();
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_moeplan"))
+            .args([&base[..], extra].concat())
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = run(&["--method", "eplb", "-o", prev.to_str().unwrap()]);
+    let m = &v["methods"][0]["in_sample"];
+    let want = m["hops_per_token"].as_f64().unwrap() * 2048.0 * 2.0;
+    assert!((m["a2a_bytes_per_token"].as_f64().unwrap() - want).abs() < 1e-6);
+    assert!(want > 0.0);
+    let p = prev.to_str().unwrap();
+    let common = ["--method", "ilp", "--time-limit", "10", "--previous", p];
+    let free = run(&[&common[..], &["--migration-weight", "0"]].concat());
+    let sticky = run(&[&common[..], &["--migration-weight", "100"]].concat());
+    let moved = |v: &serde_json::Value| v["methods"][0]["experts_moved"].as_u64().unwrap();
+    assert!(moved(&free) > 0);
+    assert_eq!(moved(&sticky), 0);
+    // The weight without a plan to weigh against is refused by the argument parser.
+    let (code, err) = moeplan(&[&base[..], &["--migration-weight", "1"]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--previous"), "{err}");
 }

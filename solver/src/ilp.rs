@@ -119,12 +119,18 @@ pub fn solve_ilp(
     let sc = Scaled::new(p);
     let counts = robust_counts(p);
     // The affinity seed unpolished: the descent below does the polishing, on the real objective.
-    let starts = [packed(p, &counts), affinity(&sc, &counts, 0)];
+    let mut starts = vec![packed(p, &counts), affinity(&sc, &counts, 0)];
+    // The plan in service is a start too when it has the same replica counts.
+    if let Some(prev) = &p.previous
+        && (0..p.layers()).all(|l| prev.counts(l) == counts[l])
+    {
+        starts.push(prev.clone());
+    }
     let mut plan = starts
         .iter()
         .min_by(|a, b| sc.value(a).total_cmp(&sc.value(b)))
         .cloned()
-        .expect("two starts");
+        .expect("at least two starts");
     let warm = sc.value(&plan);
     let mut best = warm;
     let report = |phase: String, inc: f64, bound: Option<f64>| {

@@ -1,5 +1,5 @@
 //! `moeplan bench place`: the placement solver at three scales on fixed workloads (Mixtral 32x8
-//! on 4 GPUs, DeepSeek-V2-Lite 26x64 on 8 GPUs, DeepSeek-V3 58x256 on 64 GPUs with 64 redundant
+//! on 4 GPUs (one node, and 2 nodes x 2), DeepSeek-V2-Lite 26x64 on 8 GPUs, DeepSeek-V3 58x256 on 64 GPUs with 64 redundant
 //! slots on a synthetic trace): time, objective, bound, gap, peak memory. Not a timed test.
 
 use moeplan_solver::{Method, MethodOptions, Problem, Topology, Weights, place};
@@ -85,6 +85,25 @@ fn cases() -> Vec<Case> {
                 first_moe_layer: 0,
             },
             topo: nv(4),
+            redundant: 0,
+            limit: 10.0,
+            real: None,
+        },
+        Case {
+            // The same model on 2 nodes x 2 GPUs (inter-node hop 9x): GPU labels now matter.
+            name: "mixtral-8x7b 32x8, 2 nodes x 2 GPUs (synthetic)",
+            shape: ModelShape {
+                moe_layers: 32,
+                experts: 8,
+                top_k: 2,
+                first_moe_layer: 0,
+            },
+            topo: Topology {
+                nodes: 2,
+                gpus_per_node: 2,
+                cost_intra: 1.0,
+                cost_inter: 9.0,
+            },
             redundant: 0,
             limit: 10.0,
             real: None,

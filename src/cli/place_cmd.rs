@@ -395,9 +395,15 @@ pub fn render_table(out: &PlaceJson) -> String {
         "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}",
         "IRmean", "IRwst", "H", "Htop1", "Hnode", "proxy", "a2aKB"
     );
+    let moved = out.methods.iter().any(|r| r.experts_moved.is_some());
     s += &format!(
-        "{:<12} | {head} | {head} | {:>8} {:>8} {:>7} {:>6}\n",
-        "method", "objective", "status", "gap", "secs"
+        "{:<12} | {head} | {head} | {:>8} {:>8} {:>7} {:>6}{}\n",
+        "method",
+        "objective",
+        "status",
+        "gap",
+        "secs",
+        if moved { "  moved" } else { "" }
     );
     s += &format!("{:<12} | {:^55} | {:^55} |\n", "", "in-sample", "eval");
     for r in &out.methods {
@@ -409,19 +415,21 @@ pub fn render_table(out: &PlaceJson) -> String {
             None => ("-".into(), "-".into()),
         };
         s += &format!(
-            "{:<12} | {} | {} | {:>8.3} {:>8} {:>7} {:>6.2}\n",
+            "{:<12} | {} | {} | {:>8.3} {:>8} {:>7} {:>6.2}{}\n",
             r.name,
             fmt_metrics(Some(&r.in_sample)),
             fmt_metrics(r.eval.as_ref()),
             r.objective,
             status,
             gap,
-            r.seconds
+            r.seconds,
+            r.experts_moved
+                .map_or(String::new(), |m| format!(" {m:>6}"))
         );
     }
     s += "IR: busiest GPU / mean (per layer: mean, worst); H: cross-GPU hop rate (all k x k pairs), \
           Htop1: top-1 only, Hnode: inter-node; proxy: sum over layers of the busiest GPU's load per \
-          token (per batch); a2aKB: all-to-all KiB per token (cross-GPU pairs x one bf16 hidden \
+          token (per batch); moved: replicas copied to switch from --previous; a2aKB: all-to-all KiB per token (cross-GPU pairs x one bf16 hidden \
           vector); objective: balance x sum IR (worst build workload) + comm x sum link cost.\n";
     s
 }
