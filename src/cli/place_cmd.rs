@@ -19,10 +19,16 @@ use crate::trace::{Trace, read_trace};
 /// Which method(s) to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MethodArg {
+    /// Experts in id order, the same number per GPU (vLLM/Megatron default).
     Contiguous,
+    /// Expert e on GPU e mod G.
     RoundRobin,
+    /// DeepSeek's EPLB: hot experts replicated, balanced packing (hierarchical or global).
     Eplb,
+    /// ExFlow-style: consecutive-layer experts on the same GPU, equal counts per GPU.
     Affinity,
+    /// Balance + communication (+ migration) optimised: joint ILP or exact chain DP where
+    /// tractable, else per-layer HiGHS MIPs, swaps and Kernighan-Lin; bound and gap reported.
     Ilp,
     /// Every method, one table.
     All,
@@ -43,6 +49,13 @@ impl MethodArg {
 
 /// `moeplan place` options.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+moeplan place -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval traces/esft/intent.parquet \\\n      \
+--model deepseek-v2-lite --hardware h100-8x-nvlink --method all --time-limit 20\n  \
+moeplan place -t traces/esft/law.parquet --model deepseek-v2-lite --hardware h100-2x8-ib --redundant 16 \\\n      \
+--method ilp -o plan.json --sglang init_expert_location.json\n  \
+moeplan place -t new.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink --method ilp \\\n      \
+--previous plan.json --migration-weight 2 -o plan2.json   # re-plan, paying for moved experts")]
 pub struct PlaceArgs {
     /// Trace(s) to build the plan on; each is one workload (balance: the worst of them).
     #[arg(long = "trace", short = 't', required = true, value_name = "PATH")]
