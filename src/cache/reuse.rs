@@ -15,8 +15,11 @@ const AGES: usize = 14;
 const FREQS: usize = 8;
 /// Half-life of the long-term frequency, in visits of a layer.
 const FREQ_HALF_LIFE: f64 = 256.0;
-/// Cells: age bucket x demands in the window (0..=WINDOW) x long-term frequency bucket.
-const CELLS: usize = AGES * (WINDOW as usize + 1) * FREQS;
+/// Transition-chance buckets (see [`trans_bucket`]).
+const TRANS: usize = 7;
+/// Cells: age bucket x demands in the window (0..=WINDOW) x long-term frequency bucket x
+/// transition-chance bucket.
+const CELLS: usize = AGES * (WINDOW as usize + 1) * FREQS * TRANS;
 /// Prior pseudo-counts of a cell (demanded, seen): an unseen cell ranks like a rarely used key.
 const PRIOR: (f64, f64) = (0.1, 1.0);
 
@@ -42,6 +45,14 @@ fn freq_bucket(f: f64) -> usize {
     EDGES.iter().take_while(|&&e| f >= e).count()
 }
 
+/// Bucket of a transition chance (the chance a key follows the experts of the layer's last
+/// visit, from the counts seen so far).
+#[inline]
+fn trans_bucket(p: f64) -> usize {
+    const EDGES: [f64; TRANS - 1] = [0.02, 0.05, 0.1, 0.15, 0.25, 0.4];
+    EDGES.iter().take_while(|&&e| p >= e).count()
+}
+
 /// Online reuse estimate over `layers x experts` keys.
 #[derive(Debug, Clone)]
 pub(crate) struct Reuse {
@@ -59,6 +70,14 @@ pub(crate) struct Reuse {
     freq: Vec<f64>,
     /// Decay of `freq` per visit.
     gamma: f64,
+    /// Per layer, `[from][to]`: visits demanding `to` right after a visit that demanded `from`.
+    trans: Vec<f32>,
+    /// Per key: visits of its layer that demanded it and were followed by another visit.
+    from: Vec<f32>,
+    /// Per layer, the experts demanded at its latest visit (the running one, if any).
+    latest: Vec<Vec<u16>>,
+    /// Per layer, the experts demanded at the visit before the latest.
+    before: Vec<Vec<u16>>,
     /// Per cell, (demanded at the next visit, observations), prior included.
     table: Vec<(f64, f64)>,
     /// Per key, its cell when its layer's running visit started (what the table learns from).
@@ -77,6 +96,10 @@ impl Reuse {
             seen_at: vec![0; keys],
             freq: vec![0.0; keys],
             gamma: 0.5f64.powf(1.0 / FREQ_HALF_LIFE),
+            trans: vec![0.0; layers * experts * experts],
+            from: vec![0.0; keys],
+            latest: vec![Vec::new(); layers],
+            before: vec![Vec::new(); layers],
             table: vec![PRIOR; CELLS],
             cell_at_step: vec![0; keys],
         }
@@ -93,15 +116,34 @@ impl Reuse {
         }
     }
 
-    /// The cell of `key` as seen from visit `v` of its layer (only demands before `v` count).
+    /// Mean over the experts of `set` (one visit of the layer of `key`) of the chance seen so
+    /// far that `key` is demanded at the visit after one demanding that expert.
     #[inline]
-    fn cell(&self, key: usize, v: u64) -> usize {
+    fn follow_chance(&self, key: usize, set: &[u16]) -> f64 {
+        let (l, e) = (key / self.experts, key % self.experts);
+        let (mut sum, mut n) = (0.0f64, 0u32);
+        for &f in set {
+            let from = self.from[l * self.experts + f as usize];
+            if from > 0.0 {
+                let row = (l * self.experts + f as usize) * self.experts;
+                sum += (self.trans[row + e] / from) as f64;
+                n += 1;
+            }
+        }
+        if n == 0 { 0.0 } else { sum / n as f64 }
+    }
+
+    /// The cell of `key` as seen from visit `v` of its layer (only demands before `v` count),
+    /// `set` being the experts of visit `v - 1`.
+    #[inline]
+    fn cell(&self, key: usize, v: u64, set: &[u16]) -> usize {
         let last = self.last[key];
         let age = if last == 0 { u64::MAX } else { v - last };
         let window = (self.bits_at(key, v) >> 1) & ((1 << WINDOW) - 1);
         let f = self.freq[key] * self.gamma.powi((v - self.seen_at[key]).min(1 << 20) as i32);
-        (age_bucket(age) * (WINDOW as usize + 1) + window.count_ones() as usize) * FREQS
-            + freq_bucket(f)
+        let c = (age_bucket(age) * (WINDOW as usize + 1) + window.count_ones() as usize) * FREQS
+            + freq_bucket(f);
+        c * TRANS + trans_bucket(self.follow_chance(key, set))
     }
 
     /// Estimated chance that `key` is demanded at the next visit of its layer that has not
@@ -109,8 +151,9 @@ impl Reuse {
     #[inline]
     pub fn chance(&self, key: u32) -> f64 {
         let k = key as usize;
-        let v = self.visits[k / self.experts] + 1;
-        let (yes, all) = self.table[self.cell(k, v)];
+        let l = k / self.experts;
+        let v = self.visits[l] + 1;
+        let (yes, all) = self.table[self.cell(k, v, &self.latest[l])];
         yes / all
     }
 
@@ -125,8 +168,10 @@ impl Reuse {
     pub fn on_step(&mut self, layer: usize) {
         self.visits[layer] += 1;
         let v = self.visits[layer];
+        std::mem::swap(&mut self.latest[layer], &mut self.before[layer]);
+        self.latest[layer].clear();
         for k in layer * self.experts..(layer + 1) * self.experts {
-            self.cell_at_step[k] = self.cell(k, v) as u16;
+            self.cell_at_step[k] = self.cell(k, v, &self.before[layer]) as u16;
         }
     }
 
@@ -140,6 +185,7 @@ impl Reuse {
         self.freq[k] = f + (1.0 - self.gamma);
         self.seen_at[k] = v;
         self.last[k] = v;
+        self.latest[k / self.experts].push((k % self.experts) as u16);
     }
 
     /// The running visit of `layer` ended: each of its keys seen before teaches its cell
@@ -153,6 +199,14 @@ impl Reuse {
             let c = &mut self.table[self.cell_at_step[k] as usize];
             c.0 += (self.last[k] == v) as u8 as f64;
             c.1 += 1.0;
+        }
+        let e = self.experts;
+        for &f in &self.before[layer] {
+            self.from[layer * e + f as usize] += 1.0;
+            let row = (layer * e + f as usize) * e;
+            for &to in &self.latest[layer] {
+                self.trans[row + to as usize] += 1.0;
+            }
         }
     }
 }
