@@ -210,3 +210,56 @@ impl Reuse {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Reuse;
+
+    /// One visit of layer 0 demanding `experts`.
+    fn visit(r: &mut Reuse, experts: &[u32]) {
+        r.on_step(0);
+        for &e in experts {
+            r.on_demand(e);
+        }
+        r.on_release(0);
+    }
+
+    #[test]
+    fn learns_that_steady_experts_return_and_rare_ones_do_not() {
+        let mut r = Reuse::new(1, 8);
+        // Expert 0 at every visit, expert 1 at every 10th, expert 2 once at the start.
+        visit(&mut r, &[0, 2]);
+        for v in 1..400 {
+            if v % 10 == 0 {
+                visit(&mut r, &[0, 1]);
+            } else {
+                visit(&mut r, &[0]);
+            }
+        }
+        let (steady, rare, gone) = (r.chance(0), r.chance(1), r.chance(2));
+        assert!(steady > 0.9, "steady {steady}");
+        assert!(rare < 0.5 && rare > gone, "rare {rare} gone {gone}");
+        assert!(gone < 0.1, "gone {gone}");
+        assert!(r.demanded_now(0) && !r.demanded_now(1));
+    }
+
+    #[test]
+    fn learns_a_transition_between_visits() {
+        // Expert 3 always follows expert 2 (and only it); 2 comes every 5th visit.
+        let mut r = Reuse::new(1, 8);
+        for v in 0..500 {
+            match v % 5 {
+                0 => visit(&mut r, &[2]),
+                1 => visit(&mut r, &[3]),
+                _ => visit(&mut r, &[5]),
+            }
+        }
+        visit(&mut r, &[2]);
+        let after_two = r.chance(3);
+        visit(&mut r, &[3]);
+        visit(&mut r, &[5]);
+        let after_five = r.chance(3);
+        assert!(after_two > 0.8, "after 2: {after_two}");
+        assert!(after_five < 0.2, "after 5: {after_five}");
+    }
+}
