@@ -6,11 +6,15 @@ use super::{Policy, Ranking};
 /// ([`Ranking::Recency`]); [`Lru::scanning`] gives the same choices by a scan over slot priorities.
 #[derive(Debug, Clone)]
 pub struct Lru {
-    /// Stamp of the last touch per key (0 = never): `2 * (now + 1)` for a demand at `now`,
-    /// `2 * now + 1` for a prefetch inserted when the demand clock reads `now` (after the demand
-    /// before it, before the next one). Strictly ordered like the recency lists; stored as `f64`
-    /// so a scan compares without converting (exact below 2^52 demands).
+    /// Stamp of the last touch per key (0 = never): the touch counter at its last demand, or at
+    /// its insertion by a prefetch. Strictly ordered like the recency lists; stored as `f64` so
+    /// a scan compares without converting (exact below 2^53 touches).
     last: Vec<f64>,
+    /// Touches so far (demands and prefetch insertions).
+    tick: u64,
+    /// Demand clock after the latest demand: an insertion at an earlier clock is a demand load
+    /// (it keeps its demand's stamp), one at this clock or later a prefetch.
+    next_clock: u64,
     /// How the cache finds the victim.
     ranking: Ranking,
 }
@@ -20,6 +24,8 @@ impl Lru {
     pub fn new(keys: usize) -> Self {
         Lru {
             last: vec![0.0; keys],
+            tick: 0,
+            next_clock: 0,
             ranking: Ranking::Recency,
         }
     }
@@ -51,12 +57,16 @@ impl Policy for Lru {
     }
     #[inline]
     fn on_demand(&mut self, key: u32, now: u64) {
-        self.last[key as usize] = (2 * (now + 1)) as f64;
+        self.tick += 1;
+        self.last[key as usize] = self.tick as f64;
+        self.next_clock = now + 1;
     }
     #[inline]
     fn on_insert(&mut self, key: u32, now: u64) {
-        // A demand load keeps its demand's stamp; a prefetch sits between two demands.
-        let k = key as usize;
-        self.last[k] = self.last[k].max((2 * now + 1) as f64);
+        // A demand load keeps its demand's stamp; a prefetch is touched when it is issued.
+        if now >= self.next_clock {
+            self.tick += 1;
+            self.last[key as usize] = self.tick as f64;
+        }
     }
 }
