@@ -7,9 +7,7 @@
 use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use moeplan::cache::{
-    Budget, CacheConfig, ExpertCache, Lru, NextUse, Opt, Policy, StepPlan,
-};
+use moeplan::cache::{Budget, CacheConfig, ExpertCache, Lru, NextUse, Opt, Policy, StepPlan};
 use moeplan::config::{HardwareConfig, ModelConfig};
 use moeplan::replay::{Batching, TimingModel, build_steps, demand_keys, simulate};
 use moeplan::trace::{Trace, read_trace};
@@ -68,7 +66,12 @@ fn bench_replay(c: &mut Criterion) {
         })
     });
     g.bench_function("lru_scan_core", |b| {
-        b.iter(|| replay_core(&trace, ExpertCache::new(cfg, Lru::scanning(cfg.keys())).unwrap()))
+        b.iter(|| {
+            replay_core(
+                &trace,
+                ExpertCache::new(cfg, Lru::scanning(cfg.keys())).unwrap(),
+            )
+        })
     });
     g.bench_function("lru_core", |b| {
         b.iter(|| replay_core(&trace, ExpertCache::new(cfg, Lru::new(cfg.keys())).unwrap()))

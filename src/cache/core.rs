@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use super::plan::{CacheStats, Load, LoadKind, Placement, Residency, StepPlan};
 use super::slots::{NONE, SlotPool, SlotState};
+use super::prefetch::best_first;
 use super::{CacheConfig, CacheError, Policy, PrefetchQueue, Ranking};
 
 /// Default bound of the prefetch queue.
@@ -384,15 +385,7 @@ impl<P: Policy> ExpertCache<P> {
         if n == 0 {
             return Ok(0);
         }
-        let by_score = |a: &u16, b: &u16| {
-            scores[*b as usize]
-                .total_cmp(&scores[*a as usize])
-                .then(a.cmp(b))
-        };
-        if n < self.order.len() {
-            self.order.select_nth_unstable_by(n - 1, by_score);
-        }
-        self.order[..n].sort_unstable_by(by_score);
+        best_first(&mut self.order, scores, n);
         let mut queued = 0;
         for r in 0..n {
             let e = self.order[r];

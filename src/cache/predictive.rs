@@ -7,6 +7,7 @@
 
 use super::Policy;
 use super::lfu::DecayedFreq;
+use super::prefetch::best_first;
 use super::reuse::Reuse;
 
 /// Predictor ranks calibrated (lower ranks are never prefetched or boosted).
@@ -153,17 +154,9 @@ impl Policy for Predictive {
         if n == 0 || self.order.len() != scores.len() {
             return;
         }
-        let by_score = |a: &u16, b: &u16| {
-            scores[*b as usize]
-                .total_cmp(&scores[*a as usize])
-                .then(a.cmp(b))
-        };
-        if n < self.order.len() {
-            self.order.select_nth_unstable_by(n - 1, by_score);
-        }
-        self.order[..n].sort_unstable_by(by_score);
+        best_first(&mut self.order, scores, n);
         for (r, &e) in self.order[..n].iter().enumerate() {
-            if scores[e as usize] > 0.0 || scores[e as usize] < 0.0 {
+            if scores[e as usize] != 0.0 {
                 let k = range.start + e as usize;
                 self.rank[k] = r as u8;
                 self.rank_cached[k] = self.cached[k];
