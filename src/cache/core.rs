@@ -3,8 +3,8 @@
 use std::collections::VecDeque;
 
 use super::plan::{CacheStats, Load, LoadKind, Placement, Residency, StepPlan};
-use super::slots::{NONE, SlotPool, SlotState};
 use super::prefetch::best_first;
+use super::slots::{NONE, SlotPool, SlotState};
 use super::{CacheConfig, CacheError, Policy, PrefetchQueue, Ranking};
 
 /// Default bound of the prefetch queue.
