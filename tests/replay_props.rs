@@ -127,6 +127,46 @@ proptest! {
     }
 
     #[test]
+    fn lru_recency_lists_choose_as_the_slot_scan(
+        ops in prop::collection::vec(op(), 1..160),
+        cap in 1usize..5,
+        shared in any::<bool>(),
+    ) {
+        // The O(1) recency lists and a scan over every slot's last-touch stamp must evict the
+        // same experts under any calls, prefetches included.
+        let budget = if shared { Budget::Shared(cap * 2) } else { Budget::PerLayer(cap) };
+        let cfg = CacheConfig { layers: LAYERS, experts: EXPERTS, budget };
+        let mut fast = ExpertCache::new(cfg, Lru::new(cfg.keys())).unwrap();
+        let mut scan = ExpertCache::new(cfg, Lru::scanning(cfg.keys())).unwrap();
+        let (mut pf, mut ps) = (StepPlan::default(), StepPlan::default());
+        for op in ops {
+            match op {
+                Op::Step(l, es) => {
+                    fast.step(l, &es, &mut pf).unwrap();
+                    scan.step(l, &es, &mut ps).unwrap();
+                    prop_assert_eq!(&pf.placements, &ps.placements);
+                    prop_assert_eq!(&pf.loads, &ps.loads);
+                }
+                Op::Release(l) => { fast.release(l); scan.release(l); }
+                Op::Prefetch(l, e, p) => {
+                    prop_assert_eq!(fast.prefetch(l, e, p).unwrap(), scan.prefetch(l, e, p).unwrap());
+                }
+                Op::Hint(l, s) => {
+                    prop_assert_eq!(fast.hint(l, 1, &s, 3).unwrap(), scan.hint(l, 1, &s, 3).unwrap());
+                }
+                Op::Issue => prop_assert_eq!(fast.issue_prefetch(), scan.issue_prefetch()),
+                Op::CompleteNext => prop_assert_eq!(fast.complete_next(), scan.complete_next()),
+                Op::LoadedAll => prop_assert_eq!(fast.loaded_all(), scan.loaded_all()),
+            }
+            prop_assert_eq!(fast.stats(), scan.stats());
+            prop_assert_eq!(fast.slot_states(), scan.slot_states());
+            for slot in 0..cfg.total_slots() as u32 {
+                prop_assert_eq!(fast.slot_content(slot), scan.slot_content(slot));
+            }
+        }
+    }
+
+    #[test]
     fn opt_misses_at_most_any_policy_and_replay_is_deterministic(
         raw in prop::collection::vec(prop::collection::vec(0..EXPERTS as u16, 2), 4..120),
         extra in 0usize..4,

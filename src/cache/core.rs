@@ -3,8 +3,9 @@
 use std::collections::VecDeque;
 
 use super::plan::{CacheStats, Load, LoadKind, Placement, Residency, StepPlan};
+use super::prefetch::best_first;
 use super::slots::{NONE, SlotPool, SlotState};
-use super::{CacheConfig, CacheError, Policy, PrefetchQueue};
+use super::{CacheConfig, CacheError, Policy, PrefetchQueue, Ranking};
 
 /// Default bound of the prefetch queue.
 const DEFAULT_QUEUE: usize = 256;
@@ -42,8 +43,9 @@ pub struct ExpertCache<P: Policy> {
     misses: Vec<(u32, u32, u64)>,
     /// Scratch for ranking hint scores.
     order: Vec<u16>,
-    /// The policy's priorities are keyed: remember them per slot (`pool.prio`).
-    keyed: bool,
+    /// How victims are found: asking the policy, its priorities remembered per slot
+    /// (`pool.prio`), or the pool's recency lists.
+    ranking: Ranking,
     /// (layer, expert) of each key (a table: no division on the hot path).
     split: Vec<(u16, u16)>,
 }
@@ -59,7 +61,7 @@ impl<P: Policy> ExpertCache<P> {
                 want: cfg.keys(),
             });
         }
-        let keyed = policy.keyed_priorities();
+        let ranking = policy.ranking();
         Ok(ExpertCache {
             pool: SlotPool::new(&cfg),
             policy,
@@ -73,7 +75,7 @@ impl<P: Policy> ExpertCache<P> {
             stats: CacheStats::default(),
             misses: Vec::new(),
             order: (0..cfg.experts as u16).collect(),
-            keyed,
+            ranking,
             split: (0..cfg.keys())
                 .map(|k| ((k / cfg.experts) as u16, (k % cfg.experts) as u16))
                 .collect(),
@@ -171,7 +173,7 @@ impl<P: Policy> ExpertCache<P> {
                 continue;
             }
             let s = slot as usize;
-            if self.keyed {
+            if self.ranking == Ranking::Keyed {
                 self.pool.prio[s] = self.policy.priority(key);
             }
             let residency = if self.pool.state[s] == SlotState::Loading {
@@ -210,7 +212,7 @@ impl<P: Policy> ExpertCache<P> {
                 self.link.push_back(s);
                 self.pin(s, layer);
                 self.policy.on_insert(key, now);
-                if self.keyed {
+                if self.ranking == Ranking::Keyed {
                     self.pool.prio[s as usize] = self.policy.priority(key);
                 }
                 self.stats.demand_loads += 1;
@@ -224,6 +226,14 @@ impl<P: Policy> ExpertCache<P> {
             }
             plan.loads
                 .push(self.load(key, slot, evicted, LoadKind::Demand));
+        }
+        // Pass 3: recency lists take the step's experts in the order it listed them.
+        if self.ranking == Ranking::Recency {
+            for p in &plan.placements {
+                if let Some(s) = p.slot {
+                    self.pool.touch(s);
+                }
+            }
         }
         Ok(())
     }
@@ -252,11 +262,13 @@ impl<P: Policy> ExpertCache<P> {
             return (Some(s), None);
         }
         let policy = &self.policy;
-        let victim = if self.keyed {
-            let prio = &self.pool.prio;
-            self.pool.victim(group, |s, _| prio[s])
-        } else {
-            self.pool.victim(group, |_, k| policy.priority(k))
+        let victim = match self.ranking {
+            Ranking::Recency => self.pool.oldest_victim(group),
+            Ranking::Keyed => {
+                let prio = &self.pool.prio;
+                self.pool.victim(group, |s, _| prio[s])
+            }
+            Ranking::Ask => self.pool.victim(group, |_, k| policy.priority(k)),
         };
         let Some(v) = victim else {
             return (None, None);
@@ -373,15 +385,7 @@ impl<P: Policy> ExpertCache<P> {
         if n == 0 {
             return Ok(0);
         }
-        let by_score = |a: &u16, b: &u16| {
-            scores[*b as usize]
-                .total_cmp(&scores[*a as usize])
-                .then(a.cmp(b))
-        };
-        if n < self.order.len() {
-            self.order.select_nth_unstable_by(n - 1, by_score);
-        }
-        self.order[..n].sort_unstable_by(by_score);
+        best_first(&mut self.order, scores, n);
         let mut queued = 0;
         for r in 0..n {
             let e = self.order[r];
@@ -410,7 +414,7 @@ impl<P: Policy> ExpertCache<P> {
             self.pool.start_load(s, key, true);
             self.link.push_back(s);
             self.policy.on_insert(key, self.now);
-            if self.keyed {
+            if self.ranking == Ranking::Keyed {
                 self.pool.prio[s as usize] = self.policy.priority(key);
             }
             self.stats.prefetch_loads += 1;

@@ -1,7 +1,7 @@
 //! `static`: a fixed set of the most frequent experts (from training traces) stays resident;
 //! every other expert is streamed through a transient buffer and never cached.
 
-use super::{Budget, CacheConfig, Policy};
+use super::{Budget, CacheConfig, Policy, Ranking};
 
 /// Pins the most frequent experts: the top `C` per layer (per-layer budget) or overall (shared).
 #[derive(Debug, Clone)]
@@ -52,8 +52,8 @@ impl Policy for StaticTop {
     fn keys(&self) -> usize {
         self.count.len()
     }
-    fn keyed_priorities(&self) -> bool {
-        true
+    fn ranking(&self) -> Ranking {
+        Ranking::Keyed
     }
     #[inline]
     fn priority(&self, key: u32) -> f64 {

@@ -35,6 +35,7 @@ mod plan;
 mod policy;
 mod predictive;
 mod prefetch;
+mod reuse;
 mod slots;
 
 pub use self::core::ExpertCache;
@@ -44,7 +45,7 @@ pub use lfu::Lfu;
 pub use lru::Lru;
 pub use opt::{NextUse, Opt};
 pub use plan::{CacheStats, Load, LoadKind, Placement, Residency, StepPlan};
-pub use policy::{Policy, PolicyKind};
+pub use policy::{Policy, PolicyKind, Ranking};
 pub use predictive::Predictive;
 pub use prefetch::PrefetchQueue;
 pub use slots::SlotState;

@@ -1,6 +1,6 @@
 //! `opt` (Belady): evict the expert whose next demand is farthest in the future. Replay only.
 
-use super::Policy;
+use super::{Policy, Ranking};
 
 /// Marker for "never demanded again".
 const NEVER: u32 = u32::MAX;
@@ -67,8 +67,8 @@ impl Policy for Opt {
     fn keys(&self) -> usize {
         self.next_of.len()
     }
-    fn keyed_priorities(&self) -> bool {
-        true
+    fn ranking(&self) -> Ranking {
+        Ranking::Keyed
     }
     #[inline]
     fn priority(&self, key: u32) -> f64 {

@@ -15,10 +15,9 @@ pub trait Policy: Send {
     fn keys(&self) -> usize;
     /// Retention priority of a cached key: lowest is evicted first. Must be finite.
     fn priority(&self, key: u32) -> f64;
-    /// Whether a key's priority changes only in the hooks that name that key (`on_demand`,
-    /// `on_insert`), so the cache may remember it per slot and scan slots without asking.
-    fn keyed_priorities(&self) -> bool {
-        false
+    /// How the cache may find the lowest priority without asking for every candidate.
+    fn ranking(&self) -> Ranking {
+        Ranking::Ask
     }
     /// A step of `layer` starts (before its demands).
     fn on_step(&mut self, _layer: usize) {}
@@ -55,8 +54,8 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     fn priority(&self, key: u32) -> f64 {
         (**self).priority(key)
     }
-    fn keyed_priorities(&self) -> bool {
-        (**self).keyed_priorities()
+    fn ranking(&self) -> Ranking {
+        (**self).ranking()
     }
     fn on_step(&mut self, layer: usize) {
         (**self).on_step(layer)
@@ -83,6 +82,20 @@ impl<P: Policy + ?Sized> Policy for Box<P> {
     fn on_release(&mut self, layer: usize) {
         (**self).on_release(layer)
     }
+}
+
+/// How a policy's priorities may be read by the cache when it picks a victim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranking {
+    /// Priorities may change at any hook: ask [`Policy::priority`] for every candidate.
+    Ask,
+    /// A key's priority changes only in the hooks that name that key (`on_demand`,
+    /// `on_insert`): the cache remembers it per slot and scans slots without asking.
+    Keyed,
+    /// The priority is the order of the last touch (a demand, in the order the step lists its
+    /// experts, or an insertion): the cache keeps each budget group's slots in a recency list
+    /// and evicts the first evictable slot from its head, in O(1) (least recently used).
+    Recency,
 }
 
 /// The policies by name (what `--policy` and the daemon's `register` accept).

@@ -1,5 +1,22 @@
 //! The prefetch queue: requested loads waiting for the link, highest priority first, cancellable.
 
+/// Puts the `n` best-scored experts of `order` (a permutation of a layer's expert ids) first,
+/// best first; ties go to the lower id. `n` must be at most `order.len()`.
+pub(crate) fn best_first(order: &mut [u16], scores: &[f32], n: usize) {
+    let by_score = |a: &u16, b: &u16| {
+        scores[*b as usize]
+            .total_cmp(&scores[*a as usize])
+            .then(a.cmp(b))
+    };
+    if n == 0 {
+        return;
+    }
+    if n < order.len() {
+        order.select_nth_unstable_by(n - 1, by_score);
+    }
+    order[..n].sort_unstable_by(by_score);
+}
+
 /// A small priority queue of keys (linear scans: it holds a few dozen entries at most).
 #[derive(Debug, Clone)]
 pub struct PrefetchQueue {

@@ -40,6 +40,8 @@ pub(crate) struct SlotPool {
     pub slot_of: Vec<u32>,
     /// Free slots per group, popped from the end (lowest index first).
     free: Vec<Vec<u32>>,
+    /// Recency list per group, least recent first: occupied slots only.
+    order: RecencyList,
 }
 
 impl SlotPool {
@@ -55,6 +57,7 @@ impl SlotPool {
             Budget::Shared(c) => (std::iter::once(0..c as u32).collect(), vec![0; cfg.layers]),
         };
         let n = cfg.total_slots();
+        let groups_len = groups.len();
         let free = groups.iter().map(|r| r.clone().rev().collect()).collect();
         let group_of_key = (0..cfg.keys())
             .map(|k| group_of_layer[k / cfg.experts])
@@ -69,6 +72,7 @@ impl SlotPool {
             prio: vec![0.0; n],
             slot_of: vec![NONE; cfg.keys()],
             free,
+            order: RecencyList::new(n, groups_len),
         }
     }
 
@@ -112,10 +116,30 @@ impl SlotPool {
         (best != NONE).then_some(best)
     }
 
-    /// Puts `key` into `slot` in the loading state (the slot must be free or just emptied).
+    /// Among the resident, unpinned slots of `group`, the least recently touched (see
+    /// [`SlotPool::touch`]): walks the group's recency list from its head, so O(1) unless the
+    /// oldest slots are pinned or in flight.
+    #[inline]
+    pub fn oldest_victim(&self, group: usize) -> Option<u32> {
+        self.order.iter(group).find(|&s| {
+            let i = s as usize;
+            self.state[i] == SlotState::Resident && !self.pinned[i]
+        })
+    }
+
+    /// Makes `slot` (occupied) the most recently touched of its group.
+    #[inline]
+    pub fn touch(&mut self, slot: u32) {
+        let group = self.group_of_key(self.key[slot as usize]);
+        self.order.move_to_back(slot, group);
+    }
+
+    /// Puts `key` into `slot` in the loading state (the slot must be free or just emptied); it
+    /// becomes the most recently touched slot of its group.
     #[inline]
     pub fn start_load(&mut self, slot: u32, key: u32, prefetched: bool) {
         let i = slot as usize;
+        self.order.push_back(slot, self.group_of_key(key));
         self.state[i] = SlotState::Loading;
         self.key[i] = key;
         self.prefetched[i] = prefetched;
@@ -127,6 +151,7 @@ impl SlotPool {
     pub fn evict(&mut self, slot: u32) -> u32 {
         let i = slot as usize;
         let key = self.key[i];
+        self.order.unlink(slot);
         self.slot_of[key as usize] = NONE;
         self.key[i] = NONE;
         self.state[i] = SlotState::Free;
@@ -136,5 +161,73 @@ impl SlotPool {
     /// Number of slots in use (loading or resident).
     pub fn occupied(&self) -> usize {
         self.state.iter().filter(|&&s| s != SlotState::Free).count()
+    }
+}
+
+/// Intrusive doubly linked lists over slot indices, one per budget group, with a sentinel node
+/// per group (index `slots + group`): O(1) push, unlink and move, no allocation after `new`.
+#[derive(Debug, Clone)]
+struct RecencyList {
+    /// Next node of each node (slots, then one sentinel per group).
+    next: Vec<u32>,
+    /// Previous node of each node.
+    prev: Vec<u32>,
+    /// Number of slots (sentinels follow).
+    slots: u32,
+}
+
+impl RecencyList {
+    fn new(slots: usize, groups: usize) -> Self {
+        let sentinels = (slots..slots + groups).map(|i| i as u32);
+        let next: Vec<u32> = (0..slots).map(|_| NONE).chain(sentinels.clone()).collect();
+        RecencyList {
+            prev: next.clone(),
+            next,
+            slots: slots as u32,
+        }
+    }
+
+    #[inline]
+    fn push_back(&mut self, node: u32, group: usize) {
+        let head = self.slots + group as u32;
+        let last = self.prev[head as usize];
+        self.next[last as usize] = node;
+        self.prev[node as usize] = last;
+        self.next[node as usize] = head;
+        self.prev[head as usize] = node;
+    }
+
+    #[inline]
+    fn unlink(&mut self, node: u32) {
+        let (p, n) = (self.prev[node as usize], self.next[node as usize]);
+        self.next[p as usize] = n;
+        self.prev[n as usize] = p;
+        self.next[node as usize] = NONE;
+        self.prev[node as usize] = NONE;
+    }
+
+    /// Moves `node`, linked in the list of `group`, to its back.
+    #[inline]
+    fn move_to_back(&mut self, node: u32, group: usize) {
+        let head = self.slots + group as u32;
+        if self.next[node as usize] == head {
+            return;
+        }
+        self.unlink(node);
+        self.push_back(node, group);
+    }
+
+    /// Slots of `group`, least recent first.
+    #[inline]
+    fn iter(&self, group: usize) -> impl Iterator<Item = u32> + '_ {
+        let head = self.slots + group as u32;
+        let mut cur = self.next[head as usize];
+        std::iter::from_fn(move || {
+            (cur != head).then(|| {
+                let s = cur;
+                cur = self.next[s as usize];
+                s
+            })
+        })
     }
 }

@@ -86,12 +86,12 @@ pub struct ReplayArgs {
     /// Half-life of `lfu` and `predictive` frequencies, in visits of a layer.
     #[arg(long, default_value_t = Lfu::DEFAULT_HALF_LIFE)]
     pub half_life: f64,
-    /// Weight of predictions against frequency in `predictive`.
+    /// Weight of predictions against the reuse history in `predictive`.
     #[arg(long, default_value_t = Predictive::DEFAULT_BETA)]
     pub beta: f64,
     /// Priority (in chance-of-use units) a prefetch candidate must have above the expert it
     /// would evict; higher prefetches less.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = Predictive::DEFAULT_MARGIN)]
     pub prefetch_margin: f64,
     /// Print JSON instead of the table.
     #[arg(long)]
@@ -126,7 +126,7 @@ impl ReplayArgs {
             prefetch_top: None,
             half_life: Lfu::DEFAULT_HALF_LIFE,
             beta: Predictive::DEFAULT_BETA,
-            prefetch_margin: 0.0,
+            prefetch_margin: Predictive::DEFAULT_MARGIN,
             json: false,
             via_daemon: None,
         }
