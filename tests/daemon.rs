@@ -89,6 +89,7 @@ fn pipelined_requests_are_answered_in_order_and_observe_is_silent() {
             experts: vec![layer, layer + 4],
             next_scores: None,
             keep_pins: true,
+            ..Step::new(0, 0, Vec::new())
         };
         ids.push(c.send(RequestBody::Step(step)).unwrap());
     }
@@ -203,7 +204,7 @@ proptest! {
     fn the_decoder_survives_mutated_requests(flips in proptest::collection::vec((0usize..64, any::<u8>()), 1..6)) {
         let req = moeplan::daemon::protocol::Request {
             id: 77,
-            body: RequestBody::Step(Step { session: 1, layer: 3, experts: vec![1, 2, 3], next_scores: Some(vec![0.5; 4]), keep_pins: false }),
+            body: RequestBody::Step(Step { session: 1, layer: 3, experts: vec![1, 2, 3], next_scores: Some(vec![0.5; 4]), keep_pins: false, routing: None, prefetch: None }),
         };
         let mut body = rmp_serde::to_vec_named(&req).unwrap();
         prop_assert_eq!(decode_request(&body).unwrap(), req);
