@@ -86,6 +86,8 @@ fn predictive_through_the_daemon_matches_the_in_process_replay_exactly() {
     for settings in [
         vec!["--capacity", "16"],
         vec!["--capacity", "4", "--capacity-mode", "shared", "--concurrent", "4"],
+        // The previous token of each sequence: the daemon's routing memory.
+        vec!["--capacity", "8", "--predictor-name", "temporal"],
     ] {
         let mut local_args = vec!["--policy", "predictive,lru", "--predictor", pred];
         local_args.extend(&settings);
