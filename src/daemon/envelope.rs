@@ -2,106 +2,165 @@
 //! encoded and decoded without serde's `flatten` (which buffers every field of the map into an
 //! intermediate tree and writes maps of unknown length, allocating on every frame).
 //!
-//! Encoding writes a 3-entry map directly. Decoding reads the body twice: once for `id` and `op`
-//! (skipping `args` without building it), once for `args` as the type `op` names. Both passes
-//! accept the keys in any order, so any msgpack client works. The wire format is the one the
-//! derived (`flatten`) impls in [`super::protocol`] read and write.
+//! Encoding writes a 3-entry map directly. Decoding is one pass when `op` comes before the
+//! payload (as every client here and the Python client write it): the payload is read straight
+//! into the type `op` names. A client that writes the payload first costs a second pass, in
+//! which `op` is known. The wire format is the one the derived (`flatten`) impls in
+//! [`super::protocol`] read and write.
 
-use serde::de::DeserializeOwned;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::protocol::{ErrorCode, ErrorReply, Request, RequestBody, Response, ResponseBody};
 
-/// `id` and `op` of an envelope; every other key is skipped.
-#[derive(Deserialize)]
-struct Head<'a> {
-    /// Request id.
+/// A payload the envelope carries under [`Payload::KEY`], of the type its `op` names.
+trait Payload: Sized {
+    /// `args` or `result`.
+    const KEY: &'static str;
+    /// Reads the payload of verb `op`.
+    fn decode<'de, D: Deserializer<'de>>(op: &str, d: D) -> Result<Self, D::Error>;
+}
+
+impl Payload for RequestBody {
+    const KEY: &'static str = "args";
+    fn decode<'de, D: Deserializer<'de>>(op: &str, d: D) -> Result<Self, D::Error> {
+        Ok(match op {
+            "hello" => RequestBody::Hello(Deserialize::deserialize(d)?),
+            "register" => RequestBody::Register(Deserialize::deserialize(d)?),
+            "step" => RequestBody::Step(Deserialize::deserialize(d)?),
+            "loaded" => RequestBody::Loaded(Deserialize::deserialize(d)?),
+            "prefetch" => RequestBody::Prefetch(Deserialize::deserialize(d)?),
+            "observe" => RequestBody::Observe(Deserialize::deserialize(d)?),
+            "stats" => RequestBody::Stats(Deserialize::deserialize(d)?),
+            "close" => RequestBody::Close(Deserialize::deserialize(d)?),
+            other => {
+                return Err(de::Error::custom(format!(
+                    "unknown op {other:?} (expected one of {})",
+                    RequestBody::OPS.join(", ")
+                )));
+            }
+        })
+    }
+}
+
+impl Payload for ResponseBody {
+    const KEY: &'static str = "result";
+    fn decode<'de, D: Deserializer<'de>>(op: &str, d: D) -> Result<Self, D::Error> {
+        Ok(match op {
+            "hello" => ResponseBody::Hello(Deserialize::deserialize(d)?),
+            "register" => ResponseBody::Register(Deserialize::deserialize(d)?),
+            "step" => ResponseBody::Step(Deserialize::deserialize(d)?),
+            "loaded" => ResponseBody::Loaded(Deserialize::deserialize(d)?),
+            "prefetch" => ResponseBody::Prefetch(Deserialize::deserialize(d)?),
+            "stats" => ResponseBody::Stats(Deserialize::deserialize(d)?),
+            "close" => ResponseBody::Close(Deserialize::deserialize(d)?),
+            "error" => ResponseBody::Error(Deserialize::deserialize(d)?),
+            other => return Err(de::Error::custom(format!("unknown reply op {other:?}"))),
+        })
+    }
+}
+
+/// Reads a payload of verb `op`.
+struct Seed<'a, P>(&'a str, PhantomData<P>);
+
+impl<'de, P: Payload> DeserializeSeed<'de> for Seed<'_, P> {
+    type Value = P;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<P, D::Error> {
+        P::decode(self.0, d)
+    }
+}
+
+/// What one pass over an envelope found: the id, the verb, and the payload unless it came
+/// before the verb (then `body` is `None` and a second pass, knowing `op`, reads it).
+struct Pass<'de, P> {
     id: u64,
-    /// Verb, borrowed from the frame.
-    #[serde(borrow)]
-    op: &'a str,
+    op: &'de str,
+    body: Option<P>,
 }
 
-/// The payload of a request; every other key is skipped.
-#[derive(Deserialize)]
-struct Args<T> {
-    /// The request's arguments.
-    args: T,
+/// Visits the envelope map; `op` is known in advance on the second pass.
+struct Envelope<'de, P> {
+    /// The verb, if already read by a first pass.
+    op: Option<&'de str>,
+    _payload: PhantomData<P>,
 }
 
-/// The payload of a reply.
-#[derive(Deserialize)]
-struct Result_<T> {
-    /// The reply's result.
-    result: T,
+impl<'de, P: Payload> Visitor<'de> for Envelope<'de, P> {
+    type Value = Pass<'de, P>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a map with `id`, `op` and `{}`", P::KEY)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut id, mut op, mut body, mut seen) = (None, self.op, None, false);
+        let first_pass = self.op.is_none();
+        while let Some(key) = map.next_key::<&'de str>()? {
+            match key {
+                "id" => id = Some(map.next_value()?),
+                "op" if first_pass => op = Some(map.next_value()?),
+                k if k == P::KEY => {
+                    seen = true;
+                    match op {
+                        Some(op) => body = Some(map.next_value_seed(Seed(op, PhantomData))?),
+                        None => drop(map.next_value::<IgnoredAny>()?),
+                    }
+                }
+                _ => drop(map.next_value::<IgnoredAny>()?),
+            }
+        }
+        let id = id.ok_or_else(|| de::Error::missing_field("id"))?;
+        let op = op.ok_or_else(|| de::Error::missing_field("op"))?;
+        if !seen {
+            return Err(de::Error::missing_field(P::KEY));
+        }
+        Ok(Pass { id, op, body })
+    }
 }
 
-fn malformed(e: impl std::fmt::Display) -> ErrorReply {
-    ErrorReply::new(ErrorCode::Malformed, format!("cannot decode request: {e}"))
+/// Decodes an envelope: one pass, or two when the payload precedes `op`.
+fn decode<P: Payload>(body: &[u8]) -> Result<(u64, P), rmp_serde::decode::Error> {
+    let pass = |op| {
+        let mut de = rmp_serde::Deserializer::from_read_ref(body);
+        de.deserialize_map(Envelope::<P> {
+            op,
+            _payload: PhantomData,
+        })
+    };
+    let first = pass(None)?;
+    match first.body {
+        Some(b) => Ok((first.id, b)),
+        None => {
+            let second = pass(Some(first.op))?;
+            let b = second.body.expect("the second pass knows op");
+            Ok((second.id, b))
+        }
+    }
 }
 
 /// Decodes a frame body as a request; on failure the id to answer (the request's when one could
 /// be read, else 0) and the `malformed` error.
 pub fn decode_request(body: &[u8]) -> Result<Request, (u64, ErrorReply)> {
-    let head: Head<'_> = match rmp_serde::from_slice(body) {
-        Ok(h) => h,
-        Err(e) => {
+    decode::<RequestBody>(body)
+        .map(|(id, body)| Request { id, body })
+        .map_err(|e| {
             #[derive(Deserialize)]
             struct IdOnly {
                 id: u64,
             }
             let id = rmp_serde::from_slice::<IdOnly>(body).map_or(0, |x| x.id);
-            return Err((id, malformed(e)));
-        }
-    };
-    fn args<T: DeserializeOwned>(body: &[u8]) -> Result<T, rmp_serde::decode::Error> {
-        rmp_serde::from_slice::<Args<T>>(body).map(|a| a.args)
-    }
-    let parsed = match head.op {
-        "hello" => args(body).map(RequestBody::Hello),
-        "register" => args(body).map(RequestBody::Register),
-        "step" => args(body).map(RequestBody::Step),
-        "loaded" => args(body).map(RequestBody::Loaded),
-        "prefetch" => args(body).map(RequestBody::Prefetch),
-        "observe" => args(body).map(RequestBody::Observe),
-        "stats" => args(body).map(RequestBody::Stats),
-        "close" => args(body).map(RequestBody::Close),
-        other => {
-            return Err((
-                head.id,
-                malformed(format!(
-                    "unknown op {other:?} (expected one of {})",
-                    RequestBody::OPS.join(", ")
-                )),
-            ));
-        }
-    };
-    parsed
-        .map(|body| Request { id: head.id, body })
-        .map_err(|e| (head.id, malformed(format!("op {:?}: {e}", head.op))))
+            let msg = format!("cannot decode request: {e}");
+            (id, ErrorReply::new(ErrorCode::Malformed, msg))
+        })
 }
 
 /// Decodes a frame body as a reply.
 pub fn decode_response(body: &[u8]) -> Result<Response, rmp_serde::decode::Error> {
-    let head: Head<'_> = rmp_serde::from_slice(body)?;
-    fn result<T: DeserializeOwned>(body: &[u8]) -> Result<T, rmp_serde::decode::Error> {
-        rmp_serde::from_slice::<Result_<T>>(body).map(|a| a.result)
-    }
-    let body = match head.op {
-        "hello" => ResponseBody::Hello(result(body)?),
-        "register" => ResponseBody::Register(result(body)?),
-        "step" => ResponseBody::Step(result(body)?),
-        "loaded" => ResponseBody::Loaded(result(body)?),
-        "prefetch" => ResponseBody::Prefetch(result(body)?),
-        "stats" => ResponseBody::Stats(result(body)?),
-        "close" => ResponseBody::Close(result(body)?),
-        "error" => ResponseBody::Error(result(body)?),
-        other => {
-            return Err(serde::de::Error::custom(format!("unknown reply op {other:?}")));
-        }
-    };
-    Ok(Response { id: head.id, body })
+    decode::<ResponseBody>(body).map(|(id, body)| Response { id, body })
 }
 
 impl Serialize for Request {
@@ -139,5 +198,57 @@ impl Serialize for Response {
             ResponseBody::Error(r) => m.serialize_field("result", r)?,
         }
         m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::cmd::{Close, Step};
+
+    fn pack<T: Serialize>(v: &T) -> Vec<u8> {
+        rmp_serde::to_vec_named(v).unwrap()
+    }
+
+    #[test]
+    fn requests_round_trip_in_one_pass_and_in_any_key_order() {
+        let req = Request {
+            id: 9,
+            body: RequestBody::Step(Step::new(4, 2, vec![1, 5])),
+        };
+        assert_eq!(decode_request(&pack(&req)).unwrap(), req);
+        // Payload first (a BTreeMap writes its keys sorted: args, id, op).
+        let m: std::collections::BTreeMap<&str, serde_json::Value> = [
+            ("op", serde_json::json!("close")),
+            ("id", serde_json::json!(77)),
+            ("args", serde_json::json!({"session": 3})),
+        ]
+        .into_iter()
+        .collect();
+        let reordered = pack(&m);
+        let back = decode_request(&reordered).unwrap();
+        assert_eq!(back.id, 77);
+        assert_eq!(back.body, RequestBody::Close(Close { session: 3 }));
+    }
+
+    #[test]
+    fn bad_envelopes_name_what_is_wrong_and_keep_the_id() {
+        let (id, e) = decode_request(&pack(&serde_json::json!({"id": 5, "op": "fly", "args": {}})))
+            .unwrap_err();
+        assert_eq!((id, e.code), (5, ErrorCode::Malformed));
+        assert!(e.message.contains("unknown op \"fly\""), "{}", e.message);
+        let (id, e) = decode_request(&pack(&serde_json::json!({"id": 6, "op": "close"}))).unwrap_err();
+        assert_eq!(id, 6);
+        assert!(e.message.contains("args"), "{}", e.message);
+        let (_, e) = decode_request(&pack(&serde_json::json!({"op": "close", "args": {"session": 1}})))
+            .unwrap_err();
+        assert!(e.message.contains("id"), "{}", e.message);
+        assert!(decode_request(&[0xc1]).is_err());
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        let r = Response::error(3, ErrorCode::OutOfRange, "layer 9");
+        assert_eq!(decode_response(&pack(&r)).unwrap(), r);
     }
 }
