@@ -36,8 +36,8 @@ fn predictor_file(dir: &Path) -> PathBuf {
         lookahead: 2,
         ..TrainOptions::default()
     };
-    let (set, _) = PredictorSet::train(&[&train], Kind::Markov, &opts, &Silent, &mut |_| {})
-        .unwrap();
+    let (set, _) =
+        PredictorSet::train(&[&train], Kind::Markov, &opts, &Silent, &mut |_| {}).unwrap();
     let path = dir.join("pred.safetensors");
     set.save(&path).unwrap();
     path
@@ -48,13 +48,23 @@ fn plan_file(dir: &Path) -> PathBuf {
     let path = dir.join("plan.json");
     let out = Command::new(env!("CARGO_BIN_EXE_moeplan"))
         .args(["place", "-q", "-t", "traces/sample.parquet", "--model"])
-        .args(["deepseek-v2-lite", "--hardware", "h100-8x-nvlink", "--method", "eplb"])
+        .args([
+            "deepseek-v2-lite",
+            "--hardware",
+            "h100-8x-nvlink",
+            "--method",
+            "eplb",
+        ])
         .arg("-o")
         .arg(&path)
         .current_dir(root())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     path
 }
 
@@ -69,7 +79,13 @@ fn refused(r: Result<impl std::fmt::Debug, ClientError>) -> (ErrorCode, String) 
     }
 }
 
-fn step_with_routing(c: &mut Client, sid: u64, trace: &Trace, t: usize, l: usize) -> Vec<(u16, u16)> {
+fn step_with_routing(
+    c: &mut Client,
+    sid: u64,
+    trace: &Trace,
+    t: usize,
+    l: usize,
+) -> Vec<(u16, u16)> {
     let routing = Routing {
         seqs: vec![0],
         experts: trace.experts(t, l).to_vec(),
@@ -117,7 +133,10 @@ fn a_predictor_file_turns_routing_into_prefetches_of_the_next_layers() {
 fn a_plan_keeps_other_gpus_experts_out_of_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let plan_path = plan_file(dir.path());
-    let plan = moeplan::placement::PlanFile::read(&plan_path).unwrap().plan().unwrap();
+    let plan = moeplan::placement::PlanFile::read(&plan_path)
+        .unwrap()
+        .plan()
+        .unwrap();
     let trace = sample();
     let d = TestDaemon::start();
     let mut c = d.client();
@@ -151,13 +170,21 @@ fn a_plan_keeps_other_gpus_experts_out_of_the_cache() {
                     remote += 1;
                     assert_eq!(p.state, State::Remote);
                     let g = p.gpu.unwrap() as usize;
-                    assert!(plan.layer(l).iter().enumerate().any(|(q, &x)| x == p.expert && q / spg == g));
+                    assert!(
+                        plan.layer(l)
+                            .iter()
+                            .enumerate()
+                            .any(|(q, &x)| x == p.expert && q / spg == g)
+                    );
                 }
             }
             assert!(r.loads.iter().all(|ld| on_gpu(l, ld.expert)));
         }
     }
-    assert!(local > 0 && remote > local, "local {local}, remote {remote}");
+    assert!(
+        local > 0 && remote > local,
+        "local {local}, remote {remote}"
+    );
     let st = &c.stats(Some(sid)).unwrap()[0];
     assert_eq!(st.demands, local);
 }
@@ -177,7 +204,11 @@ fn bad_files_are_refused_by_name_and_the_daemon_goes_on() {
     assert!(msg.contains(&missing), "{msg}");
 
     let garbage = dir.path().join("garbage.safetensors");
-    std::fs::write(&garbage, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all").unwrap();
+    std::fs::write(
+        &garbage,
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all",
+    )
+    .unwrap();
     let (code, msg) = refused(c.register(Register {
         predictor: Some(garbage.display().to_string()),
         ..reg(&trace)

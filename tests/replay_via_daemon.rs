@@ -77,15 +77,34 @@ fn predictive_through_the_daemon_matches_the_in_process_replay_exactly() {
     let pred = pred.to_str().unwrap();
     // Trained on another ESFT task than most of the sample (out of sample for law and summary).
     let out = moeplan(&[
-        "predict", "train", "-t", "traces/esft/intent.parquet", "--kind", "mix", "--lookahead",
-        "2", "-o", pred,
+        "predict",
+        "train",
+        "-t",
+        "traces/esft/intent.parquet",
+        "--kind",
+        "mix",
+        "--lookahead",
+        "2",
+        "-o",
+        pred,
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d = TestDaemon::start();
     let sock = d.socket.to_str().unwrap().to_string();
     for settings in [
         vec!["--capacity", "16"],
-        vec!["--capacity", "4", "--capacity-mode", "shared", "--concurrent", "4"],
+        vec![
+            "--capacity",
+            "4",
+            "--capacity-mode",
+            "shared",
+            "--concurrent",
+            "4",
+        ],
         // The previous token of each sequence: the daemon's routing memory.
         vec!["--capacity", "8", "--predictor-name", "temporal"],
     ] {
@@ -109,7 +128,10 @@ fn what_a_runtime_cannot_reproduce_is_refused_with_the_reason() {
     for (extra, reason) in [
         (vec!["--policy", "opt"], "needs the future routing"),
         (vec!["--policy", "lru", "--cpu-offload"], "--cpu-offload"),
-        (vec!["--policy", "predictive", "--predictor", "mix"], "needs --predictor FILE"),
+        (
+            vec!["--policy", "predictive", "--predictor", "mix"],
+            "needs --predictor FILE",
+        ),
     ] {
         let mut args = vec!["replay", "-t", "traces/sample.parquet", "--capacity", "16"];
         args.extend(extra);

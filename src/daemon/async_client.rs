@@ -9,8 +9,8 @@ use tokio::net::UnixStream;
 use super::client::ClientError;
 use super::cmd::Hello;
 use super::frame::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
-use super::protocol::{PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody};
 use super::protocol::decode_response;
+use super::protocol::{PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody};
 
 /// One connection to the daemon, past the handshake.
 #[derive(Debug)]

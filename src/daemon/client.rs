@@ -201,7 +201,11 @@ impl Client {
         layer: u16,
         experts: &[u16],
     ) -> Result<StepReply, ClientError> {
-        match self.call(RequestBody::Step(Step::new(session, layer, experts.to_vec())))? {
+        match self.call(RequestBody::Step(Step::new(
+            session,
+            layer,
+            experts.to_vec(),
+        )))? {
             ResponseBody::Step(r) => Ok(r),
             other => Err(unexpected(&other)),
         }

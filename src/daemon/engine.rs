@@ -142,9 +142,7 @@ impl Engine {
             prefetch_top: spec.prefetch_top,
             running: vec![false; cfg.layers],
             pinned: vec![0; cfg.layers],
-            predictor: spec
-                .predictor
-                .map(|p| (p, RoutingMemory::new(spec.shape))),
+            predictor: spec.predictor.map(|p| (p, RoutingMemory::new(spec.shape))),
             plan: spec.plan,
             local: Vec::with_capacity(cfg.experts),
             scores: vec![0.0; cfg.experts],

@@ -233,15 +233,20 @@ mod tests {
 
     #[test]
     fn bad_envelopes_name_what_is_wrong_and_keep_the_id() {
-        let (id, e) = decode_request(&pack(&serde_json::json!({"id": 5, "op": "fly", "args": {}})))
-            .unwrap_err();
+        let (id, e) = decode_request(&pack(
+            &serde_json::json!({"id": 5, "op": "fly", "args": {}}),
+        ))
+        .unwrap_err();
         assert_eq!((id, e.code), (5, ErrorCode::Malformed));
         assert!(e.message.contains("unknown op \"fly\""), "{}", e.message);
-        let (id, e) = decode_request(&pack(&serde_json::json!({"id": 6, "op": "close"}))).unwrap_err();
+        let (id, e) =
+            decode_request(&pack(&serde_json::json!({"id": 6, "op": "close"}))).unwrap_err();
         assert_eq!(id, 6);
         assert!(e.message.contains("args"), "{}", e.message);
-        let (_, e) = decode_request(&pack(&serde_json::json!({"op": "close", "args": {"session": 1}})))
-            .unwrap_err();
+        let (_, e) = decode_request(&pack(
+            &serde_json::json!({"op": "close", "args": {"session": 1}}),
+        ))
+        .unwrap_err();
         assert!(e.message.contains("id"), "{}", e.message);
         assert!(decode_request(&[0xc1]).is_err());
     }

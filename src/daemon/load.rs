@@ -255,7 +255,10 @@ async fn async_session(
             expect.push_back(None);
         }
     }
-    let st = match c.call(RequestBody::Close(super::cmd::Close { session: sid })).await? {
+    let st = match c
+        .call(RequestBody::Close(super::cmd::Close { session: sid }))
+        .await?
+    {
         ResponseBody::Close(r) => r.stats,
         other => return Err(ClientError::Unexpected(format!("{other:?}"))),
     };

@@ -60,7 +60,11 @@ impl RoutingMemory {
         let k = self.shape.top_k;
         self.clock += 1;
         if !self.seqs.contains_key(&seq) && self.seqs.len() >= MAX_SEQUENCES {
-            let stalest = self.seqs.iter().min_by_key(|(_, s)| s.seen).map(|(&id, _)| id);
+            let stalest = self
+                .seqs
+                .iter()
+                .min_by_key(|(_, s)| s.seen)
+                .map(|(&id, _)| id);
             if let Some(id) = stalest {
                 self.seqs.remove(&id);
             }
@@ -78,7 +82,10 @@ impl RoutingMemory {
             s.previous = Some(done);
         }
         s.current[layer * k..(layer + 1) * k].copy_from_slice(experts);
-        for (q, &w) in s.weights[layer * k..(layer + 1) * k].iter_mut().zip(weights) {
+        for (q, &w) in s.weights[layer * k..(layer + 1) * k]
+            .iter_mut()
+            .zip(weights)
+        {
             *q = quantize_weight(w);
         }
         s.layer = layer;

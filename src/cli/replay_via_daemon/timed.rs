@@ -135,7 +135,9 @@ pub fn run(
                 routing.seqs.push(seq_of[tk]);
                 routing.experts.extend_from_slice(trace.experts(tk, l));
                 let w = &trace.token_weights_q(tk)[l * k..(l + 1) * k];
-                routing.weights.extend(w.iter().map(|&q| dequantize_weight(q)));
+                routing
+                    .weights
+                    .extend(w.iter().map(|&q| dequantize_weight(q)));
             }
             c.send(RequestBody::Step(Step {
                 routing: Some(routing),

@@ -38,7 +38,8 @@ impl Prefetch {
             s.engine.release_all();
         }
         let mut reply = PrefetchReply::default();
-        s.engine.issue_prefetches(self.max as usize, &mut reply.transfers);
+        s.engine
+            .issue_prefetches(self.max as usize, &mut reply.transfers);
         reply.queued = s.engine.queued() as u32;
         Ok(reply)
     }

@@ -161,13 +161,8 @@ impl Register {
         }
         let predictor = match &self.predictor {
             Some(path) => Some(
-                load_predictor(
-                    path,
-                    self.predictor_name.as_deref(),
-                    self.lookahead,
-                    &shape,
-                )
-                .map_err(bad)?,
+                load_predictor(path, self.predictor_name.as_deref(), self.lookahead, &shape)
+                    .map_err(bad)?,
             ),
             None if self.predictor_name.is_some() || self.lookahead.is_some() => {
                 return Err(bad(

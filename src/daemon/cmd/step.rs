@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Ctx, check_experts, check_layer};
 use crate::daemon::engine::StepInput;
-use crate::trace::ModelShape;
 use crate::daemon::protocol::{ErrorCode, ErrorReply};
 use crate::daemon::session::lock;
+use crate::trace::ModelShape;
 
 /// Largest number of expert ids one step may carry (a batch's union is at most `experts`).
 pub const MAX_STEP_EXPERTS: usize = 1 << 16;
