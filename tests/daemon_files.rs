@@ -5,7 +5,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use moeplan::daemon::client::{Client, ClientError};
 use moeplan::daemon::cmd::{Register, Routing, State, Step};
@@ -46,25 +45,21 @@ fn predictor_file(dir: &Path) -> PathBuf {
 /// An EPLB plan for 8 GPUs written by `moeplan place -o`.
 fn plan_file(dir: &Path) -> PathBuf {
     let path = dir.join("plan.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_moeplan"))
-        .args(["place", "-q", "-t", "traces/sample.parquet", "--model"])
-        .args([
-            "deepseek-v2-lite",
-            "--hardware",
-            "h100-8x-nvlink",
-            "--method",
-            "eplb",
-        ])
-        .arg("-o")
-        .arg(&path)
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let p = path.to_str().unwrap();
+    support::moeplan_ok(&[
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--method",
+        "eplb",
+        "-o",
+        p,
+    ]);
     path
 }
 

@@ -18,18 +18,10 @@ fn moeplan(args: &[&str]) -> std::process::Output {
 }
 
 fn hit_ratios(args: &[&str]) -> Vec<(String, f64)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_moeplan"))
-        .args(["replay", "-t", "traces/sample.parquet", "--json"])
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut all = vec!["replay", "-t", "traces/sample.parquet", "--json"];
+    all.extend(args);
+    let stdout = support::moeplan_ok(&all);
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     v["policies"]
         .as_array()
         .unwrap()
@@ -76,7 +68,7 @@ fn predictive_through_the_daemon_matches_the_in_process_replay_exactly() {
     let pred = dir.path().join("mix.safetensors");
     let pred = pred.to_str().unwrap();
     // Trained on another ESFT task than most of the sample (out of sample for law and summary).
-    let out = moeplan(&[
+    support::moeplan_ok(&[
         "predict",
         "train",
         "-t",
@@ -88,11 +80,6 @@ fn predictive_through_the_daemon_matches_the_in_process_replay_exactly() {
         "-o",
         pred,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let d = TestDaemon::start();
     let sock = d.socket.to_str().unwrap().to_string();
     for settings in [
