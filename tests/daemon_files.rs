@@ -253,3 +253,31 @@ fn bad_files_are_refused_by_name_and_the_daemon_goes_on() {
     c.step(sid, 0, trace.experts(0, 0)).unwrap();
     assert_eq!(d.metric("moeplan_errors_total{code=\"bad_request\"}"), 6.0);
 }
+
+#[test]
+fn after_a_restart_the_files_are_read_again_and_answer_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pred, plan) = (predictor_file(dir.path()), plan_file(dir.path()));
+    let trace = sample();
+    let register = Register {
+        policy: "predictive".into(),
+        predictor: Some(pred.display().to_string()),
+        plan: Some(plan.display().to_string()),
+        gpu: Some(1),
+        ..reg(&trace)
+    };
+    let run = |d: &TestDaemon| {
+        let mut c = d.client();
+        let sid = c.register(register.clone()).unwrap().session;
+        let layers = trace.shape().moe_layers;
+        (0..2 * layers)
+            .map(|i| step_with_routing(&mut c, sid, &trace, i / layers, i % layers))
+            .collect::<Vec<_>>()
+    };
+    let first = TestDaemon::start();
+    let before = run(&first);
+    first.stop();
+    let second = TestDaemon::start();
+    assert_eq!(run(&second), before);
+    assert!(before.iter().any(|p| !p.is_empty()));
+}
