@@ -101,6 +101,7 @@ fn pinned_experts_are_never_evicted_and_keep_pins_holds_them() {
         experts: vec![3],
         next_scores: None,
         keep_pins: true,
+        ..Step::new(0, 0, Vec::new())
     };
     let r = match c.call(RequestBody::Step(step)).unwrap() {
         ResponseBody::Step(r) => r,
@@ -138,6 +139,7 @@ fn hints_turn_into_prefetches_for_the_next_layer() {
         experts: vec![1, 2],
         next_scores: Some(scores),
         keep_pins: false,
+        ..Step::new(0, 0, Vec::new())
     };
     let r = match c.call(RequestBody::Step(step)).unwrap() {
         ResponseBody::Step(r) => r,

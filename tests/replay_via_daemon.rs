@@ -1,5 +1,7 @@
 //! `moeplan replay --via-daemon` reproduces the in-process replay's hit ratios exactly on the
-//! real sample trace (lru, lfu, static; per-layer and shared budgets).
+//! real sample trace (lru, lfu, static; per-layer and shared budgets; `predictive` with a
+//! predictor file trained out of sample, at batch 1 and with continuous batching), and refuses
+//! what it cannot reproduce (`opt`, `--cpu-offload`) with the reason.
 
 mod support;
 
@@ -7,26 +9,19 @@ use std::process::Command;
 
 use support::TestDaemon;
 
-fn hit_ratios(args: &[&str]) -> Vec<(String, f64)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_moeplan"))
-        .args([
-            "replay",
-            "-t",
-            "traces/sample.parquet",
-            "--policy",
-            "lru,lfu,static",
-            "--json",
-        ])
+fn moeplan(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_moeplan"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .unwrap()
+}
+
+fn hit_ratios(args: &[&str]) -> Vec<(String, f64)> {
+    let mut all = vec!["replay", "-t", "traces/sample.parquet", "--json"];
+    all.extend(args);
+    let stdout = support::moeplan_ok(&all);
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     v["policies"]
         .as_array()
         .unwrap()
@@ -45,8 +40,10 @@ fn replay_through_the_daemon_matches_the_in_process_replay_exactly() {
     let d = TestDaemon::start();
     let sock = d.socket.to_str().unwrap().to_string();
     for settings in [
-        vec!["--capacity", "16"],
+        vec!["--policy", "lru,lfu,static", "--capacity", "16"],
         vec![
+            "--policy",
+            "lru,lfu,static",
             "--capacity",
             "8",
             "--capacity-mode",
@@ -63,4 +60,72 @@ fn replay_through_the_daemon_matches_the_in_process_replay_exactly() {
         assert_eq!(remote, local, "settings {settings:?}");
     }
     assert_eq!(d.metric("moeplan_sessions_active"), 0.0);
+}
+
+#[test]
+fn predictive_through_the_daemon_matches_the_in_process_replay_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let pred = dir.path().join("mix.safetensors");
+    let pred = pred.to_str().unwrap();
+    // Trained on another ESFT task than most of the sample (out of sample for law and summary).
+    support::moeplan_ok(&[
+        "predict",
+        "train",
+        "-t",
+        "traces/esft/intent.parquet",
+        "--kind",
+        "mix",
+        "--lookahead",
+        "2",
+        "-o",
+        pred,
+    ]);
+    let d = TestDaemon::start();
+    let sock = d.socket.to_str().unwrap().to_string();
+    for settings in [
+        vec!["--capacity", "16"],
+        vec![
+            "--capacity",
+            "4",
+            "--capacity-mode",
+            "shared",
+            "--concurrent",
+            "4",
+        ],
+        // The previous token of each sequence: the daemon's routing memory.
+        vec!["--capacity", "8", "--predictor-name", "temporal"],
+    ] {
+        let mut local_args = vec!["--policy", "predictive,lru", "--predictor", pred];
+        local_args.extend(&settings);
+        let local = hit_ratios(&local_args);
+        let mut remote_args = local_args.clone();
+        remote_args.extend(["--via-daemon", &sock]);
+        let remote = hit_ratios(&remote_args);
+        assert_eq!(local.len(), 2);
+        assert!(local[0].1 > 0.0);
+        assert_eq!(remote, local, "settings {settings:?}");
+    }
+    assert_eq!(d.metric("moeplan_sessions_active"), 0.0);
+}
+
+#[test]
+fn what_a_runtime_cannot_reproduce_is_refused_with_the_reason() {
+    let d = TestDaemon::start();
+    let sock = d.socket.to_str().unwrap();
+    for (extra, reason) in [
+        (vec!["--policy", "opt"], "needs the future routing"),
+        (vec!["--policy", "lru", "--cpu-offload"], "--cpu-offload"),
+        (
+            vec!["--policy", "predictive", "--predictor", "mix"],
+            "needs --predictor FILE",
+        ),
+    ] {
+        let mut args = vec!["replay", "-t", "traces/sample.parquet", "--capacity", "16"];
+        args.extend(extra);
+        args.extend(["--via-daemon", sock]);
+        let out = moeplan(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(err.contains(reason), "{err}");
+    }
 }

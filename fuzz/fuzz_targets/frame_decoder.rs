@@ -1,18 +1,27 @@
 //! Fuzzes the daemon's decoder: any byte stream, cut into frames and decoded as requests exactly
-//! as a connection does, must never panic, and a frame that decodes must re-encode.
+//! as a connection does, must never panic; a frame that decodes must re-encode, and decoding the
+//! re-encoded frame must give the same request (compared as bytes: NaN scores are not equal to
+//! themselves). Reply frames go through the client's decoder too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use moeplan::daemon::frame;
-use moeplan::daemon::protocol::decode_request;
+use moeplan::daemon::protocol::{decode_request, decode_response};
 
 fuzz_target!(|data: &[u8]| {
     let mut rest = data;
     while let Ok(Some(len)) = frame::check(rest, 1 << 16) {
-        if let Ok(req) = decode_request(frame::body(rest, len)) {
-            let mut out = Vec::new();
-            frame::encode(&req, usize::MAX, &mut out).expect("a decoded request re-encodes");
+        let body = frame::body(rest, len);
+        if let Ok(req) = decode_request(body) {
+            let mut once = Vec::new();
+            frame::encode(&req, usize::MAX, &mut once).expect("a decoded request re-encodes");
+            let n = frame::check(&once, usize::MAX).unwrap().unwrap();
+            let again = decode_request(frame::body(&once, n)).expect("a re-encoded request decodes");
+            let mut twice = Vec::new();
+            frame::encode(&again, usize::MAX, &mut twice).unwrap();
+            assert_eq!(once, twice, "decode(encode(request)) changed the request");
         }
+        let _ = decode_response(body);
         rest = &rest[frame::HEADER_LEN + len..];
     }
 });

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::BadInput;
 use crate::daemon::listen::{self, Listener};
-use crate::daemon::load::{self, LoadSpec};
+use crate::daemon::load::{self, ClientMode, LoadSpec};
 use crate::daemon::server;
 use crate::daemon::state::ServerConfig;
 use crate::trace::read_trace;
@@ -38,9 +38,20 @@ pub struct BenchDaemonArgs {
     /// A running daemon's socket; by default the bench starts its own on a temporary socket.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Worker threads of the daemon the bench starts.
+    /// Worker threads of the daemon the bench starts (1: a current-thread runtime).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Run the bench's daemon on a multi-thread runtime even with one worker (the flavour
+    /// before the current-thread default; for comparison).
+    #[arg(long)]
+    pub multi_thread: bool,
+    /// How the load generator drives the sessions: all on one thread (async) or a blocking
+    /// thread each (threads).
+    #[arg(long, value_enum, default_value = "async")]
+    pub client: ClientMode,
+    /// Steps in flight per session (async client).
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -52,6 +63,12 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
         return Err(
             BadInput("--sessions in 1..=256, --steps and --threads at least 1".into()).into(),
         );
+    }
+    if !(1..=64).contains(&args.pipeline) {
+        return Err(BadInput("--pipeline must be in 1..=64".into()).into());
+    }
+    if args.pipeline > 1 && args.client == ClientMode::Threads {
+        return Err(BadInput("--pipeline needs --client async".into()).into());
     }
     if !(args.seconds > 0.0 && args.seconds <= 600.0) {
         return Err(BadInput("--seconds must be in (0, 600]".into()).into());
@@ -68,29 +85,31 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
         max_time: Duration::from_secs_f64(args.seconds),
         capacity: args.capacity,
         policy: args.policy.clone(),
+        client: args.client,
+        pipeline: args.pipeline,
     };
     let report = match &args.socket {
         Some(sock) => load::run(sock, &trace, &spec)?,
         None => {
             let dir = tempfile_dir()?;
             let sock = dir.join("bench.sock");
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(args.threads)
-                .enable_all()
-                .build()?;
+            let rt = server::runtime(args.threads, args.multi_thread)?;
             let listener = rt.block_on(async { listen::bind_unix(&sock) })?;
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-            let server = rt.spawn(server::run(
-                Listener::Unix(listener),
-                None,
-                ServerConfig::default(),
-                async {
-                    let _ = stop_rx.await;
-                },
-            ));
+            // The daemon runs on its own thread (a current-thread runtime runs only there).
+            let server = std::thread::spawn(move || {
+                rt.block_on(server::run(
+                    Listener::Unix(listener),
+                    None,
+                    ServerConfig::default(),
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                ))
+            });
             let r = load::run(&sock, &trace, &spec);
             let _ = stop_tx.send(());
-            let _ = rt.block_on(server);
+            let _ = server.join();
             let _ = std::fs::remove_dir_all(&dir);
             r?
         }
@@ -99,12 +118,21 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "moeplan bench daemon: {} sessions, {} ({} tokens), capacity {}/layer, {}",
+            "moeplan bench daemon: {} sessions, {} ({} tokens), capacity {}/layer, {}, \
+             client {:?} (pipeline {}), daemon {} thread(s){}",
             args.sessions,
             path.display(),
             trace.num_tokens(),
             args.capacity,
-            args.policy
+            args.policy,
+            args.client,
+            args.pipeline,
+            args.threads,
+            if args.multi_thread || args.threads > 1 {
+                " multi-thread"
+            } else {
+                " current-thread"
+            }
         );
         println!(
             "{:>10} {:>9} {:>12} {:>9} {:>9} {:>9} {:>9}",

@@ -97,7 +97,8 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub json: bool,
     /// Replay through a running daemon (`moeplan serve`) at this socket instead of in process,
-    /// one session per policy (lru, lfu, static): prints the daemon's hit ratios.
+    /// one session per policy (lru, lfu, static; predictive with --predictor FILE): prints the
+    /// daemon's hit ratios.
     #[arg(long, value_name = "SOCKET")]
     pub via_daemon: Option<PathBuf>,
 }
@@ -171,7 +172,8 @@ pub fn run(args: ReplayArgs, _quiet: bool) -> anyhow::Result<()> {
         );
     }
     if let Some(sock) = &args.via_daemon {
-        let rows = super::replay_via_daemon::replay(sock, &args, &trace, batching)?;
+        let timing = TimingModel::new(&model, &hw, args.cpu_offload);
+        let rows = super::replay_via_daemon::replay(sock, &args, &trace, batching, &timing)?;
         if args.json {
             let v = serde_json::json!({ "via_daemon": sock, "policies": rows });
             println!("{}", serde_json::to_string_pretty(&v)?);

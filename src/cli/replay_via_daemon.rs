@@ -1,9 +1,15 @@
 //! `moeplan replay --via-daemon SOCKET`: drives a running daemon exactly as a runtime would
 //! (one session per policy, i.e. per simulated GPU; per step and layer a `step`, then `loaded` for
 //! its transfers), so its hit ratios must equal the in-process replay's on the same settings.
+//!
+//! `predictive` sessions load the `--predictor` file in the daemon and send each token's routing
+//! with the steps; the replay's clock ([`TimingModel`]) then decides, as in the in-process
+//! replay, when transfers finish (`loaded`) and when the idle link pulls queued prefetches
+//! (`prefetch`). See [`timed`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use serde::Serialize;
 
 use super::BadInput;
@@ -12,8 +18,10 @@ use crate::cache::PolicyKind;
 use crate::daemon::client::Client;
 use crate::daemon::cmd::{self, Register, Step};
 use crate::daemon::protocol::{RequestBody, ResponseBody};
-use crate::replay::{Batching, build_steps, step_experts};
+use crate::replay::{Batching, Steps, TimingModel, build_steps, step_experts};
 use crate::trace::Trace;
+
+mod timed;
 
 /// One policy's figures, as the daemon counted them.
 #[derive(Debug, Clone, Serialize)]
@@ -32,90 +40,109 @@ pub struct DaemonRow {
     pub steps: u64,
 }
 
-/// Replays `trace` through the daemon at `socket`, one session per policy of `args`.
+/// A path as the daemon must see it (absolute: the daemon's working directory may differ).
+fn absolute(p: &Path) -> anyhow::Result<String> {
+    let abs: PathBuf =
+        std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()))?;
+    Ok(abs.display().to_string())
+}
+
+/// Refuses the settings the daemon cannot replay exactly, with the reason.
+fn check(args: &ReplayArgs, batching: Batching) -> anyhow::Result<()> {
+    if args.cpu_offload {
+        return Err(BadInput(
+            "--via-daemon does not model --cpu-offload (the runtime decides what runs on its \
+             CPU; the daemon only sees the steps)"
+                .into(),
+        )
+        .into());
+    }
+    if args.policy.contains(&PolicyKind::Opt) {
+        return Err(BadInput(
+            "--via-daemon cannot replay `opt`: it needs the future routing, which a runtime \
+             does not have (use the in-process replay)"
+                .into(),
+        )
+        .into());
+    }
+    if args.policy.contains(&PolicyKind::Predictive) {
+        if !Path::new(&args.predictor).is_file() {
+            return Err(BadInput(format!(
+                "--via-daemon with `predictive` needs --predictor FILE (the daemon loads it; \
+                 {:?} is not a file: train one with `moeplan predict train -o FILE`)",
+                args.predictor
+            ))
+            .into());
+        }
+        if matches!(batching, Batching::Consecutive { .. }) {
+            return Err(BadInput(
+                "--via-daemon with `predictive` replays --batch 1 or --concurrent N: with \
+                 --batch B a token's previous token is in the same step, whose later layers a \
+                 runtime has not routed yet"
+                    .into(),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Replays `trace` through the daemon at `socket`, one session per policy of `args`
+/// (`timing` drives the `predictive` sessions' clock).
 pub fn replay(
     socket: &Path,
     args: &ReplayArgs,
     trace: &Trace,
     batching: Batching,
+    timing: &TimingModel,
 ) -> anyhow::Result<Vec<DaemonRow>> {
-    if args.cpu_offload {
-        return Err(BadInput("--via-daemon does not model --cpu-offload".into()).into());
-    }
+    check(args, batching)?;
     let shape = *trace.shape();
-    let train: Vec<String> = if args.train_trace.is_empty() {
-        args.input
-            .traces
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect()
+    let train_paths = if args.train_trace.is_empty() {
+        &args.input.traces
     } else {
-        args.train_trace
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect()
+        &args.train_trace
     };
+    let train = train_paths
+        .iter()
+        .map(|p| absolute(p))
+        .collect::<anyhow::Result<Vec<String>>>()?;
     let steps = build_steps(trace, batching);
     let mut rows = Vec::new();
     for &kind in &args.policy {
-        if !matches!(kind, PolicyKind::Lru | PolicyKind::Lfu | PolicyKind::Static) {
-            return Err(BadInput(format!(
-                "--via-daemon replays lru, lfu and static; `{kind}` needs the in-process \
-                 replay (predictions on the replay's clock, or the future for opt)"
-            ))
-            .into());
-        }
         let mut c = Client::connect_unix(socket)?;
         let (mode, capacity) = match args.capacity_mode {
             CapacityMode::PerLayer => (cmd::CapacityMode::PerLayer, args.capacity),
             CapacityMode::Shared => (cmd::CapacityMode::Shared, args.capacity * shape.moe_layers),
         };
-        let sid = c
-            .register(Register {
-                policy: kind.as_str().into(),
-                capacity_mode: mode,
-                half_life: Some(args.half_life),
-                beta: Some(args.beta),
-                prefetch_top: Some(0),
-                train: if kind == PolicyKind::Static {
-                    train.clone()
-                } else {
-                    Vec::new()
-                },
-                ..Register::new(format!("replay-{kind}"), &shape, capacity as u32)
-            })?
-            .session;
-        let mut marks = vec![0u32; shape.experts];
-        let (mut stamp, mut buf) = (0u32, Vec::with_capacity(shape.experts));
-        // A `loaded` is queued after each step that loads, and written with the next step
-        // (pipelined): the daemon applies them in order, so the cache sees what the replay does.
-        let mut queued_loaded = false;
-        for i in 0..steps.len() {
-            for l in 0..shape.moe_layers {
-                step_experts(trace, steps.step(i), l, &mut marks, &mut stamp, &mut buf);
-                c.send(RequestBody::Step(Step {
-                    session: sid,
-                    layer: l as u16,
-                    experts: buf.clone(),
-                    next_scores: None,
-                    keep_pins: false,
-                }))?;
-                c.flush()?;
-                if std::mem::take(&mut queued_loaded) {
-                    expect_ok(c.recv()?.body)?;
-                }
-                let ResponseBody::Step(r) = expect_ok(c.recv()?.body)? else {
-                    anyhow::bail!("unexpected reply to a step");
-                };
-                if let Some(loaded) = r.loaded_report(sid, l as u16) {
-                    c.send(RequestBody::Loaded(loaded))?;
-                    queued_loaded = true;
-                }
+        let mut reg = Register {
+            policy: kind.as_str().into(),
+            capacity_mode: mode,
+            half_life: Some(args.half_life),
+            beta: Some(args.beta),
+            prefetch_top: Some(0),
+            ..Register::new(format!("replay-{kind}"), &shape, capacity as u32)
+        };
+        match kind {
+            PolicyKind::Static => reg.train = train.clone(),
+            PolicyKind::Predictive => {
+                reg.predictor = Some(absolute(Path::new(&args.predictor))?);
+                reg.predictor_name = args.predictor_name.clone();
+                let la = args
+                    .lookahead
+                    .clamp(1, shape.moe_layers.saturating_sub(1).max(1));
+                reg.lookahead = Some(la as u16);
+                reg.prefetch_top = Some(args.prefetch_top.unwrap_or(shape.top_k) as u16);
+                reg.prefetch_margin = Some(args.prefetch_margin);
             }
+            _ => {}
         }
-        c.flush()?;
-        if queued_loaded {
-            expect_ok(c.recv()?.body)?;
+        let reply = c.register(reg)?;
+        let sid = reply.session;
+        if kind == PolicyKind::Predictive {
+            timed::run(&mut c, sid, reply.slots as usize, trace, &steps, timing)?;
+        } else {
+            untimed(&mut c, sid, trace, &steps)?;
         }
         let st = c.close(sid)?;
         rows.push(DaemonRow {
@@ -128,6 +155,40 @@ pub fn replay(
         });
     }
     Ok(rows)
+}
+
+/// Drives session `sid` through `steps`: per layer a `step`, then a `loaded` for its loads
+/// (pipelined with the next step). Without prefetches every transfer a layer waits for ends
+/// before the next layer, so this is the replay's cache without its clock.
+fn untimed(c: &mut Client, sid: u64, trace: &Trace, steps: &Steps) -> anyhow::Result<()> {
+    let shape = *trace.shape();
+    let mut marks = vec![0u32; shape.experts];
+    let (mut stamp, mut buf) = (0u32, Vec::with_capacity(shape.experts));
+    // A `loaded` is queued after each step that loads, and written with the next step
+    // (pipelined): the daemon applies them in order, so the cache sees what the replay does.
+    let mut queued_loaded = false;
+    for i in 0..steps.len() {
+        for l in 0..shape.moe_layers {
+            step_experts(trace, steps.step(i), l, &mut marks, &mut stamp, &mut buf);
+            c.send(RequestBody::Step(Step::new(sid, l as u16, buf.clone())))?;
+            c.flush()?;
+            if std::mem::take(&mut queued_loaded) {
+                expect_ok(c.recv()?.body)?;
+            }
+            let ResponseBody::Step(r) = expect_ok(c.recv()?.body)? else {
+                anyhow::bail!("unexpected reply to a step");
+            };
+            if let Some(loaded) = r.loaded_report(sid, l as u16) {
+                c.send(RequestBody::Loaded(loaded))?;
+                queued_loaded = true;
+            }
+        }
+    }
+    c.flush()?;
+    if queued_loaded {
+        expect_ok(c.recv()?.body)?;
+    }
+    Ok(())
 }
 
 /// A reply, or the daemon's refusal as an error.

@@ -35,7 +35,8 @@ pub struct ServeArgs {
     /// Connections served at once.
     #[arg(long, default_value_t = 256)]
     pub max_connections: usize,
-    /// Worker threads (1 gives the lowest latency for a few runtimes).
+    /// Worker threads (1, the default: one current-thread runtime, the lowest latency on a small
+    /// machine).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Write every session's final counters here as JSON at shutdown.
@@ -72,11 +73,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         token: args.token.clone(),
         ..Default::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let rt = server::runtime(args.threads, false).context("starting the tokio runtime")?;
     let report = rt.block_on(async {
         let (listener, socket) = match args.tcp {
             Some(addr) => {

@@ -9,9 +9,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use super::cmd::{Close, Hello, Loaded, Observe, Register, RegisterReply, Stats, Step, StepReply};
+use super::cmd::{
+    Close, Hello, Loaded, Observe, Prefetch, PrefetchReply, Register, RegisterReply, Stats, Step,
+    StepReply,
+};
 use super::frame::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
-use super::protocol::{ErrorReply, PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody};
+use super::protocol::{
+    ErrorReply, PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody, decode_response,
+};
 use super::session::SessionStats;
 
 /// A client-side failure.
@@ -144,8 +149,7 @@ impl Client {
                 frame::check(avail, usize::MAX).map_err(|e| ClientError::Decode(e.to_string()))?;
             if let Some(len) = found {
                 let body = &avail[HEADER_LEN..HEADER_LEN + len];
-                let resp =
-                    rmp_serde::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()));
+                let resp = decode_response(body).map_err(|e| ClientError::Decode(e.to_string()));
                 self.rpos += HEADER_LEN + len;
                 return resp;
             }
@@ -197,14 +201,11 @@ impl Client {
         layer: u16,
         experts: &[u16],
     ) -> Result<StepReply, ClientError> {
-        let step = Step {
+        match self.call(RequestBody::Step(Step::new(
             session,
             layer,
-            experts: experts.to_vec(),
-            next_scores: None,
-            keep_pins: false,
-        };
-        match self.call(RequestBody::Step(step))? {
+            experts.to_vec(),
+        )))? {
             ResponseBody::Step(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
@@ -224,6 +225,25 @@ impl Client {
         };
         match self.call(RequestBody::Loaded(l))? {
             ResponseBody::Loaded(r) => Ok(r.pending),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Issues up to `max` queued prefetches (after releasing the running steps' pins when
+    /// `release`).
+    pub fn prefetch(
+        &mut self,
+        session: u64,
+        max: u32,
+        release: bool,
+    ) -> Result<PrefetchReply, ClientError> {
+        let p = Prefetch {
+            session,
+            max,
+            release,
+        };
+        match self.call(RequestBody::Prefetch(p))? {
+            ResponseBody::Prefetch(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

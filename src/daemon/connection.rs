@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::cmd::{self, ConnState, Ctx};
 use super::frame::{self, FrameError, HEADER_LEN};
-use super::protocol::{ErrorCode, Response, decode_request};
+use super::protocol::{ErrorCode, RequestBody, Response, decode_request};
 use super::shutdown::Shutdown;
 use super::state::Shared;
 
@@ -161,10 +161,10 @@ fn handle(state: &mut ConnState, shared: &Shared, body: &[u8], out: &mut Vec<u8>
         Ok(r) => r,
         Err((id, e)) => return reply_error(shared, out, id, e.code, e.message),
     };
-    let op = cmd::op_index(&req.body);
+    let op = req.body.index();
     shared.metrics.request(op);
-    let is_observe = op == 4;
-    let t0 = (op == 2).then(Instant::now);
+    let is_observe = matches!(req.body, RequestBody::Observe(_));
+    let t0 = matches!(req.body, RequestBody::Step(_)).then(Instant::now);
     let mut ctx = Ctx {
         conn: state,
         shared,

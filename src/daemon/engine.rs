@@ -6,13 +6,35 @@
 //! (`keep_pins`, for a pipelined query of the next layer). So a runtime that queries layer by
 //! layer sees exactly the cache the in-process replay simulates.
 
+use std::sync::Arc;
+
 use crate::cache::{
     Budget, CacheConfig, CacheError, ExpertCache, Lfu, Load, Lru, Policy, PolicyKind, Predictive,
     Residency, StaticTop, StepPlan,
 };
+use crate::predict::{Predictor, PredictorSet};
 use crate::trace::ModelShape;
 
-use super::cmd::{ExpertRef, Placement, State, StepReply, Transfer};
+use super::cmd::{ExpertRef, Placement, Routing, State, StepReply, Transfer};
+use super::gpu_plan::GpuPlan;
+use super::routing::RoutingMemory;
+
+/// A session's predictor: a loaded predictor file and which of its predictors to use.
+#[derive(Debug, Clone)]
+pub struct SessionPredictor {
+    /// The file's predictors.
+    pub set: Arc<PredictorSet>,
+    /// Name of the one used (checked at `register`).
+    pub name: String,
+    /// Layers ahead it is asked about (at most its own look-ahead).
+    pub lookahead: usize,
+}
+
+impl SessionPredictor {
+    fn get(&self) -> &dyn Predictor {
+        self.set.get(&self.name).unwrap_or_else(|| self.set.main())
+    }
+}
 
 /// What a session asks of its cache at `register`, already range-checked.
 #[derive(Debug, Clone)]
@@ -31,8 +53,14 @@ pub struct EngineSpec {
     pub beta: f64,
     /// Experts prefetched per hinted layer (best scores first).
     pub prefetch_top: usize,
+    /// Priority a prefetch candidate of `predictive` must have above its victim.
+    pub margin: f64,
     /// Per-key demand counts for `static` (`moe_layers * experts`).
     pub static_counts: Option<Vec<f64>>,
+    /// Predictor hinting the prefetches from the steps' routing.
+    pub predictor: Option<SessionPredictor>,
+    /// This GPU's share of a placement plan (expert parallelism).
+    pub plan: Option<GpuPlan>,
 }
 
 /// Counters of one session's cache, since `register`.
@@ -61,7 +89,7 @@ pub struct Engine {
     /// The cache core.
     cache: ExpertCache<Box<dyn Policy>>,
     /// Reused step answer (steps do not allocate once warm).
-    plan: StepPlan,
+    plan_buf: StepPlan,
     /// Bytes per expert, for the counters.
     bytes_per_expert: u64,
     /// Experts prefetched per hinted layer.
@@ -70,6 +98,16 @@ pub struct Engine {
     running: Vec<bool>,
     /// Experts pinned by the running step of each layer.
     pinned: Vec<usize>,
+    /// Predictor and the routing it reads.
+    predictor: Option<(SessionPredictor, RoutingMemory)>,
+    /// This GPU's share of a plan.
+    plan: Option<GpuPlan>,
+    /// Scratch: a step's experts on this GPU (with a plan).
+    local: Vec<u16>,
+    /// Scratch: summed predictor scores of a hinted layer.
+    scores: Vec<f32>,
+    /// Scratch: one token's predictor scores.
+    tmp: Vec<f32>,
 }
 
 impl Engine {
@@ -84,12 +122,10 @@ impl Engine {
         let policy: Box<dyn Policy> = match spec.policy {
             PolicyKind::Lru => Box::new(Lru::new(cfg.keys())),
             PolicyKind::Lfu => Box::new(Lfu::new(cfg.layers, cfg.experts, spec.half_life)),
-            PolicyKind::Predictive => Box::new(Predictive::new(
-                cfg.layers,
-                cfg.experts,
-                spec.half_life,
-                spec.beta,
-            )),
+            PolicyKind::Predictive => Box::new(
+                Predictive::new(cfg.layers, cfg.experts, spec.half_life, spec.beta)
+                    .with_margin(spec.margin),
+            ),
             PolicyKind::Static => match &spec.static_counts {
                 Some(c) => Box::new(StaticTop::new(&cfg, c)),
                 None => return Err("policy `static` needs `train` traces to rank experts".into()),
@@ -101,11 +137,16 @@ impl Engine {
         let cache = ExpertCache::new(cfg, policy).map_err(|e| e.to_string())?;
         Ok(Engine {
             cache,
-            plan: StepPlan::default(),
+            plan_buf: StepPlan::default(),
             bytes_per_expert: spec.bytes_per_expert,
             prefetch_top: spec.prefetch_top,
             running: vec![false; cfg.layers],
             pinned: vec![0; cfg.layers],
+            predictor: spec.predictor.map(|p| (p, RoutingMemory::new(spec.shape))),
+            plan: spec.plan,
+            local: Vec::with_capacity(cfg.experts),
+            scores: vec![0.0; cfg.experts],
+            tmp: vec![0.0; cfg.experts],
         })
     }
 
@@ -114,27 +155,42 @@ impl Engine {
         self.cache.config().total_slots() as u32
     }
 
-    /// Runs the step of `layer` needing `experts` (in range, possibly repeated) into `out`;
-    /// with `next_scores`, queues and issues prefetches for `layer + 1`.
-    pub fn step(
-        &mut self,
-        layer: usize,
-        experts: &[u16],
-        next_scores: Option<&[f32]>,
-        keep_pins: bool,
-        out: &mut StepReply,
-    ) -> Result<(), CacheError> {
-        if !keep_pins {
+    /// Runs the step of `layer` needing `experts` (in range, possibly repeated) into `out`:
+    /// hints from `next_scores` (for `layer + 1`) or from the predictor fed with `routing`
+    /// queue prefetches, of which at most `issue` are issued into `out.prefetch`.
+    pub fn step(&mut self, req: StepInput<'_>, out: &mut StepReply) -> Result<(), CacheError> {
+        let layer = req.layer;
+        if !req.keep_pins {
             self.release_all();
         }
-        self.cache.step(layer, experts, &mut self.plan)?;
         out.placements.clear();
         out.loads.clear();
         out.prefetch.clear();
-        out.hits = self.plan.hits;
-        out.misses = self.plan.misses;
+        let demanded = match &self.plan {
+            Some(plan) => {
+                self.local.clear();
+                for &e in req.experts {
+                    if plan.is_local(layer, e) {
+                        self.local.push(e);
+                    } else if !out.placements.iter().any(|p| p.expert == e) {
+                        out.placements.push(Placement {
+                            expert: e,
+                            slot: None,
+                            state: State::Remote,
+                            gpu: Some(plan.owner(layer, e)),
+                        });
+                    }
+                }
+                &self.local[..]
+            }
+            None => req.experts,
+        };
+        self.cache.step(layer, demanded, &mut self.plan_buf)?;
+        out.hits = self.plan_buf.hits;
+        out.misses = self.plan_buf.misses;
+        let gpu = self.plan.as_ref().map(|p| p.gpu);
         let mut pinned = 0;
-        for p in &self.plan.placements {
+        for p in &self.plan_buf.placements {
             pinned += usize::from(p.slot.is_some());
             out.placements.push(Placement {
                 expert: p.expert,
@@ -145,24 +201,72 @@ impl Engine {
                     Residency::Loading => State::Loading,
                     Residency::Transient | Residency::Cpu => State::Transient,
                 },
+                gpu,
             });
         }
         self.pinned[layer] = pinned;
         self.running[layer] = true;
-        out.loads.extend(self.plan.loads.iter().map(transfer));
-        if let Some(scores) = next_scores
-            && layer + 1 < self.pinned.len()
-            && self.prefetch_top > 0
-        {
-            self.cache.hint(layer + 1, 1, scores, self.prefetch_top)?;
-            while out.prefetch.len() < self.prefetch_top {
-                let Some(ld) = self.cache.issue_prefetch() else {
-                    break;
-                };
-                out.prefetch.push(transfer(&ld));
+        out.loads.extend(self.plan_buf.loads.iter().map(transfer));
+        self.hint(layer, req.next_scores, req.routing)?;
+        self.issue_prefetches(req.issue.unwrap_or(self.prefetch_top), &mut out.prefetch);
+        Ok(())
+    }
+
+    /// Queues the prefetches a step's hints ask for.
+    fn hint(
+        &mut self,
+        layer: usize,
+        next_scores: Option<&[f32]>,
+        routing: Option<&Routing>,
+    ) -> Result<(), CacheError> {
+        let layers = self.pinned.len();
+        let plan = self.plan.as_ref();
+        if let (Some((pred, memory)), Some(r)) = (&mut self.predictor, routing) {
+            let k = r.experts.len() / r.seqs.len().max(1);
+            for (i, &seq) in r.seqs.iter().enumerate() {
+                let w = r.weights.get(i * k..(i + 1) * k).unwrap_or(&[]);
+                memory.record(seq, layer, &r.experts[i * k..(i + 1) * k], w);
             }
+            let p = pred.get();
+            for h in 1..=pred.lookahead.min(p.lookahead()) {
+                if layer + h >= layers {
+                    break;
+                }
+                self.scores.fill(0.0);
+                for &seq in &r.seqs {
+                    if let Some(view) = memory.view(seq, layer) {
+                        p.score(&view, h, &mut self.tmp);
+                        for (s, &x) in self.scores.iter_mut().zip(&self.tmp) {
+                            *s += x;
+                        }
+                    }
+                }
+                let top = local_only(plan, layer + h, &mut self.scores, self.prefetch_top);
+                self.cache.hint(layer + h, h, &self.scores, top)?;
+            }
+        } else if let Some(scores) = next_scores
+            && layer + 1 < layers
+        {
+            self.scores.copy_from_slice(scores);
+            let top = local_only(plan, layer + 1, &mut self.scores, self.prefetch_top);
+            self.cache.hint(layer + 1, 1, &self.scores, top)?;
         }
         Ok(())
+    }
+
+    /// Issues up to `max` queued prefetches into `out`.
+    pub fn issue_prefetches(&mut self, max: usize, out: &mut Vec<Transfer>) {
+        for _ in 0..max {
+            let Some(ld) = self.cache.issue_prefetch() else {
+                break;
+            };
+            out.push(transfer(&ld));
+        }
+    }
+
+    /// Prefetch requests queued.
+    pub fn queued(&self) -> usize {
+        self.cache.queued()
     }
 
     /// Records finished transfers (each also completes the transfers issued before it);
@@ -214,6 +318,41 @@ impl std::fmt::Debug for Engine {
             .field("pinned", &self.pinned())
             .finish_non_exhaustive()
     }
+}
+
+/// One step's request, range-checked by the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInput<'a> {
+    /// MoE layer.
+    pub layer: usize,
+    /// Experts needed (possibly repeated).
+    pub experts: &'a [u16],
+    /// The runtime's scores for `layer + 1`.
+    pub next_scores: Option<&'a [f32]>,
+    /// Each token's routing at `layer` (for the predictor).
+    pub routing: Option<&'a Routing>,
+    /// Keep earlier steps' pins.
+    pub keep_pins: bool,
+    /// Prefetches to issue into the reply at most (default: `prefetch_top`).
+    pub issue: Option<usize>,
+}
+
+/// With a plan, the scores of `layer`'s experts on other GPUs become -inf and the number of
+/// prefetches `top` is capped to this GPU's experts of `layer`, so only local experts are
+/// queued; returns the cap.
+fn local_only(plan: Option<&GpuPlan>, layer: usize, scores: &mut [f32], top: usize) -> usize {
+    let Some(plan) = plan else {
+        return top;
+    };
+    let mut local = 0;
+    for (e, s) in scores.iter_mut().enumerate() {
+        if plan.is_local(layer, e as u16) {
+            local += 1;
+        } else {
+            *s = f32::NEG_INFINITY;
+        }
+    }
+    top.min(local)
 }
 
 /// A core load as a protocol transfer.

@@ -1,19 +1,36 @@
 //! A bounded load generator: N concurrent sessions replaying a trace's routing over the socket,
-//! one step per (token, layer), timing each round trip.
+//! one step per (token, layer), timing each round trip; like a runtime, each step's loads are
+//! reported done with a `loaded` sent along with the next step.
 //!
-//! Bounded twice: at most `max_steps` steps per session and at most `max_time` in all. Session i
-//! starts at token `i * tokens / N` of the trace (so sessions do not ask the same thing in
-//! lockstep) and wraps around.
+//! Two clients: [`ClientMode::Async`] drives every session from one thread (a tokio
+//! current-thread runtime, one connection per session, `pipeline` steps in flight per session),
+//! [`ClientMode::Threads`] gives each session a blocking thread (one step in flight). Bounded
+//! twice: at most `max_steps` steps per session and at most `max_time` in all. Session i starts
+//! at token `i * tokens / N` of the trace (so sessions do not ask the same thing in lockstep) and
+//! wraps around.
 
-use std::path::Path;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::async_client::AsyncClient;
 use super::client::{Client, ClientError};
 use super::cmd::{Register, Step};
 use super::protocol::{RequestBody, ResponseBody};
 use crate::trace::Trace;
+
+/// How the load generator runs its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientMode {
+    /// Every session on one thread (tokio current-thread runtime).
+    Async,
+    /// One blocking thread per session.
+    Threads,
+}
 
 /// The workload.
 #[derive(Debug, Clone)]
@@ -28,6 +45,10 @@ pub struct LoadSpec {
     pub capacity: u32,
     /// Policy of each session.
     pub policy: String,
+    /// How the sessions are driven.
+    pub client: ClientMode,
+    /// Steps in flight per session (async client; the threaded client keeps 1).
+    pub pipeline: usize,
 }
 
 /// What the load measured.
@@ -51,19 +72,25 @@ pub struct LoadReport {
     pub hit_ratio: f64,
 }
 
+/// One session's round-trip times (ns) and final hit ratio.
+type SessionResult = Result<(Vec<u32>, f64), ClientError>;
+
 /// Runs the load against the daemon at `socket`.
 pub fn run(socket: &Path, trace: &Trace, spec: &LoadSpec) -> Result<LoadReport, ClientError> {
     let start = Instant::now();
     let deadline = start + spec.max_time;
-    let results: Vec<Result<(Vec<u32>, f64), ClientError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..spec.sessions)
-            .map(|i| scope.spawn(move || one_session(socket, trace, spec, i, deadline)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("load thread panicked"))
-            .collect()
-    });
+    let results: Vec<SessionResult> = match spec.client {
+        ClientMode::Threads => std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..spec.sessions)
+                .map(|i| scope.spawn(move || one_session(socket, trace, spec, i, deadline)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("load thread panicked"))
+                .collect()
+        }),
+        ClientMode::Async => run_async(socket, trace, spec, deadline)?,
+    };
     let seconds = start.elapsed().as_secs_f64();
     let mut lat = Vec::new();
     let mut ratio = 0.0;
@@ -120,13 +147,8 @@ fn one_session(
                 break 'outer;
             }
             let t0 = Instant::now();
-            c.send(RequestBody::Step(Step {
-                session: sid,
-                layer: l as u16,
-                experts: trace.experts(t % tokens, l).to_vec(),
-                next_scores: None,
-                keep_pins: false,
-            }))?;
+            let experts = trace.experts(t % tokens, l).to_vec();
+            c.send(RequestBody::Step(Step::new(sid, l as u16, experts)))?;
             c.flush()?;
             if std::mem::take(&mut queued_loaded) {
                 c.recv()?;
@@ -148,5 +170,97 @@ fn one_session(
         c.recv()?;
     }
     let st = c.close(sid)?;
+    Ok((lat, st.hit_ratio))
+}
+
+/// Every session as a task of one current-thread runtime on this thread.
+fn run_async(
+    socket: &Path,
+    trace: &Trace,
+    spec: &LoadSpec,
+    deadline: Instant,
+) -> Result<Vec<SessionResult>, ClientError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let trace = Arc::new(trace.clone());
+    rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..spec.sessions {
+            let (socket, trace, spec) = (socket.to_path_buf(), trace.clone(), spec.clone());
+            set.spawn(async move { (i, async_session(socket, trace, spec, i, deadline).await) });
+        }
+        let mut out: Vec<Option<SessionResult>> = (0..spec.sessions).map(|_| None).collect();
+        while let Some(r) = set.join_next().await {
+            let (i, res) = r.map_err(|e| ClientError::Unexpected(format!("load task: {e}")))?;
+            out[i] = Some(res);
+        }
+        Ok(out.into_iter().flatten().collect())
+    })
+}
+
+/// One session of the async client: keeps `spec.pipeline` steps in flight.
+async fn async_session(
+    socket: PathBuf,
+    trace: Arc<Trace>,
+    spec: LoadSpec,
+    i: usize,
+    deadline: Instant,
+) -> SessionResult {
+    let shape = *trace.shape();
+    let mut c = AsyncClient::connect(&socket).await?;
+    let register = Register {
+        policy: spec.policy.clone(),
+        ..Register::new(format!("load{i}"), &shape, spec.capacity)
+    };
+    let sid = match c.call(RequestBody::Register(register)).await? {
+        ResponseBody::Register(r) => r.session,
+        other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+    };
+    let tokens = trace.num_tokens().max(1);
+    let (mut t, mut l) = (i * tokens / spec.sessions.max(1), 0usize);
+    let mut lat = Vec::with_capacity(spec.max_steps.min(1 << 22) as usize);
+    // Replies expected, in order: a step's send time and layer, or `None` for a `loaded`.
+    let mut expect: VecDeque<Option<(Instant, u16)>> = VecDeque::new();
+    let (mut sent, mut steps_in_flight) = (0u64, 0usize);
+    loop {
+        while steps_in_flight < spec.pipeline.max(1)
+            && sent < spec.max_steps
+            && Instant::now() < deadline
+        {
+            let experts = trace.experts(t % tokens, l).to_vec();
+            c.send(RequestBody::Step(Step::new(sid, l as u16, experts)))?;
+            expect.push_back(Some((Instant::now(), l as u16)));
+            (sent, steps_in_flight) = (sent + 1, steps_in_flight + 1);
+            l += 1;
+            if l == shape.moe_layers {
+                (l, t) = (0, t + 1);
+            }
+        }
+        c.flush().await?;
+        let Some(next) = expect.pop_front() else {
+            break;
+        };
+        let reply = c.recv().await?;
+        let Some((t0, layer)) = next else {
+            continue;
+        };
+        lat.push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+        steps_in_flight -= 1;
+        let ResponseBody::Step(r) = reply.body else {
+            return Err(ClientError::Unexpected(format!("{:?}", reply.body)));
+        };
+        if let Some(loaded) = r.loaded_report(sid, layer) {
+            c.send(RequestBody::Loaded(loaded))?;
+            expect.push_back(None);
+        }
+    }
+    let st = match c
+        .call(RequestBody::Close(super::cmd::Close { session: sid }))
+        .await?
+    {
+        ResponseBody::Close(r) => r.stats,
+        other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+    };
     Ok((lat, st.hit_ratio))
 }

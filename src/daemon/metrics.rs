@@ -8,9 +8,7 @@ use super::protocol::ErrorCode;
 use super::session::Registry;
 
 /// Request verbs counted, in the order of [`Metrics::requests`].
-pub const OPS: [&str; 7] = [
-    "hello", "register", "step", "loaded", "observe", "stats", "close",
-];
+const OPS: [&str; 8] = super::protocol::RequestBody::OPS;
 
 /// Upper bounds (seconds) of the step-handling-time histogram buckets (`+Inf` is implied).
 const STEP_BUCKETS: [f64; 9] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2];

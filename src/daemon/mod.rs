@@ -3,7 +3,7 @@
 //!
 //! Wire format ([`frame`], [`protocol`]): a 4-byte big-endian length, then a msgpack map;
 //! requests carry ids so a runtime can pipeline. Requests ([`cmd`]): `hello` (version check),
-//! `register`, `step`, `loaded`, `observe`, `stats`, `close`. [`server::run`] serves a Unix
+//! `register`, `step`, `loaded`, `prefetch`, `observe`, `stats`, `close`. [`server::run`] serves a Unix
 //! socket (default [`listen::default_socket_path`], mode 0600) or loopback TCP with a token, plus
 //! `/metrics` and `/healthz` over HTTP ([`http`]), until a shutdown future resolves.
 //!
@@ -22,17 +22,21 @@
 //! # Ok(()) }
 //! ```
 
+mod async_client;
 pub mod client;
 pub mod cmd;
 mod connection;
 pub use connection::FLUSH_AT;
 pub mod engine;
+mod envelope;
 pub mod frame;
+pub mod gpu_plan;
 pub mod http;
 pub mod listen;
 pub mod load;
 pub mod metrics;
 pub mod protocol;
+pub mod routing;
 pub mod server;
 pub mod session;
 pub mod shutdown;

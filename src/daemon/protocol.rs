@@ -10,15 +10,17 @@
 use serde::{Deserialize, Serialize};
 
 use super::cmd::{
-    Close, CloseReply, Hello, HelloReply, Loaded, LoadedReply, Observe, Register, RegisterReply,
-    Stats, StatsReply, Step, StepReply,
+    Close, CloseReply, Hello, HelloReply, Loaded, LoadedReply, Observe, Prefetch, PrefetchReply,
+    Register, RegisterReply, Stats, StatsReply, Step, StepReply,
 };
+pub use super::envelope::{decode_request, decode_response};
 
 /// Protocol version; `hello` must carry exactly this one.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// A request: its id and what it asks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A request: its id and what it asks. Serialised by hand ([`super::envelope`]: no buffering);
+/// the derived `Deserialize` reads the same format (the server uses [`decode_request`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Request {
     /// Chosen by the client, echoed in the reply (0 is allowed; uniqueness is the client's job).
     pub id: u64,
@@ -39,6 +41,8 @@ pub enum RequestBody {
     Step(Step),
     /// Transfers the runtime finished.
     Loaded(Loaded),
+    /// Issue queued prefetches now (the runtime's copy engine is idle).
+    Prefetch(Prefetch),
     /// Fire-and-forget routing counts (no reply).
     Observe(Observe),
     /// Counters of one or all of this connection's sessions.
@@ -47,8 +51,9 @@ pub enum RequestBody {
     Close(Close),
 }
 
-/// A reply: the id of the request it answers and the outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A reply: the id of the request it answers and the outcome. Serialised by hand like
+/// [`Request`]; clients decode it with [`decode_response`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Response {
     /// The request's id (0 when the request was too malformed to read one).
     pub id: u64,
@@ -69,12 +74,56 @@ pub enum ResponseBody {
     Step(StepReply),
     /// Answers [`Loaded`].
     Loaded(LoadedReply),
+    /// Answers [`Prefetch`].
+    Prefetch(PrefetchReply),
     /// Answers [`Stats`].
     Stats(StatsReply),
     /// Answers [`Close`].
     Close(CloseReply),
     /// Any request that failed.
     Error(ErrorReply),
+}
+
+impl RequestBody {
+    /// Every verb, in the order of [`RequestBody::index`].
+    pub const OPS: [&'static str; 8] = [
+        "hello", "register", "step", "loaded", "prefetch", "observe", "stats", "close",
+    ];
+
+    /// Position of this request's verb in [`RequestBody::OPS`].
+    pub fn index(&self) -> usize {
+        match self {
+            RequestBody::Hello(_) => 0,
+            RequestBody::Register(_) => 1,
+            RequestBody::Step(_) => 2,
+            RequestBody::Loaded(_) => 3,
+            RequestBody::Prefetch(_) => 4,
+            RequestBody::Observe(_) => 5,
+            RequestBody::Stats(_) => 6,
+            RequestBody::Close(_) => 7,
+        }
+    }
+
+    /// The verb (`op` on the wire).
+    pub fn op(&self) -> &'static str {
+        Self::OPS[self.index()]
+    }
+}
+
+impl ResponseBody {
+    /// The verb answered, or `error` (`op` on the wire).
+    pub fn op(&self) -> &'static str {
+        match self {
+            ResponseBody::Hello(_) => "hello",
+            ResponseBody::Register(_) => "register",
+            ResponseBody::Step(_) => "step",
+            ResponseBody::Loaded(_) => "loaded",
+            ResponseBody::Prefetch(_) => "prefetch",
+            ResponseBody::Stats(_) => "stats",
+            ResponseBody::Close(_) => "close",
+            ResponseBody::Error(_) => "error",
+        }
+    }
 }
 
 /// Why a request failed: a stable code and a message for humans.
@@ -182,12 +231,6 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// Reads only the id of a request whose body failed to decode, so the error reply can carry it.
-#[derive(Deserialize)]
-struct IdOnly {
-    id: u64,
-}
-
 impl Response {
     /// An error reply to request `id`.
     pub fn error(id: u64, code: ErrorCode, message: impl Into<String>) -> Self {
@@ -196,14 +239,4 @@ impl Response {
             body: ResponseBody::Error(ErrorReply::new(code, message)),
         }
     }
-}
-
-/// Decodes a frame body as a request; on failure the id to answer (the request's when one could
-/// be read, else 0) and the `malformed` error.
-pub fn decode_request(body: &[u8]) -> Result<Request, (u64, ErrorReply)> {
-    rmp_serde::from_slice(body).map_err(|e| {
-        let id = rmp_serde::from_slice::<IdOnly>(body).map_or(0, |x| x.id);
-        let msg = format!("cannot decode request: {e}");
-        (id, ErrorReply::new(ErrorCode::Malformed, msg))
-    })
 }

@@ -22,6 +22,22 @@ use super::state::{ServerConfig, Shared};
 /// How long connections get, after shutdown, to write their last replies before being dropped.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The tokio runtime a daemon runs on: with one thread a current-thread runtime (the accept
+/// loop, every connection and the I/O driver on one thread: no cross-thread wake-ups), else a
+/// multi-thread runtime with `threads` workers (also with one, when `multi` is set).
+pub fn runtime(threads: usize, multi: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 && !multi {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .enable_all()
+            .build()
+    }
+}
+
 /// What a daemon did, returned when it stops.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {

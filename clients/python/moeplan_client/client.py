@@ -62,11 +62,14 @@ class Transfer:
 @dataclass(frozen=True)
 class Placement:
     """Where a demanded expert is: ``state`` is ``resident``, ``in_flight``, ``loading`` (this
-    step's load) or ``transient`` (no slot to spare: stream it, not cached)."""
+    step's load), ``transient`` (no slot to spare: stream it, not cached) or ``remote`` (served by
+    GPU ``gpu`` of the session's placement plan)."""
 
     expert: int
     slot: Optional[int]
     state: str
+    #: With a placement plan: the GPU serving the expert.
+    gpu: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ class StepResult:
     @staticmethod
     def _from(d: Dict[str, Any]) -> "StepResult":
         return StepResult(
-            [Placement(p["expert"], p["slot"], p["state"]) for p in d["placements"]],
+            [Placement(p["expert"], p["slot"], p["state"], p.get("gpu")) for p in d["placements"]],
             d["hits"],
             d["misses"],
             [Transfer._from(t) for t in d["loads"]],
@@ -191,16 +194,35 @@ class Client:
         beta: Optional[float] = None,
         prefetch_top: Optional[int] = None,
         train: Sequence[str] = (),
+        predictor: Optional[str] = None,
+        predictor_name: Optional[str] = None,
+        lookahead: Optional[int] = None,
+        plan: Optional[str] = None,
+        gpu: Optional[int] = None,
     ) -> "Session":
         """Opens a session for one GPU: its model shape, expert-slot budget and policy.
 
         ``capacity`` slots per layer (``capacity_mode="per_layer"``) or in all (``"shared"``);
         ``policy`` is ``lru``, ``lfu``, ``static`` (ranked by the ``train`` trace files, read by
-        the daemon) or ``predictive`` (fed by the ``next_scores`` hints of steps).
+        the daemon) or ``predictive`` (fed by the ``next_scores`` hints of steps, or by the
+        ``predictor`` file from the steps' ``routing``). ``plan`` (a ``moeplan place -o`` file)
+        and ``gpu``: expert parallelism, this session caches only its GPU's experts. Paths are
+        read by the daemon: give absolute ones.
         """
+        extra: Dict[str, Any] = {}
+        for key, value in (
+            ("predictor", predictor),
+            ("predictor_name", predictor_name),
+            ("lookahead", lookahead),
+            ("plan", plan),
+            ("gpu", gpu),
+        ):
+            if value is not None:
+                extra[key] = value
         r = self.call(
             "register",
             {
+                **extra,
                 "name": name,
                 "moe_layers": moe_layers,
                 "experts": experts,
@@ -233,15 +255,23 @@ class Session:
         self.slots = slots
 
     def _step_args(
-        self, layer: int, experts: Sequence[int], next_scores: Optional[Sequence[float]], keep_pins: bool
+        self,
+        layer: int,
+        experts: Sequence[int],
+        next_scores: Optional[Sequence[float]],
+        keep_pins: bool,
+        routing: Optional[Dict[str, Any]] = None,
     ) -> Dict[str, Any]:
-        return {
+        args: Dict[str, Any] = {
             "session": self.id,
             "layer": layer,
             "experts": [int(e) for e in experts],
             "next_scores": None if next_scores is None else [float(s) for s in next_scores],
             "keep_pins": keep_pins,
         }
+        if routing is not None:
+            args["routing"] = routing
+        return args
 
     def step(
         self,
@@ -249,9 +279,30 @@ class Session:
         experts: Sequence[int],
         next_scores: Optional[Sequence[float]] = None,
         keep_pins: bool = False,
+        seqs: Optional[Sequence[int]] = None,
+        topk: Optional[Sequence[Sequence[int]]] = None,
+        weights: Optional[Sequence[Sequence[float]]] = None,
     ) -> StepResult:
-        """Before running ``layer``: the experts its gate selected -> slots, loads, prefetches."""
-        return StepResult._from(self.client.call("step", self._step_args(layer, experts, next_scores, keep_pins)))
+        """Before running ``layer``: the experts its gate selected -> slots, loads, prefetches.
+
+        For a session with a predictor file, also give each token's sequence id (``seqs``), its
+        top-k experts at this layer, highest weight first (``topk``) and gate ``weights``.
+        """
+        routing = None
+        if seqs is not None and topk is not None:
+            routing = {
+                "seqs": [int(q) for q in seqs],
+                "experts": [int(e) for row in topk for e in row],
+                "weights": [float(w) for row in (weights or []) for w in row],
+            }
+        args = self._step_args(layer, experts, next_scores, keep_pins, routing)
+        return StepResult._from(self.client.call("step", args))
+
+    def prefetch(self, max_transfers: int, release: bool = False) -> List[Transfer]:
+        """The copy engine is idle: issue up to ``max_transfers`` queued prefetches now
+        (``release``: the layers stepped so far finished computing, unpin them first)."""
+        r = self.client.call("prefetch", {"session": self.id, "max": max_transfers, "release": release})
+        return [Transfer._from(t) for t in r["transfers"]]
 
     def send_step(
         self,

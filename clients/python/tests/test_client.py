@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -94,3 +95,59 @@ def test_metrics_and_health(daemon) -> None:
         text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
         assert 'moeplan_session_hit_ratio{session="%d",name="gpu-metrics"}' % s.id in text
         assert 'moeplan_requests_total{op="step"} 1' in text
+
+
+def _plan(tmp_path, gpus: int = 2) -> str:
+    """A plan JSON v1 (as `moeplan place -o` writes) for SHAPE: GPU g holds experts g*8..g*8+7."""
+    per = SHAPE["experts"] // gpus
+    doc = {
+        "format": "moeplan-plan",
+        "version": 1,
+        "model": "test",
+        "hardware": "test",
+        "method": "contiguous",
+        "moe_layers": SHAPE["moe_layers"],
+        "first_moe_layer": 0,
+        "experts": SHAPE["experts"],
+        "nodes": 1,
+        "gpus": gpus,
+        "slots_per_gpu": per,
+        "physical_to_logical_map": [list(range(SHAPE["experts"]))] * SHAPE["moe_layers"],
+        "logical_count": [[1] * SHAPE["experts"]] * SHAPE["moe_layers"],
+        "built_on": [],
+        "in_sample": None,
+        "solver": None,
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_a_plan_answers_other_gpus_experts_as_remote(daemon, tmp_path) -> None:
+    with Client(daemon.socket) as c:
+        s = c.register(**SHAPE, capacity=4, plan=_plan(tmp_path), gpu=1)
+        r = s.step(0, [2, 9])
+        by_expert = {p.expert: p for p in r.placements}
+        assert by_expert[2].state == "remote" and by_expert[2].gpu == 0
+        assert by_expert[9].state == "loading" and by_expert[9].gpu == 1
+        assert [t.expert for t in r.loads] == [9]
+        with pytest.raises(DaemonError) as e:
+            c.register(**SHAPE, capacity=4, plan=_plan(tmp_path), gpu=2)
+        assert e.value.code == "bad_request" and "plan.json" in e.value.message
+
+
+def test_hints_wait_in_the_queue_until_pulled(daemon) -> None:
+    with Client(daemon.socket) as c:
+        s = c.register(**SHAPE, capacity=4, policy="predictive", prefetch_top=2)
+        scores = [0.0] * SHAPE["experts"]
+        scores[7], scores[3] = 0.9, 0.5
+        r = StepResult._from(
+            c.call(
+                "step",
+                {"session": s.id, "layer": 0, "experts": [1], "next_scores": scores, "prefetch": 0},
+            )
+        )
+        assert r.prefetch == []
+        pulled = s.prefetch(8, release=True)
+        assert [(t.layer, t.expert) for t in pulled] == [(1, 7), (1, 3)]
+        assert s.prefetch(8) == []

@@ -4,6 +4,7 @@ mod close;
 mod hello;
 mod loaded;
 mod observe;
+mod prefetch;
 mod register;
 mod stats;
 mod step;
@@ -12,9 +13,10 @@ pub use close::{Close, CloseReply};
 pub use hello::{Hello, HelloReply};
 pub use loaded::{Loaded, LoadedReply};
 pub use observe::Observe;
+pub use prefetch::{Prefetch, PrefetchReply};
 pub use register::{CapacityMode, Register, RegisterReply};
 pub use stats::{Stats, StatsReply};
-pub use step::{ExpertRef, Placement, State, Step, StepReply, Transfer};
+pub use step::{ExpertRef, Placement, Routing, State, Step, StepReply, Transfer};
 
 use std::collections::HashMap;
 
@@ -53,19 +55,6 @@ impl Ctx<'_> {
     }
 }
 
-/// Index of a request's verb in [`super::metrics::OPS`].
-pub fn op_index(body: &RequestBody) -> usize {
-    match body {
-        RequestBody::Hello(_) => 0,
-        RequestBody::Register(_) => 1,
-        RequestBody::Step(_) => 2,
-        RequestBody::Loaded(_) => 3,
-        RequestBody::Observe(_) => 4,
-        RequestBody::Stats(_) => 5,
-        RequestBody::Close(_) => 6,
-    }
-}
-
 /// Applies one request; `Ok(None)` for requests without a reply (`observe`).
 pub fn dispatch(body: RequestBody, ctx: &mut Ctx<'_>) -> Result<Option<ResponseBody>, ErrorReply> {
     if !ctx.conn.handshaken && !matches!(body, RequestBody::Hello(_)) {
@@ -79,6 +68,7 @@ pub fn dispatch(body: RequestBody, ctx: &mut Ctx<'_>) -> Result<Option<ResponseB
         RequestBody::Register(r) => ResponseBody::Register(r.apply(ctx)?),
         RequestBody::Step(r) => ResponseBody::Step(r.apply(ctx)?),
         RequestBody::Loaded(r) => ResponseBody::Loaded(r.apply(ctx)?),
+        RequestBody::Prefetch(r) => ResponseBody::Prefetch(r.apply(ctx)?),
         RequestBody::Observe(r) => {
             r.apply(ctx)?;
             return Ok(None);

@@ -4,9 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use super::Ctx;
 use crate::cache::{Budget, Lfu, PolicyKind, Predictive};
-use crate::daemon::engine::{Engine, EngineSpec};
+use crate::daemon::engine::{Engine, EngineSpec, SessionPredictor};
+use crate::daemon::gpu_plan::GpuPlan;
 use crate::daemon::protocol::{ErrorCode, ErrorReply};
 use crate::daemon::session::Session;
+use crate::predict::PredictorSet;
 use crate::trace::{ModelShape, read_trace};
 
 /// How the expert-slot budget is split.
@@ -56,6 +58,27 @@ pub struct Register {
     /// daemon at register, and again after a restart when runtimes re-register.
     #[serde(default)]
     pub train: Vec<String>,
+    /// Predictor file (`moeplan predict train -o FILE`): with steps' `routing`, it scores the
+    /// next layers' experts and the session prefetches the best (any policy; `predictive` also
+    /// weighs them in eviction). Read at register, and again when runtimes re-register.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictor: Option<String>,
+    /// Which predictor of the file (static, temporal, markov, mix, learned; default: its main).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictor_name: Option<String>,
+    /// Layers ahead the predictor is asked about (default: the file's look-ahead; capped to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookahead: Option<u16>,
+    /// Priority a prefetch candidate of `predictive` must have above its victim (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefetch_margin: Option<f64>,
+    /// Placement plan (`moeplan place -o FILE`, plan JSON v1) for expert parallelism: the
+    /// session's cache holds only its GPU's experts, others are answered `remote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// This session's GPU in `plan` (0-based; required with a plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<u16>,
 }
 
 fn default_policy() -> String {
@@ -87,6 +110,12 @@ impl Register {
             beta: None,
             prefetch_top: None,
             train: Vec::new(),
+            predictor: None,
+            predictor_name: None,
+            lookahead: None,
+            prefetch_margin: None,
+            plan: None,
+            gpu: None,
         }
     }
 
@@ -121,11 +150,35 @@ impl Register {
         };
         let half_life = self.half_life.unwrap_or(Lfu::DEFAULT_HALF_LIFE);
         let beta = self.beta.unwrap_or(Predictive::DEFAULT_BETA);
+        let margin = self.prefetch_margin.unwrap_or(0.0);
         if !(half_life.is_finite() && half_life > 0.0 && beta.is_finite() && beta >= 0.0) {
             return Err(bad(
                 "half_life must be > 0 and beta >= 0, both finite".into()
             ));
         }
+        if !margin.is_finite() {
+            return Err(bad("prefetch_margin must be finite".into()));
+        }
+        let predictor = match &self.predictor {
+            Some(path) => Some(
+                load_predictor(path, self.predictor_name.as_deref(), self.lookahead, &shape)
+                    .map_err(bad)?,
+            ),
+            None if self.predictor_name.is_some() || self.lookahead.is_some() => {
+                return Err(bad(
+                    "predictor_name and lookahead need a predictor file (predictor)".into(),
+                ));
+            }
+            None => None,
+        };
+        let plan = match (&self.plan, self.gpu) {
+            (Some(path), Some(gpu)) => {
+                Some(GpuPlan::load(std::path::Path::new(path), &shape, gpu).map_err(bad)?)
+            }
+            (Some(_), None) => return Err(bad("plan: needs gpu (this session's GPU)".into())),
+            (None, Some(_)) => return Err(bad("gpu: needs a plan file (plan)".into())),
+            (None, None) => None,
+        };
         let static_counts = if self.train.is_empty() {
             None
         } else {
@@ -139,7 +192,10 @@ impl Register {
             half_life,
             beta,
             prefetch_top: self.prefetch_top.map_or(shape.top_k, usize::from),
+            margin,
             static_counts,
+            predictor,
+            plan,
         };
         let engine = Engine::new(spec).map_err(bad)?;
         let slots = engine.slots();
@@ -183,4 +239,42 @@ fn train_counts(paths: &[String], shape: &ModelShape) -> Result<Vec<f64>, String
         shape.moe_layers,
         shape.experts,
     ))
+}
+
+/// Loads the predictor file at `path` for a session of `shape`: predictor `name` (default: the
+/// file's main one), asked `lookahead` layers ahead (default and at most: the file's).
+fn load_predictor(
+    path: &str,
+    name: Option<&str>,
+    lookahead: Option<u16>,
+    shape: &ModelShape,
+) -> Result<SessionPredictor, String> {
+    let set = PredictorSet::load(std::path::Path::new(path)).map_err(|e| e.to_string())?;
+    let s = set.shape();
+    if (s.moe_layers, s.experts, s.top_k) != (shape.moe_layers, shape.experts, shape.top_k) {
+        return Err(format!(
+            "predictor {path}: trained for {} MoE layers x {} experts (top-{}), the session has \
+             {} x {} (top-{})",
+            s.moe_layers, s.experts, s.top_k, shape.moe_layers, shape.experts, shape.top_k
+        ));
+    }
+    let name = match name {
+        Some(n) => {
+            set.get(n).ok_or_else(|| {
+                format!("predictor_name: {path} has no predictor {n:?} (static, temporal, markov, mix, learned)")
+            })?;
+            n.to_string()
+        }
+        None => set.main().name().to_string(),
+    };
+    let lookahead = match lookahead {
+        Some(0) => return Err("lookahead: must be at least 1".into()),
+        Some(h) => (h as usize).min(set.lookahead()),
+        None => set.lookahead(),
+    };
+    Ok(SessionPredictor {
+        set: std::sync::Arc::new(set),
+        name,
+        lookahead,
+    })
 }

@@ -4,11 +4,30 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, check_experts, check_layer};
+use crate::daemon::engine::StepInput;
 use crate::daemon::protocol::{ErrorCode, ErrorReply};
 use crate::daemon::session::lock;
+use crate::trace::ModelShape;
 
 /// Largest number of expert ids one step may carry (a batch's union is at most `experts`).
 pub const MAX_STEP_EXPERTS: usize = 1 << 16;
+
+/// Largest number of tokens one step's `routing` may describe.
+pub const MAX_STEP_TOKENS: usize = 4096;
+
+/// Each token's routing at the step's layer, for the session's predictor: flattened
+/// `[tokens][top_k]`, each token's experts highest gate weight first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Routing {
+    /// Sequence (request) id of each token: the predictor also looks at the sequence's
+    /// previous token. At most one token per sequence per step.
+    pub seqs: Vec<u64>,
+    /// Each token's `top_k` experts, `[tokens][top_k]` flattened.
+    pub experts: Vec<u16>,
+    /// Gate weights in `[0, 1]` aligned with `experts` (empty: unknown, read as 0).
+    #[serde(default)]
+    pub weights: Vec<f32>,
+}
 
 /// The experts layer `layer` needs now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +46,29 @@ pub struct Step {
     /// compute finished). By default a step releases every earlier pin first.
     #[serde(default)]
     pub keep_pins: bool,
+    /// Optional: each token's routing at this layer, which a session registered with a
+    /// predictor turns into prefetch hints for the next layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<Routing>,
+    /// Prefetches to issue into this reply at most (default: the session's `prefetch_top`;
+    /// 0 leaves them queued for `prefetch` requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefetch: Option<u32>,
+}
+
+impl Step {
+    /// A step of `layer` needing `experts`, without hints.
+    pub fn new(session: u64, layer: u16, experts: Vec<u16>) -> Self {
+        Step {
+            session,
+            layer,
+            experts,
+            next_scores: None,
+            keep_pins: false,
+            routing: None,
+            prefetch: None,
+        }
+    }
 }
 
 /// An expert of a layer.
@@ -50,6 +92,8 @@ pub enum State {
     Loading,
     /// A miss with no slot to spare: stream it through a temporary buffer, it is not cached.
     Transient,
+    /// Served by another GPU of the session's placement plan (see `gpu`): not this cache's.
+    Remote,
 }
 
 /// One demanded expert's answer.
@@ -61,6 +105,10 @@ pub struct Placement {
     pub slot: Option<u32>,
     /// Hit, in-flight hit, or miss.
     pub state: State,
+    /// With a placement plan: the GPU that serves this expert (this session's own for every
+    /// state but `remote`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<u16>,
 }
 
 /// One transfer the runtime should make: host -> GPU slot, evicting the slot's occupant.
@@ -79,7 +127,8 @@ pub struct Transfer {
 /// Where the step's experts are and what to move.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepReply {
-    /// One entry per distinct requested expert, in request order.
+    /// One entry per distinct requested expert, in request order (with a plan: the experts of
+    /// other GPUs first, then this GPU's).
     pub placements: Vec<Placement>,
     /// Distinct requested experts resident or in flight.
     pub hits: u32,
@@ -141,7 +190,7 @@ impl Step {
             }
             Ok(layer)
         })();
-        let layer = match checked {
+        let layer = match checked.and_then(|l| self.check_routing(&s.shape).map(|()| l)) {
             Ok(l) => l,
             Err(e) => {
                 s.rejected += 1;
@@ -149,11 +198,52 @@ impl Step {
             }
         };
         let mut reply = StepReply::default();
-        let scores = self.next_scores.as_deref();
+        let input = StepInput {
+            layer,
+            experts: &self.experts,
+            next_scores: self.next_scores.as_deref(),
+            routing: self.routing.as_ref(),
+            keep_pins: self.keep_pins,
+            issue: self.prefetch.map(|n| n as usize),
+        };
         s.engine
-            .step(layer, &self.experts, scores, self.keep_pins, &mut reply)
+            .step(input, &mut reply)
             .map_err(|e| ErrorReply::new(ErrorCode::BadRequest, e.to_string()))?;
         s.steps += 1;
         Ok(reply)
+    }
+
+    /// Checks `routing` against the model shape.
+    fn check_routing(&self, shape: &ModelShape) -> Result<(), ErrorReply> {
+        let Some(r) = &self.routing else {
+            return Ok(());
+        };
+        let bad = |m: String| Err(ErrorReply::new(ErrorCode::BadRequest, m));
+        if r.seqs.len() > MAX_STEP_TOKENS {
+            return bad(format!(
+                "routing.seqs: {} tokens, at most {MAX_STEP_TOKENS}",
+                r.seqs.len()
+            ));
+        }
+        if r.experts.len() != r.seqs.len() * shape.top_k {
+            return bad(format!(
+                "routing.experts: expected {} ids ({} tokens x top_k {}), got {}",
+                r.seqs.len() * shape.top_k,
+                r.seqs.len(),
+                shape.top_k,
+                r.experts.len()
+            ));
+        }
+        if !r.weights.is_empty() && r.weights.len() != r.experts.len() {
+            return bad(format!(
+                "routing.weights: expected none or {}, got {}",
+                r.experts.len(),
+                r.weights.len()
+            ));
+        }
+        if r.weights.iter().any(|w| !w.is_finite()) {
+            return bad("routing.weights: must be finite".into());
+        }
+        check_experts(&r.experts, shape.experts)
     }
 }
