@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
-use super::{LearnedPredictor, MARKOV_EPS, MAX_HIDDEN, features};
+use super::{LearnedPredictor, MARKOV_EPS, MAX_HIDDEN, features, ln_approx};
 use crate::predict::{
     MarkovPredictor, PredictError, Predictor, RoutingView, StaticPredictor, TemporalPredictor,
 };
@@ -29,8 +29,14 @@ pub struct TrainOptions {
     pub patience: usize,
     /// Cases per optimiser step.
     pub batch: usize,
-    /// AdamW learning rate.
+    /// AdamW peak learning rate (cosine decay to `lr * lr_floor` over the planned steps).
     pub lr: f64,
+    /// Final learning rate as a fraction of `lr`.
+    pub lr_floor: f64,
+    /// Dropout probability of the hidden units during training.
+    pub dropout: f32,
+    /// The training loss.
+    pub loss: Loss,
     /// AdamW decoupled weight decay.
     pub weight_decay: f64,
     /// Seed of the initial weights and the shuffling.
@@ -50,10 +56,37 @@ impl Default for TrainOptions {
             patience: 1,
             batch: 2048,
             lr: 3e-3,
+            lr_floor: 0.05,
+            dropout: 0.0,
+            loss: Loss::Bce,
             weight_decay: 1e-4,
             seed: 0,
             holdout_every: 10,
             max_cases: Some(200_000),
+        }
+    }
+}
+
+/// The training loss over the experts of the target layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loss {
+    /// Mean binary cross-entropy per expert (each expert in or out of the top-k).
+    Bce,
+    /// Cross-entropy of a softmax over the experts against the true top-k (uniform weights).
+    Softmax,
+}
+
+impl Loss {
+    /// The mean loss of `logits` against the 0/1 `target` (both `[n][experts]`).
+    fn of(self, logits: &Tensor, target: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Loss::Bce => bce(logits, target),
+            Loss::Softmax => {
+                let per_case = target.sum_keepdim(1)?;
+                let ls = candle_nn::ops::log_softmax(logits, 1)?;
+                (ls.mul(target)?.sum_keepdim(1)? / per_case)?.neg()?.mean_all()
+            }
         }
     }
 }
@@ -103,7 +136,8 @@ struct Batch {
     ln_markov: Vec<f32>,
     temporal: Vec<f32>,
     target: Vec<f32>,
-    target_layer: Vec<u32>,
+    /// The target layer l+h, the same for every case of a batch (it picks the output head).
+    target_layer: usize,
     hop: Vec<u32>,
 }
 
@@ -169,7 +203,10 @@ impl Net {
         Ok(Net {
             emb: var(normal_vec(&mut rng, rows * hidden, 0.05), &[rows, hidden])?,
             b1: var(vec![0.0; hidden], &[hidden])?,
-            w_out: var(normal_vec(&mut rng, hidden * e, 0.01), &[hidden, e])?,
+            w_out: var(
+                normal_vec(&mut rng, shape.moe_layers * hidden * e, 0.01),
+                &[shape.moe_layers, hidden, e],
+            )?,
             b_out: var(vec![0.0; shape.moe_layers * e], &[shape.moe_layers, e])?,
             alpha: var([1.0, 0.0].repeat(lookahead), &[lookahead, 2])?,
         })
@@ -185,8 +222,14 @@ impl Net {
         ]
     }
 
-    /// Logits `[n][experts]`.
-    fn forward(&self, b: &Batch, nf: usize, e: usize) -> candle_core::Result<Tensor> {
+    /// Logits `[n][experts]`; `mask` (`[n][hidden]`, already scaled) is the training dropout.
+    fn forward(
+        &self,
+        b: &Batch,
+        nf: usize,
+        e: usize,
+        mask: Option<&[f32]>,
+    ) -> candle_core::Result<Tensor> {
         let dev = Device::Cpu;
         let hd = self.b1.dims()[0];
         let rows = Tensor::from_slice(&b.rows, b.n * nf, &dev)?;
@@ -199,14 +242,17 @@ impl Net {
             .sum(1)?
             .broadcast_add(&self.b1)?
             .relu()?;
-        let tl = Tensor::from_slice(&b.target_layer, b.n, &dev)?;
+        let x = match mask {
+            Some(m) => x.mul(&Tensor::from_slice(m, (b.n, hd), &dev)?)?,
+            None => x,
+        };
         let hop = Tensor::from_slice(&b.hop, b.n, &dev)?;
         let lnm = Tensor::from_slice(&b.ln_markov, (b.n, e), &dev)?;
         let temporal = Tensor::from_slice(&b.temporal, (b.n, e), &dev)?;
         let ab = self.alpha.index_select(&hop, 0)?;
         let (alpha, beta) = (ab.narrow(1, 0, 1)?, ab.narrow(1, 1, 1)?);
-        x.matmul(&self.w_out)?
-            .add(&self.b_out.index_select(&tl, 0)?)?
+        x.matmul(&self.w_out.get(b.target_layer)?)?
+            .broadcast_add(&self.b_out.get(b.target_layer)?)?
             .add(&lnm.broadcast_mul(&alpha)?)?
             .add(&temporal.broadcast_mul(&beta)?)
     }
@@ -246,7 +292,7 @@ fn batch(cases: &[Case], folds: &[&Trace], fold_markov: &[MarkovPredictor], d: u
         ln_markov: vec![0.0; n * e],
         temporal: vec![0.0; n * e],
         target: vec![0.0; n * e],
-        target_layer: Vec::with_capacity(n),
+        target_layer: cases.first().map_or(0, |c| (c.l + c.h) as usize),
         hop: Vec::with_capacity(n),
     };
     for (i, c) in cases.iter().enumerate() {
@@ -260,13 +306,13 @@ fn batch(cases: &[Case], folds: &[&Trace], fold_markov: &[MarkovPredictor], d: u
         let m = &mut b.ln_markov[i * e..(i + 1) * e];
         fold_markov[c.fold as usize].score(&view, h, m);
         for x in m.iter_mut() {
-            *x = (*x + MARKOV_EPS).ln();
+            *x = ln_approx(*x + MARKOV_EPS);
         }
         TemporalPredictor::add_into(&view, l + h, 1.0, &mut b.temporal[i * e..(i + 1) * e]);
         for &x in tr.experts(t, l + h) {
             b.target[i * e + x as usize] = 1.0;
         }
-        b.target_layer.push((l + h) as u32);
+        debug_assert_eq!(b.target_layer, l + h, "a batch has one target layer");
         b.hop.push((h - 1) as u32);
     }
     b
@@ -299,6 +345,26 @@ fn cases(folds: &[&Trace], opts: &TrainOptions) -> (Vec<Case>, Vec<Case>) {
         }
     }
     (train, hold)
+}
+
+/// Splits `cases` into batches of at most `size` cases with one target layer (l + h) each, in
+/// target-layer order; each batch keeps the order the cases had.
+fn by_target(cases: &[Case], size: usize, layers: usize) -> Vec<Vec<Case>> {
+    let mut groups = vec![Vec::new(); layers];
+    for c in cases {
+        groups[(c.l + c.h) as usize].push(*c);
+    }
+    groups
+        .iter()
+        .flat_map(|g| g.chunks(size).map(<[Case]>::to_vec))
+        .collect()
+}
+
+/// Fills `mask` with `n` inverted-dropout factors: 0 with probability `p`, else `1 / (1 - p)`.
+fn dropout_mask(mask: &mut Vec<f32>, n: usize, p: f32, rng: &mut SplitMix) {
+    let keep = 1.0 / (1.0 - p);
+    mask.clear();
+    mask.extend((0..n).map(|_| if (rng.uniform() as f32) < p { 0.0 } else { keep }));
 }
 
 /// Keeps a random `max` of the cases (a stride would alias with the (layer, h) cycle of each
@@ -370,31 +436,58 @@ pub fn train(
             ..ParamsAdamW::default()
         },
     )?;
-    let hold_batches: Vec<Batch> = hold
-        .chunks(opts.batch.max(1))
+    let batch_size = opts.batch.max(1);
+    let layers = shape.moe_layers;
+    let hold_batches: Vec<Batch> = by_target(&hold, batch_size, layers)
+        .iter()
         .map(|c| batch(c, folds, &fold_markov, d))
         .collect();
     let mut best = (f64::INFINITY, 0usize, net.snapshot()?);
     let mut epochs = Vec::new();
-    for epoch in 1..=opts.epochs.max(1) {
-        // A fresh random `per_epoch` of all training cases each epoch.
+    let max_epochs = opts.epochs.max(1);
+    let total_steps = (max_epochs * per_epoch.div_ceil(batch_size)).max(1) as f64;
+    let mut step = 0usize;
+    let mut mask = Vec::new();
+    let profile = std::env::var_os("MOEPLAN_TRAIN_PROFILE").is_some();
+    for epoch in 1..=max_epochs {
+        // A fresh random `per_epoch` of all training cases each epoch, in batches of one target
+        // layer each, the batches in random order.
         rng.shuffle(&mut train_cases);
+        let mut chunks = by_target(&train_cases[..per_epoch], batch_size, layers);
+        rng.shuffle(&mut chunks);
         let mut sum = 0.0;
-        for chunk in train_cases[..per_epoch].chunks(opts.batch.max(1)) {
+        let (mut t_batch, mut t_step) = (0.0, 0.0);
+        for chunk in &chunks {
+            let t0 = Instant::now();
             let b = batch(chunk, folds, &fold_markov, d);
-            let loss = bce(
-                &net.forward(&b, nf, e)?,
+            if opts.dropout > 0.0 {
+                dropout_mask(&mut mask, b.n * opts.hidden, opts.dropout, &mut rng);
+            }
+            let t1 = Instant::now();
+            // Cosine decay from lr to lr * lr_floor over the planned steps.
+            let frac = step as f64 / total_steps;
+            let cos = 0.5 * (1.0 + (std::f64::consts::PI * frac).cos());
+            opt.set_learning_rate(opts.lr * (opts.lr_floor + (1.0 - opts.lr_floor) * cos));
+            step += 1;
+            let m = (opts.dropout > 0.0).then_some(&mask[..]);
+            let loss = opts.loss.of(
+                &net.forward(&b, nf, e, m)?,
                 &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?,
             )?;
             opt.backward_step(&loss)?;
             sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
             progress.inc(chunk.len() as u64);
+            t_batch += (t1 - t0).as_secs_f64();
+            t_step += t1.elapsed().as_secs_f64();
         }
         let mut hsum = 0.0;
         for b in &hold_batches {
             let target = Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?;
-            let loss = bce(&net.forward(b, nf, e)?.detach(), &target)?;
+            let loss = opts.loss.of(&net.forward(b, nf, e, None)?.detach(), &target)?;
             hsum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
+        }
+        if profile {
+            eprintln!("  [profile] batches {t_batch:.1} s, steps {t_step:.1} s");
         }
         let rep = EpochReport {
             epoch,
