@@ -9,6 +9,7 @@
 //! and `temporal` marks the previous token's experts at l+h (as [`TemporalPredictor`]). Training is in [`train`] (candle, AdamW, BCE); inference here
 //! is plain Rust with no allocation.
 
+mod bag;
 pub mod features;
 mod train;
 

@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
+use super::bag::Bag;
 use super::{LearnedPredictor, MARKOV_EPS, MAX_HIDDEN, features, ln_approx};
 use crate::predict::{
     MarkovPredictor, PredictError, Predictor, RoutingView, StaticPredictor, TemporalPredictor,
@@ -141,9 +142,9 @@ struct Batch {
     hop: Vec<u32>,
 }
 
-/// The trainable tensors.
+/// The trainable parameters: the embedding bag by hand, the rest as candle variables.
 struct Net {
-    emb: Var,
+    emb: Bag,
     b1: Var,
     w_out: Var,
     b_out: Var,
@@ -201,7 +202,7 @@ impl Net {
         let rows = features::rows(shape, lookahead);
         let e = shape.experts;
         Ok(Net {
-            emb: var(normal_vec(&mut rng, rows * hidden, 0.05), &[rows, hidden])?,
+            emb: Bag::new(normal_vec(&mut rng, rows * hidden, 0.05), hidden),
             b1: var(vec![0.0; hidden], &[hidden])?,
             w_out: var(
                 normal_vec(&mut rng, shape.moe_layers * hidden * e, 0.01),
@@ -214,7 +215,6 @@ impl Net {
 
     fn vars(&self) -> Vec<Var> {
         vec![
-            self.emb.clone(),
             self.b1.clone(),
             self.w_out.clone(),
             self.b_out.clone(),
@@ -222,26 +222,18 @@ impl Net {
         ]
     }
 
-    /// Logits `[n][experts]`; `mask` (`[n][hidden]`, already scaled) is the training dropout.
+    /// Logits `[n][experts]` from the embedding bag's output `bag` (`[n][hidden]`); `mask`
+    /// (`[n][hidden]`, already scaled) is the training dropout.
     fn forward(
         &self,
         b: &Batch,
-        nf: usize,
+        bag: &Tensor,
         e: usize,
         mask: Option<&[f32]>,
     ) -> candle_core::Result<Tensor> {
         let dev = Device::Cpu;
         let hd = self.b1.dims()[0];
-        let rows = Tensor::from_slice(&b.rows, b.n * nf, &dev)?;
-        let w = Tensor::from_slice(&b.weights, (b.n, nf, 1), &dev)?;
-        let x = self
-            .emb
-            .index_select(&rows, 0)?
-            .reshape((b.n, nf, hd))?
-            .broadcast_mul(&w)?
-            .sum(1)?
-            .broadcast_add(&self.b1)?
-            .relu()?;
+        let x = bag.broadcast_add(&self.b1)?.relu()?;
         let x = match mask {
             Some(m) => x.mul(&Tensor::from_slice(m, (b.n, hd), &dev)?)?,
             None => x,
@@ -263,7 +255,7 @@ impl Net {
 
     fn snapshot(&self) -> candle_core::Result<[Vec<f32>; 5]> {
         Ok([
-            Self::to_vec(&self.emb)?,
+            self.emb.table.clone(),
             Self::to_vec(&self.b1)?,
             Self::to_vec(&self.w_out)?,
             Self::to_vec(&self.b_out)?,
@@ -427,7 +419,7 @@ pub fn train(
         ));
     }
     let (e, nf) = (shape.experts, features::per_case(&shape));
-    let net = Net::init(&shape, d, opts.hidden, opts.seed)?;
+    let mut net = Net::init(&shape, d, opts.hidden, opts.seed)?;
     let mut opt = AdamW::new(
         net.vars(),
         ParamsAdamW {
@@ -447,7 +439,8 @@ pub fn train(
     let max_epochs = opts.epochs.max(1);
     let total_steps = (max_epochs * per_epoch.div_ceil(batch_size)).max(1) as f64;
     let mut step = 0usize;
-    let mut mask = Vec::new();
+    let (mut mask, mut bag) = (Vec::new(), Vec::new());
+    let hd = opts.hidden;
     let profile = std::env::var_os("MOEPLAN_TRAIN_PROFILE").is_some();
     for epoch in 1..=max_epochs {
         // A fresh random `per_epoch` of all training cases each epoch, in batches of one target
@@ -470,11 +463,22 @@ pub fn train(
             opt.set_learning_rate(opts.lr * (opts.lr_floor + (1.0 - opts.lr_floor) * cos));
             step += 1;
             let m = (opts.dropout > 0.0).then_some(&mask[..]);
+            let lr = opt.learning_rate();
+            net.emb.forward(&b.rows, &b.weights, nf, &mut bag);
+            let x0 = Var::from_tensor(&Tensor::from_slice(&bag, (b.n, hd), &Device::Cpu)?)?;
             let loss = opts.loss.of(
-                &net.forward(&b, nf, e, m)?,
+                &net.forward(&b, x0.as_tensor(), e, m)?,
                 &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?,
             )?;
-            opt.backward_step(&loss)?;
+            let grads = loss.backward()?;
+            opt.step(&grads)?;
+            let d_bag = grads
+                .get(x0.as_tensor())
+                .ok_or_else(|| PredictError::Invalid("no gradient for the embedding bag".into()))?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            net.emb.backward(&b.rows, &b.weights, nf, &d_bag);
+            net.emb.step(lr as f32, opts.weight_decay as f32);
             sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
             progress.inc(chunk.len() as u64);
             t_batch += (t1 - t0).as_secs_f64();
@@ -483,7 +487,9 @@ pub fn train(
         let mut hsum = 0.0;
         for b in &hold_batches {
             let target = Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?;
-            let loss = opts.loss.of(&net.forward(b, nf, e, None)?.detach(), &target)?;
+            net.emb.forward(&b.rows, &b.weights, nf, &mut bag);
+            let x0 = Tensor::from_slice(&bag, (b.n, hd), &Device::Cpu)?;
+            let loss = opts.loss.of(&net.forward(b, &x0, e, None)?.detach(), &target)?;
             hsum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
         }
         if profile {
