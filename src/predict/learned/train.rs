@@ -449,7 +449,7 @@ pub fn train(
         let mut chunks = by_target(&train_cases[..per_epoch], batch_size, layers);
         rng.shuffle(&mut chunks);
         let mut sum = 0.0;
-        let (mut t_batch, mut t_step) = (0.0, 0.0);
+        let (mut t_batch, mut t_step, mut t_bag) = (0.0, 0.0, 0.0);
         for chunk in &chunks {
             let t0 = Instant::now();
             let b = batch(chunk, folds, &fold_markov, d);
@@ -464,7 +464,9 @@ pub fn train(
             step += 1;
             let m = (opts.dropout > 0.0).then_some(&mask[..]);
             let lr = opt.learning_rate();
+            let t3 = Instant::now();
             net.emb.forward(&b.rows, &b.weights, nf, &mut bag);
+            t_bag += t3.elapsed().as_secs_f64();
             let x0 = Var::from_tensor(&Tensor::from_slice(&bag, (b.n, hd), &Device::Cpu)?)?;
             let loss = opts.loss.of(
                 &net.forward(&b, x0.as_tensor(), e, m)?,
@@ -477,8 +479,10 @@ pub fn train(
                 .ok_or_else(|| PredictError::Invalid("no gradient for the embedding bag".into()))?
                 .flatten_all()?
                 .to_vec1::<f32>()?;
+            let t2 = Instant::now();
             net.emb.backward(&b.rows, &b.weights, nf, &d_bag);
             net.emb.step(lr as f32, opts.weight_decay as f32);
+            t_bag += t2.elapsed().as_secs_f64();
             sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
             progress.inc(chunk.len() as u64);
             t_batch += (t1 - t0).as_secs_f64();
@@ -493,7 +497,7 @@ pub fn train(
             hsum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
         }
         if profile {
-            eprintln!("  [profile] batches {t_batch:.1} s, steps {t_step:.1} s");
+            eprintln!("  [profile] batches {t_batch:.1} s, steps {t_step:.1} s (bag {t_bag:.1} s)");
         }
         let rep = EpochReport {
             epoch,
