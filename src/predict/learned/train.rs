@@ -53,10 +53,10 @@ impl Default for TrainOptions {
         TrainOptions {
             lookahead: 4,
             hidden: 128,
-            epochs: 3,
-            patience: 1,
+            epochs: 10,
+            patience: 2,
             batch: 2048,
-            lr: 3e-3,
+            lr: 5e-3,
             lr_floor: 0.05,
             dropout: 0.0,
             loss: Loss::Bce,
