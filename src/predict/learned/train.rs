@@ -249,6 +249,35 @@ impl Net {
             .add(&temporal.broadcast_mul(&beta)?)
     }
 
+    /// One optimiser step on batch `b`; returns its mean loss. `bag` is scratch.
+    fn step(
+        &mut self,
+        b: &Batch,
+        opt: &mut AdamW,
+        opts: &TrainOptions,
+        mask: Option<&[f32]>,
+        bag: &mut Vec<f32>,
+    ) -> Result<f64, PredictError> {
+        let (e, nf) = (b.target.len() / b.n, b.rows.len() / b.n);
+        let lr = opt.learning_rate();
+        self.emb.forward(&b.rows, &b.weights, nf, bag);
+        let x0 = Var::from_tensor(&Tensor::from_slice(bag, (b.n, self.emb.hidden), &Device::Cpu)?)?;
+        let loss = opts.loss.of(
+            &self.forward(b, x0.as_tensor(), e, mask)?,
+            &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?,
+        )?;
+        let grads = loss.backward()?;
+        opt.step(&grads)?;
+        let d_bag = grads
+            .get(x0.as_tensor())
+            .ok_or_else(|| PredictError::Invalid("no gradient for the embedding bag".into()))?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        self.emb.backward(&b.rows, &b.weights, nf, &d_bag);
+        self.emb.step(lr as f32, opts.weight_decay as f32);
+        Ok(loss.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+    }
+
     fn to_vec(v: &Var) -> candle_core::Result<Vec<f32>> {
         v.as_tensor().flatten_all()?.to_vec1::<f32>()
     }
@@ -441,7 +470,6 @@ pub fn train(
     let mut step = 0usize;
     let (mut mask, mut bag) = (Vec::new(), Vec::new());
     let hd = opts.hidden;
-    let profile = std::env::var_os("MOEPLAN_TRAIN_PROFILE").is_some();
     for epoch in 1..=max_epochs {
         // A fresh random `per_epoch` of all training cases each epoch, in batches of one target
         // layer each, the batches in random order.
@@ -449,44 +477,19 @@ pub fn train(
         let mut chunks = by_target(&train_cases[..per_epoch], batch_size, layers);
         rng.shuffle(&mut chunks);
         let mut sum = 0.0;
-        let (mut t_batch, mut t_step, mut t_bag) = (0.0, 0.0, 0.0);
         for chunk in &chunks {
-            let t0 = Instant::now();
             let b = batch(chunk, folds, &fold_markov, d);
             if opts.dropout > 0.0 {
                 dropout_mask(&mut mask, b.n * opts.hidden, opts.dropout, &mut rng);
             }
-            let t1 = Instant::now();
             // Cosine decay from lr to lr * lr_floor over the planned steps.
             let frac = step as f64 / total_steps;
             let cos = 0.5 * (1.0 + (std::f64::consts::PI * frac).cos());
             opt.set_learning_rate(opts.lr * (opts.lr_floor + (1.0 - opts.lr_floor) * cos));
             step += 1;
             let m = (opts.dropout > 0.0).then_some(&mask[..]);
-            let lr = opt.learning_rate();
-            let t3 = Instant::now();
-            net.emb.forward(&b.rows, &b.weights, nf, &mut bag);
-            t_bag += t3.elapsed().as_secs_f64();
-            let x0 = Var::from_tensor(&Tensor::from_slice(&bag, (b.n, hd), &Device::Cpu)?)?;
-            let loss = opts.loss.of(
-                &net.forward(&b, x0.as_tensor(), e, m)?,
-                &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?,
-            )?;
-            let grads = loss.backward()?;
-            opt.step(&grads)?;
-            let d_bag = grads
-                .get(x0.as_tensor())
-                .ok_or_else(|| PredictError::Invalid("no gradient for the embedding bag".into()))?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            let t2 = Instant::now();
-            net.emb.backward(&b.rows, &b.weights, nf, &d_bag);
-            net.emb.step(lr as f32, opts.weight_decay as f32);
-            t_bag += t2.elapsed().as_secs_f64();
-            sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
+            sum += net.step(&b, &mut opt, opts, m, &mut bag)? * b.n as f64;
             progress.inc(chunk.len() as u64);
-            t_batch += (t1 - t0).as_secs_f64();
-            t_step += t1.elapsed().as_secs_f64();
         }
         let mut hsum = 0.0;
         for b in &hold_batches {
@@ -495,9 +498,6 @@ pub fn train(
             let x0 = Tensor::from_slice(&bag, (b.n, hd), &Device::Cpu)?;
             let loss = opts.loss.of(&net.forward(b, &x0, e, None)?.detach(), &target)?;
             hsum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
-        }
-        if profile {
-            eprintln!("  [profile] batches {t_batch:.1} s, steps {t_step:.1} s (bag {t_bag:.1} s)");
         }
         let rep = EpochReport {
             epoch,
