@@ -3,7 +3,7 @@
 //! `cargo test --test predict_loto -- --ignored --nocapture` trains the learned predictor (with
 //! its baselines) on two ESFT tasks and scores every predictor on the third, for each task.
 //! `MOEPLAN_LOTO_CASES` caps the training cases per epoch, `MOEPLAN_LOTO_EPOCHS` the epochs,
-//! `MOEPLAN_LOTO_HELD` picks one held-out task; `_HIDDEN`, `_BATCH`, `_LR`, `_DROPOUT` vary the
+//! `MOEPLAN_LOTO_HELD` picks one held-out task; `_HIDDEN`, `_BATCH`, `_LR`, `_PATIENCE` vary the
 //! model; `MOEPLAN_LOTO_FAST=1` trains only the learned model and scores it and markov at h = 1.
 
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use moeplan::predict::{
-    Kind, Loss, MarkovPredictor, Predictor, PredictorSet, StaticPredictor, TrainOptions, evaluate,
+    Kind, MarkovPredictor, Predictor, PredictorSet, StaticPredictor, TrainOptions, evaluate,
 };
 use moeplan::trace::{Trace, read_trace};
 
@@ -47,11 +47,6 @@ fn leave_one_task_out() {
         batch: env("MOEPLAN_LOTO_BATCH").unwrap_or(defaults.batch),
         patience: env("MOEPLAN_LOTO_PATIENCE").unwrap_or(defaults.patience),
         lr: envf("MOEPLAN_LOTO_LR").unwrap_or(defaults.lr),
-        loss: match std::env::var("MOEPLAN_LOTO_LOSS").as_deref() {
-            Ok("softmax") => Loss::Softmax,
-            _ => defaults.loss,
-        },
-        dropout: envf("MOEPLAN_LOTO_DROPOUT").map_or(defaults.dropout, |p| p as f32),
         ..defaults
     };
     eprintln!("options: {opts:?}");

@@ -23,7 +23,7 @@ mod topk;
 pub use error::PredictError;
 pub use eval::{EvalReport, PredictorRecall, evaluate, recall_at};
 pub use file::{FILE_FORMAT, FILE_VERSION, FileHeader};
-pub use learned::{LearnedPredictor, Loss, TrainOptions, TrainReport};
+pub use learned::{LearnedPredictor, TrainOptions, TrainReport};
 pub use markov::MarkovPredictor;
 pub use mix::{MixPredictor, MixWeights, fit_mix};
 pub use set::{Kind, PredictorSet};

@@ -16,7 +16,7 @@ mod train;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use train::{EpochReport, Loss, TrainOptions, TrainReport, train};
+pub use train::{EpochReport, TrainOptions, TrainReport, train};
 
 use super::file::{self, Tensors};
 use super::{MarkovPredictor, PredictError, Predictor, RoutingView, TemporalPredictor};

@@ -34,10 +34,6 @@ pub struct TrainOptions {
     pub lr: f64,
     /// Final learning rate as a fraction of `lr`.
     pub lr_floor: f64,
-    /// Dropout probability of the hidden units during training.
-    pub dropout: f32,
-    /// The training loss.
-    pub loss: Loss,
     /// AdamW decoupled weight decay.
     pub weight_decay: f64,
     /// Seed of the initial weights and the shuffling.
@@ -58,36 +54,10 @@ impl Default for TrainOptions {
             batch: 2048,
             lr: 5e-3,
             lr_floor: 0.05,
-            dropout: 0.0,
-            loss: Loss::Bce,
             weight_decay: 1e-4,
             seed: 0,
             holdout_every: 10,
             max_cases: Some(200_000),
-        }
-    }
-}
-
-/// The training loss over the experts of the target layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Loss {
-    /// Mean binary cross-entropy per expert (each expert in or out of the top-k).
-    Bce,
-    /// Cross-entropy of a softmax over the experts against the true top-k (uniform weights).
-    Softmax,
-}
-
-impl Loss {
-    /// The mean loss of `logits` against the 0/1 `target` (both `[n][experts]`).
-    fn of(self, logits: &Tensor, target: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Loss::Bce => bce(logits, target),
-            Loss::Softmax => {
-                let per_case = target.sum_keepdim(1)?;
-                let ls = candle_nn::ops::log_softmax(logits, 1)?;
-                (ls.mul(target)?.sum_keepdim(1)? / per_case)?.neg()?.mean_all()
-            }
         }
     }
 }
@@ -222,22 +192,10 @@ impl Net {
         ]
     }
 
-    /// Logits `[n][experts]` from the embedding bag's output `bag` (`[n][hidden]`); `mask`
-    /// (`[n][hidden]`, already scaled) is the training dropout.
-    fn forward(
-        &self,
-        b: &Batch,
-        bag: &Tensor,
-        e: usize,
-        mask: Option<&[f32]>,
-    ) -> candle_core::Result<Tensor> {
+    /// Logits `[n][experts]` from the embedding bag's output `bag` (`[n][hidden]`).
+    fn forward(&self, b: &Batch, bag: &Tensor, e: usize) -> candle_core::Result<Tensor> {
         let dev = Device::Cpu;
-        let hd = self.b1.dims()[0];
         let x = bag.broadcast_add(&self.b1)?.relu()?;
-        let x = match mask {
-            Some(m) => x.mul(&Tensor::from_slice(m, (b.n, hd), &dev)?)?,
-            None => x,
-        };
         let hop = Tensor::from_slice(&b.hop, b.n, &dev)?;
         let lnm = Tensor::from_slice(&b.ln_markov, (b.n, e), &dev)?;
         let temporal = Tensor::from_slice(&b.temporal, (b.n, e), &dev)?;
@@ -255,15 +213,14 @@ impl Net {
         b: &Batch,
         opt: &mut AdamW,
         opts: &TrainOptions,
-        mask: Option<&[f32]>,
         bag: &mut Vec<f32>,
     ) -> Result<f64, PredictError> {
         let (e, nf) = (b.target.len() / b.n, b.rows.len() / b.n);
         let lr = opt.learning_rate();
         self.emb.forward(&b.rows, &b.weights, nf, bag);
         let x0 = Var::from_tensor(&Tensor::from_slice(bag, (b.n, self.emb.hidden), &Device::Cpu)?)?;
-        let loss = opts.loss.of(
-            &self.forward(b, x0.as_tensor(), e, mask)?,
+        let loss = bce(
+            &self.forward(b, x0.as_tensor(), e)?,
             &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?,
         )?;
         let grads = loss.backward()?;
@@ -381,13 +338,6 @@ fn by_target(cases: &[Case], size: usize, layers: usize) -> Vec<Vec<Case>> {
         .collect()
 }
 
-/// Fills `mask` with `n` inverted-dropout factors: 0 with probability `p`, else `1 / (1 - p)`.
-fn dropout_mask(mask: &mut Vec<f32>, n: usize, p: f32, rng: &mut SplitMix) {
-    let keep = 1.0 / (1.0 - p);
-    mask.clear();
-    mask.extend((0..n).map(|_| if (rng.uniform() as f32) < p { 0.0 } else { keep }));
-}
-
 /// Keeps a random `max` of the cases (a stride would alias with the (layer, h) cycle of each
 /// token and drop whole look-aheads).
 fn thin(mut cases: Vec<Case>, max: usize, rng: &mut SplitMix) -> Vec<Case> {
@@ -468,7 +418,7 @@ pub fn train(
     let max_epochs = opts.epochs.max(1);
     let total_steps = (max_epochs * per_epoch.div_ceil(batch_size)).max(1) as f64;
     let mut step = 0usize;
-    let (mut mask, mut bag) = (Vec::new(), Vec::new());
+    let mut bag = Vec::new();
     let hd = opts.hidden;
     for epoch in 1..=max_epochs {
         // A fresh random `per_epoch` of all training cases each epoch, in batches of one target
@@ -479,16 +429,12 @@ pub fn train(
         let mut sum = 0.0;
         for chunk in &chunks {
             let b = batch(chunk, folds, &fold_markov, d);
-            if opts.dropout > 0.0 {
-                dropout_mask(&mut mask, b.n * opts.hidden, opts.dropout, &mut rng);
-            }
             // Cosine decay from lr to lr * lr_floor over the planned steps.
             let frac = step as f64 / total_steps;
             let cos = 0.5 * (1.0 + (std::f64::consts::PI * frac).cos());
             opt.set_learning_rate(opts.lr * (opts.lr_floor + (1.0 - opts.lr_floor) * cos));
             step += 1;
-            let m = (opts.dropout > 0.0).then_some(&mask[..]);
-            sum += net.step(&b, &mut opt, opts, m, &mut bag)? * b.n as f64;
+            sum += net.step(&b, &mut opt, opts, &mut bag)? * b.n as f64;
             progress.inc(chunk.len() as u64);
         }
         let mut hsum = 0.0;
@@ -496,7 +442,7 @@ pub fn train(
             let target = Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?;
             net.emb.forward(&b.rows, &b.weights, nf, &mut bag);
             let x0 = Tensor::from_slice(&bag, (b.n, hd), &Device::Cpu)?;
-            let loss = opts.loss.of(&net.forward(b, &x0, e, None)?.detach(), &target)?;
+            let loss = bce(&net.forward(b, &x0, e)?.detach(), &target)?;
             hsum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
         }
         let rep = EpochReport {
