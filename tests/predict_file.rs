@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use moeplan::predict::{
-    FILE_VERSION, Kind, PredictError, PredictorSet, RoutingView, TrainOptions,
-};
+use moeplan::predict::{FILE_VERSION, Kind, PredictError, PredictorSet, RoutingView, TrainOptions};
 use moeplan::trace::{Trace, read_trace};
 
 struct Silent;

@@ -71,7 +71,10 @@ fn leave_one_task_out() {
             let k = traces[i].shape().top_k;
             let ps: [&dyn Predictor; 2] = [markov.as_ref(), &p];
             let rep = evaluate(&ps, &traces[i], 1, &[k, 2 * k]);
-            eprintln!("held out {held}: {:.0} s, best epoch {}", r.seconds, r.best_epoch);
+            eprintln!(
+                "held out {held}: {:.0} s, best epoch {}",
+                r.seconds, r.best_epoch
+            );
             eprintln!("{}", rep.render());
             continue;
         }

@@ -218,7 +218,11 @@ impl Net {
         let (e, nf) = (b.target.len() / b.n, b.rows.len() / b.n);
         let lr = opt.learning_rate();
         self.emb.forward(&b.rows, &b.weights, nf, bag);
-        let x0 = Var::from_tensor(&Tensor::from_slice(bag, (b.n, self.emb.hidden), &Device::Cpu)?)?;
+        let x0 = Var::from_tensor(&Tensor::from_slice(
+            bag,
+            (b.n, self.emb.hidden),
+            &Device::Cpu,
+        )?)?;
         let loss = bce(
             &self.forward(b, x0.as_tensor(), e)?,
             &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?,
