@@ -420,7 +420,8 @@ pub fn train(
     let mut best = (f64::INFINITY, 0usize, net.snapshot()?);
     let mut epochs = Vec::new();
     let max_epochs = opts.epochs.max(1);
-    let total_steps = (max_epochs * per_epoch.div_ceil(batch_size)).max(1) as f64;
+    // Each target layer's group of cases ends in at most one partial batch.
+    let total_steps = (max_epochs * (per_epoch.div_ceil(batch_size) + layers)) as f64;
     let mut step = 0usize;
     let mut bag = Vec::new();
     let hd = opts.hidden;
@@ -434,7 +435,7 @@ pub fn train(
         for chunk in &chunks {
             let b = batch(chunk, folds, &fold_markov, d);
             // Cosine decay from lr to lr * lr_floor over the planned steps.
-            let frac = step as f64 / total_steps;
+            let frac = (step as f64 / total_steps).min(1.0);
             let cos = 0.5 * (1.0 + (std::f64::consts::PI * frac).cos());
             opt.set_learning_rate(opts.lr * (opts.lr_floor + (1.0 - opts.lr_floor) * cos));
             step += 1;
