@@ -78,5 +78,8 @@ fn inference_per_token_and_layer() {
     let learned = set.get("learned").unwrap();
     let all: Vec<usize> = (1..=learned.lookahead()).collect();
     let us = time(learned, &views, &all, iters);
-    eprintln!("learned   {us:6.2} us per token and layer, all {} h", all.len());
+    eprintln!(
+        "learned   {us:6.2} us per token and layer, all {} h",
+        all.len()
+    );
 }
