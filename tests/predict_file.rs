@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use moeplan::predict::{Kind, PredictError, PredictorSet, RoutingView, TrainOptions};
+use moeplan::predict::{FILE_VERSION, Kind, PredictError, PredictorSet, RoutingView, TrainOptions};
 use moeplan::trace::{Trace, read_trace};
 
 struct Silent;
@@ -91,7 +91,7 @@ fn bad_files_are_refused() {
     let good = dir.path().join("good.safetensors");
     set.save(&good).unwrap();
     let mut bytes = std::fs::read(&good).unwrap();
-    let pat = br#"\"version\":1"#;
+    let pat = format!(r#"\"version\":{FILE_VERSION}"#).into_bytes();
     let at = bytes.windows(pat.len()).position(|w| w == pat).unwrap();
     bytes[at + pat.len() - 1] = b'9';
     let bad = dir.path().join("v9.safetensors");

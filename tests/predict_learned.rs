@@ -23,8 +23,9 @@ fn small() -> TrainOptions {
     TrainOptions {
         lookahead: 2,
         hidden: 64,
-        epochs: 2,
+        epochs: 3,
         max_cases: Some(60_000),
+        batch: 512,
         ..TrainOptions::default()
     }
 }
@@ -60,9 +61,9 @@ fn learned_beats_static_and_markov_on_a_held_out_task() {
     }
 }
 
-/// Smallest advantage asserted; measured with `small()` on intent[..40]: +0.059 @6, +0.046 @12
-/// over markov (learned 0.432 / 0.623, markov 0.373 / 0.577, static 0.121 / 0.225).
-const MARGIN: f64 = 0.03;
+/// Smallest advantage asserted; measured with `small()` on intent[..40]: +0.128 @6, +0.131 @12
+/// over markov (learned 0.501 / 0.708, markov 0.373 / 0.577, static 0.121 / 0.225).
+const MARGIN: f64 = 0.08;
 
 #[test]
 fn same_seed_gives_same_weights() {

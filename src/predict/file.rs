@@ -12,8 +12,9 @@ use crate::trace::ModelShape;
 
 /// Value of [`FileHeader::format`].
 pub const FILE_FORMAT: &str = "moeplan-predictor";
-/// Current file version; files of another version are refused.
-pub const FILE_VERSION: u32 = 1;
+/// Current file version; files of another version are refused (2: one output head per target
+/// layer and more input slots in the learned model).
+pub const FILE_VERSION: u32 = 2;
 /// Metadata key holding the JSON header.
 const HEADER_KEY: &str = "moeplan";
 

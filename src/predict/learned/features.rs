@@ -2,18 +2,22 @@
 //! which weights. Shared by training (candle) and inference (plain Rust), so they cannot drift.
 //!
 //! Row layout of the embedding table, `L = moe_layers`, `E = experts`, `D = lookahead`:
-//! slot s in 0..SLOTS owns rows `s*L*E + layer*E + expert`; then `L*D` context rows
-//! `SLOTS*L*E + l*D + (h-1)` (one per source layer and look-ahead).
+//! slot s in 0..SLOTS owns rows `s*L*E + layer*E + expert`; then one "absent" row per slot
+//! `SLOTS*L*E + s` (the slot's layer does not exist, or there is no previous token); then `L*D`
+//! context rows `SLOTS*(L*E + 1) + l*D + (h-1)` (one per source layer and look-ahead).
 
 use crate::predict::RoutingView;
 use crate::trace::ModelShape;
 
-/// Expert slots: current token at l, l-1, l-2; previous token at l+h and at l.
-pub const SLOTS: usize = 5;
+/// How many layers of the current token's routing are read: l, l-1, .., l-CURRENT+1.
+pub const CURRENT: usize = 4;
+/// Expert slots: the current token at [`CURRENT`] layers ending at l; the previous token at l+h,
+/// l+h+1 and l.
+pub const SLOTS: usize = CURRENT + 3;
 
 /// Embedding rows of a model of this shape and look-ahead.
 pub fn rows(shape: &ModelShape, lookahead: usize) -> usize {
-    SLOTS * shape.moe_layers * shape.experts + shape.moe_layers * lookahead
+    SLOTS * (shape.moe_layers * shape.experts + 1) + shape.moe_layers * lookahead
 }
 
 /// Features per case: `SLOTS * top_k` expert rows and one context row.
@@ -22,7 +26,8 @@ pub fn per_case(shape: &ModelShape) -> usize {
 }
 
 /// Calls `f(row, weight)` for each feature of case (`view`, `h`), always [`per_case`] times
-/// (absent slots give row 0 with weight 0, so batches keep a fixed width).
+/// (an absent slot gives its absent row once, then row 0 with weight 0, so batches keep a fixed
+/// width).
 #[inline]
 pub fn for_each(view: &RoutingView<'_>, h: usize, lookahead: usize, mut f: impl FnMut(usize, f32)) {
     let s = view.shape;
@@ -36,17 +41,20 @@ pub fn for_each(view: &RoutingView<'_>, h: usize, lookahead: usize, mut f: impl 
             }
         }
         _ => {
-            for _ in 0..k {
+            f(SLOTS * layers * e + sl, 1.0);
+            for _ in 1..k {
                 f(0, 0.0);
             }
         }
     };
-    slot(0, Some(l), Some(view.current_at(l)));
-    let l1 = l.checked_sub(1);
-    slot(1, l1, l1.map(|x| view.current_at(x)));
-    let l2 = l.checked_sub(2);
-    slot(2, l2, l2.map(|x| view.current_at(x)));
-    slot(3, Some(l + h), view.previous_at(l + h));
-    slot(4, Some(l), view.previous_at(l));
-    f(SLOTS * layers * e + l * lookahead + (h - 1), 1.0);
+    for back in 0..CURRENT {
+        let ly = l.checked_sub(back);
+        slot(back, ly, ly.map(|x| view.current_at(x)));
+    }
+    let t = l + h;
+    slot(CURRENT, Some(t), view.previous_at(t));
+    let t1 = (t + 1 < layers).then_some(t + 1);
+    slot(CURRENT + 1, t1, t1.and_then(|x| view.previous_at(x)));
+    slot(CURRENT + 2, Some(l), view.previous_at(l));
+    f(SLOTS * (layers * e + 1) + l * lookahead + (h - 1), 1.0);
 }

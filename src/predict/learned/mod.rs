@@ -2,13 +2,14 @@
 //! routing and a (layer, look-ahead) embedding, on top of the markov log-probabilities.
 //!
 //! ```text
-//! logit[e'] = W_out · relu(b1 + Σ_f w_f · Emb[row_f]) + b_out[l+h][e']
+//! logit[e'] = W_out[l+h] · relu(b1 + Σ_f w_f · Emb[row_f]) + b_out[l+h][e']
 //!           + α_h · ln(markov[e'] + ε) + β_h · temporal[e']
 //! ```
-//! where the rows are listed by [`features`] and `temporal` marks the previous token's experts at
-//! l+h (as [`TemporalPredictor`]). Training is in [`train`] (candle, AdamW, BCE); inference here
+//! where the rows are listed by [`features`], `W_out[l+h]` is the output head of the target layer
+//! and `temporal` marks the previous token's experts at l+h (as [`TemporalPredictor`]). Training is in [`train`] (candle, AdamW, BCE); inference here
 //! is plain Rust with no allocation.
 
+mod bag;
 pub mod features;
 mod train;
 
@@ -38,7 +39,7 @@ pub struct LearnedPredictor {
     pub(crate) emb: Vec<f32>,
     /// Hidden bias, `[hidden]`.
     pub(crate) b1: Vec<f32>,
-    /// Output weights, `[hidden][experts]`.
+    /// Output heads, one per target layer, `[moe_layers][hidden][experts]`.
     pub(crate) w_out: Vec<f32>,
     /// Output bias per target layer, `[moe_layers][experts]`.
     pub(crate) b_out: Vec<f32>,
@@ -96,6 +97,27 @@ impl LearnedPredictor {
     }
 }
 
+/// Natural logarithm of a positive normal `x`, to about 1e-4 (exponent from the bits, a
+/// polynomial for the mantissa): several times cheaper than `f32::ln` and the same in training
+/// and inference.
+#[inline]
+pub fn ln_approx(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let exp = ((bits >> 23) & 0xff) as i32 - 127;
+    // Mantissa in [1, 2), recentred to [sqrt(1/2), sqrt(2)) for a better fit.
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let mut e = exp as f32;
+    if m > std::f32::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1.0;
+    }
+    // ln(m) = 2 atanh(z), z = (m - 1) / (m + 1), |z| < 0.172.
+    let z = (m - 1.0) / (m + 1.0);
+    let z2 = z * z;
+    let p = 2.0 * z * (1.0 + z2 * (1.0 / 3.0 + z2 * (0.2 + z2 * (1.0 / 7.0))));
+    p + e * std::f32::consts::LN_2
+}
+
 fn shapes(
     s: &crate::trace::ModelShape,
     lookahead: usize,
@@ -104,7 +126,7 @@ fn shapes(
     [
         ("learned.emb", vec![features::rows(s, lookahead), hidden]),
         ("learned.b1", vec![hidden]),
-        ("learned.w_out", vec![hidden, s.experts]),
+        ("learned.w_out", vec![s.moe_layers, hidden, s.experts]),
         ("learned.b_out", vec![s.moe_layers, s.experts]),
         ("learned.alpha", vec![lookahead, 2]),
     ]
@@ -134,17 +156,34 @@ impl Predictor for LearnedPredictor {
         });
         self.markov.score(view, h, out);
         let (alpha, beta) = (self.alpha[2 * (h - 1)], self.alpha[2 * (h - 1) + 1]);
-        let bias = &self.b_out[(view.layer + h) * e..(view.layer + h + 1) * e];
+        let target = view.layer + h;
+        let bias = &self.b_out[target * e..(target + 1) * e];
         for (o, &b) in out.iter_mut().zip(bias) {
-            *o = alpha * (*o + MARKOV_EPS).ln() + b;
+            *o = alpha * ln_approx(*o + MARKOV_EPS) + b;
         }
-        TemporalPredictor::add_into(view, view.layer + h, beta, out);
-        for (j, &x) in hid.iter().enumerate() {
+        TemporalPredictor::add_into(view, target, beta, out);
+        let head = &self.w_out[target * hd * e..(target + 1) * hd * e];
+        for (&x, w) in hid.iter().zip(head.chunks_exact(e)) {
             if x > 0.0 {
-                for (o, &w) in out.iter_mut().zip(&self.w_out[j * e..(j + 1) * e]) {
+                for (o, &w) in out.iter_mut().zip(w) {
                     *o += x * w;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ln_approx;
+
+    #[test]
+    fn ln_approx_matches_ln() {
+        let mut x = 1e-4f32;
+        while x < 100.0 {
+            let (a, b) = (ln_approx(x), x.ln());
+            assert!((a - b).abs() < 1e-5, "x={x}: {a} vs {b}");
+            x *= 1.013;
         }
     }
 }

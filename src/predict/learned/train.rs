@@ -9,7 +9,8 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
-use super::{LearnedPredictor, MARKOV_EPS, MAX_HIDDEN, features};
+use super::bag::Bag;
+use super::{LearnedPredictor, MARKOV_EPS, MAX_HIDDEN, features, ln_approx};
 use crate::predict::{
     MarkovPredictor, PredictError, Predictor, RoutingView, StaticPredictor, TemporalPredictor,
 };
@@ -29,8 +30,10 @@ pub struct TrainOptions {
     pub patience: usize,
     /// Cases per optimiser step.
     pub batch: usize,
-    /// AdamW learning rate.
+    /// AdamW peak learning rate (cosine decay to `lr * lr_floor` over the planned steps).
     pub lr: f64,
+    /// Final learning rate as a fraction of `lr`.
+    pub lr_floor: f64,
     /// AdamW decoupled weight decay.
     pub weight_decay: f64,
     /// Seed of the initial weights and the shuffling.
@@ -46,10 +49,11 @@ impl Default for TrainOptions {
         TrainOptions {
             lookahead: 4,
             hidden: 128,
-            epochs: 3,
-            patience: 1,
+            epochs: 10,
+            patience: 2,
             batch: 2048,
-            lr: 3e-3,
+            lr: 5e-3,
+            lr_floor: 0.05,
             weight_decay: 1e-4,
             seed: 0,
             holdout_every: 10,
@@ -103,13 +107,14 @@ struct Batch {
     ln_markov: Vec<f32>,
     temporal: Vec<f32>,
     target: Vec<f32>,
-    target_layer: Vec<u32>,
+    /// The target layer l+h, the same for every case of a batch (it picks the output head).
+    target_layer: usize,
     hop: Vec<u32>,
 }
 
-/// The trainable tensors.
+/// The trainable parameters: the embedding bag by hand, the rest as candle variables.
 struct Net {
-    emb: Var,
+    emb: Bag,
     b1: Var,
     w_out: Var,
     b_out: Var,
@@ -167,9 +172,12 @@ impl Net {
         let rows = features::rows(shape, lookahead);
         let e = shape.experts;
         Ok(Net {
-            emb: var(normal_vec(&mut rng, rows * hidden, 0.05), &[rows, hidden])?,
+            emb: Bag::new(normal_vec(&mut rng, rows * hidden, 0.05), hidden),
             b1: var(vec![0.0; hidden], &[hidden])?,
-            w_out: var(normal_vec(&mut rng, hidden * e, 0.01), &[hidden, e])?,
+            w_out: var(
+                normal_vec(&mut rng, shape.moe_layers * hidden * e, 0.01),
+                &[shape.moe_layers, hidden, e],
+            )?,
             b_out: var(vec![0.0; shape.moe_layers * e], &[shape.moe_layers, e])?,
             alpha: var([1.0, 0.0].repeat(lookahead), &[lookahead, 2])?,
         })
@@ -177,7 +185,6 @@ impl Net {
 
     fn vars(&self) -> Vec<Var> {
         vec![
-            self.emb.clone(),
             self.b1.clone(),
             self.w_out.clone(),
             self.b_out.clone(),
@@ -185,30 +192,51 @@ impl Net {
         ]
     }
 
-    /// Logits `[n][experts]`.
-    fn forward(&self, b: &Batch, nf: usize, e: usize) -> candle_core::Result<Tensor> {
+    /// Logits `[n][experts]` from the embedding bag's output `bag` (`[n][hidden]`).
+    fn forward(&self, b: &Batch, bag: &Tensor, e: usize) -> candle_core::Result<Tensor> {
         let dev = Device::Cpu;
-        let hd = self.b1.dims()[0];
-        let rows = Tensor::from_slice(&b.rows, b.n * nf, &dev)?;
-        let w = Tensor::from_slice(&b.weights, (b.n, nf, 1), &dev)?;
-        let x = self
-            .emb
-            .index_select(&rows, 0)?
-            .reshape((b.n, nf, hd))?
-            .broadcast_mul(&w)?
-            .sum(1)?
-            .broadcast_add(&self.b1)?
-            .relu()?;
-        let tl = Tensor::from_slice(&b.target_layer, b.n, &dev)?;
+        let x = bag.broadcast_add(&self.b1)?.relu()?;
         let hop = Tensor::from_slice(&b.hop, b.n, &dev)?;
         let lnm = Tensor::from_slice(&b.ln_markov, (b.n, e), &dev)?;
         let temporal = Tensor::from_slice(&b.temporal, (b.n, e), &dev)?;
         let ab = self.alpha.index_select(&hop, 0)?;
         let (alpha, beta) = (ab.narrow(1, 0, 1)?, ab.narrow(1, 1, 1)?);
-        x.matmul(&self.w_out)?
-            .add(&self.b_out.index_select(&tl, 0)?)?
+        x.matmul(&self.w_out.get(b.target_layer)?)?
+            .broadcast_add(&self.b_out.get(b.target_layer)?)?
             .add(&lnm.broadcast_mul(&alpha)?)?
             .add(&temporal.broadcast_mul(&beta)?)
+    }
+
+    /// One optimiser step on batch `b`; returns its mean loss. `bag` is scratch.
+    fn step(
+        &mut self,
+        b: &Batch,
+        opt: &mut AdamW,
+        opts: &TrainOptions,
+        bag: &mut Vec<f32>,
+    ) -> Result<f64, PredictError> {
+        let (e, nf) = (b.target.len() / b.n, b.rows.len() / b.n);
+        let lr = opt.learning_rate();
+        self.emb.forward(&b.rows, &b.weights, nf, bag);
+        let x0 = Var::from_tensor(&Tensor::from_slice(
+            bag,
+            (b.n, self.emb.hidden),
+            &Device::Cpu,
+        )?)?;
+        let loss = bce(
+            &self.forward(b, x0.as_tensor(), e)?,
+            &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?,
+        )?;
+        let grads = loss.backward()?;
+        opt.step(&grads)?;
+        let d_bag = grads
+            .get(x0.as_tensor())
+            .ok_or_else(|| PredictError::Invalid("no gradient for the embedding bag".into()))?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        self.emb.backward(&b.rows, &b.weights, nf, &d_bag);
+        self.emb.step(lr as f32, opts.weight_decay as f32);
+        Ok(loss.to_dtype(DType::F64)?.to_scalar::<f64>()?)
     }
 
     fn to_vec(v: &Var) -> candle_core::Result<Vec<f32>> {
@@ -217,7 +245,7 @@ impl Net {
 
     fn snapshot(&self) -> candle_core::Result<[Vec<f32>; 5]> {
         Ok([
-            Self::to_vec(&self.emb)?,
+            self.emb.table.clone(),
             Self::to_vec(&self.b1)?,
             Self::to_vec(&self.w_out)?,
             Self::to_vec(&self.b_out)?,
@@ -246,7 +274,7 @@ fn batch(cases: &[Case], folds: &[&Trace], fold_markov: &[MarkovPredictor], d: u
         ln_markov: vec![0.0; n * e],
         temporal: vec![0.0; n * e],
         target: vec![0.0; n * e],
-        target_layer: Vec::with_capacity(n),
+        target_layer: cases.first().map_or(0, |c| (c.l + c.h) as usize),
         hop: Vec::with_capacity(n),
     };
     for (i, c) in cases.iter().enumerate() {
@@ -260,13 +288,13 @@ fn batch(cases: &[Case], folds: &[&Trace], fold_markov: &[MarkovPredictor], d: u
         let m = &mut b.ln_markov[i * e..(i + 1) * e];
         fold_markov[c.fold as usize].score(&view, h, m);
         for x in m.iter_mut() {
-            *x = (*x + MARKOV_EPS).ln();
+            *x = ln_approx(*x + MARKOV_EPS);
         }
         TemporalPredictor::add_into(&view, l + h, 1.0, &mut b.temporal[i * e..(i + 1) * e]);
         for &x in tr.experts(t, l + h) {
             b.target[i * e + x as usize] = 1.0;
         }
-        b.target_layer.push((l + h) as u32);
+        debug_assert_eq!(b.target_layer, l + h, "a batch has one target layer");
         b.hop.push((h - 1) as u32);
     }
     b
@@ -299,6 +327,19 @@ fn cases(folds: &[&Trace], opts: &TrainOptions) -> (Vec<Case>, Vec<Case>) {
         }
     }
     (train, hold)
+}
+
+/// Splits `cases` into batches of at most `size` cases with one target layer (l + h) each, in
+/// target-layer order; each batch keeps the order the cases had.
+fn by_target(cases: &[Case], size: usize, layers: usize) -> Vec<Vec<Case>> {
+    let mut groups = vec![Vec::new(); layers];
+    for c in cases {
+        groups[(c.l + c.h) as usize].push(*c);
+    }
+    groups
+        .iter()
+        .flat_map(|g| g.chunks(size).map(<[Case]>::to_vec))
+        .collect()
 }
 
 /// Keeps a random `max` of the cases (a stride would alias with the (layer, h) cycle of each
@@ -361,7 +402,7 @@ pub fn train(
         ));
     }
     let (e, nf) = (shape.experts, features::per_case(&shape));
-    let net = Net::init(&shape, d, opts.hidden, opts.seed)?;
+    let mut net = Net::init(&shape, d, opts.hidden, opts.seed)?;
     let mut opt = AdamW::new(
         net.vars(),
         ParamsAdamW {
@@ -370,30 +411,43 @@ pub fn train(
             ..ParamsAdamW::default()
         },
     )?;
-    let hold_batches: Vec<Batch> = hold
-        .chunks(opts.batch.max(1))
+    let batch_size = opts.batch.max(1);
+    let layers = shape.moe_layers;
+    let hold_batches: Vec<Batch> = by_target(&hold, batch_size, layers)
+        .iter()
         .map(|c| batch(c, folds, &fold_markov, d))
         .collect();
     let mut best = (f64::INFINITY, 0usize, net.snapshot()?);
     let mut epochs = Vec::new();
-    for epoch in 1..=opts.epochs.max(1) {
-        // A fresh random `per_epoch` of all training cases each epoch.
+    let max_epochs = opts.epochs.max(1);
+    // Each target layer's group of cases ends in at most one partial batch.
+    let total_steps = (max_epochs * (per_epoch.div_ceil(batch_size) + layers)) as f64;
+    let mut step = 0usize;
+    let mut bag = Vec::new();
+    let hd = opts.hidden;
+    for epoch in 1..=max_epochs {
+        // A fresh random `per_epoch` of all training cases each epoch, in batches of one target
+        // layer each, the batches in random order.
         rng.shuffle(&mut train_cases);
+        let mut chunks = by_target(&train_cases[..per_epoch], batch_size, layers);
+        rng.shuffle(&mut chunks);
         let mut sum = 0.0;
-        for chunk in train_cases[..per_epoch].chunks(opts.batch.max(1)) {
+        for chunk in &chunks {
             let b = batch(chunk, folds, &fold_markov, d);
-            let loss = bce(
-                &net.forward(&b, nf, e)?,
-                &Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?,
-            )?;
-            opt.backward_step(&loss)?;
-            sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
+            // Cosine decay from lr to lr * lr_floor over the planned steps.
+            let frac = (step as f64 / total_steps).min(1.0);
+            let cos = 0.5 * (1.0 + (std::f64::consts::PI * frac).cos());
+            opt.set_learning_rate(opts.lr * (opts.lr_floor + (1.0 - opts.lr_floor) * cos));
+            step += 1;
+            sum += net.step(&b, &mut opt, opts, &mut bag)? * b.n as f64;
             progress.inc(chunk.len() as u64);
         }
         let mut hsum = 0.0;
         for b in &hold_batches {
             let target = Tensor::from_slice(&b.target, (b.n, e), &Device::Cpu)?;
-            let loss = bce(&net.forward(b, nf, e)?.detach(), &target)?;
+            net.emb.forward(&b.rows, &b.weights, nf, &mut bag);
+            let x0 = Tensor::from_slice(&bag, (b.n, hd), &Device::Cpu)?;
+            let loss = bce(&net.forward(b, &x0, e)?.detach(), &target)?;
             hsum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()? * b.n as f64;
         }
         let rep = EpochReport {
