@@ -1,12 +1,8 @@
 //! The `moeplan` binary end to end: help, demo, stats JSON keys, exit codes for bad input.
 
-use std::process::Command;
+mod common;
 
-fn moeplan() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_moeplan"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
+use common::moeplan;
 
 #[test]
 fn help_teaches_with_examples() {
@@ -45,12 +41,7 @@ fn stats_json_has_the_documented_keys() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::ok_json(&out);
     assert_eq!(v["version"], 1);
     assert_eq!(v["tokens"], 2186);
     assert_eq!(v["layers"].as_array().unwrap().len(), 26);

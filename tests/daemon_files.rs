@@ -2,6 +2,7 @@
 //! steps' routing into prefetches, and a placement plan (`moeplan place -o`) that splits experts
 //! between GPUs; bad files are refused with the file named, and the daemon goes on.
 
+mod common;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -46,7 +47,7 @@ fn predictor_file(dir: &Path) -> PathBuf {
 fn plan_file(dir: &Path) -> PathBuf {
     let path = dir.join("plan.json");
     let p = path.to_str().unwrap();
-    support::moeplan_ok(&[
+    common::moeplan_ok(&[
         "place",
         "-q",
         "-t",

@@ -1,8 +1,9 @@
 //! Placement on the shipped sample trace: every method through the library, plan files and the
 //! SGLang export, and the CLI's errors for infeasible settings (exit code 3, constraint named).
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 use moeplan::config::{HardwareConfig, ModelConfig};
 use moeplan::placement::{PlanFile, build_problem, score, sglang_location, topology};
@@ -76,11 +77,7 @@ const SAMPLE: [&str; 8] = [
 ];
 
 fn moeplan(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_moeplan"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap();
+    let out = common::moeplan().args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -159,14 +156,10 @@ fn migration_weight_keeps_the_plan_in_service_and_a2a_bytes_follow_hops() {
     let prev = dir.path().join("prev.json");
     let base = [&SAMPLE[..], &["--json"]].concat();
     let run = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_moeplan"))
-            .args([&base[..], extra].concat())
-            .current_dir(root())
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(0), "{err}");
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        serde_json::from_slice::<serde_json::Value>(&common::moeplan_ok(
+            &[&base[..], extra].concat(),
+        ))
+        .unwrap()
     };
     let v = run(&["--method", "eplb", "-o", prev.to_str().unwrap()]);
     let m = &v["methods"][0]["in_sample"];

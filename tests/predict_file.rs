@@ -1,6 +1,8 @@
 //! Predictor files: save/load gives identical predictions for every kind; bad files are refused
 //! with a clear error (and exit code 3 from the CLI).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -125,12 +127,7 @@ fn bad_files_are_refused() {
         .arg(root().join("traces/esft/intent.parquet"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = common::ok_json(&out);
     let names: Vec<&str> = doc["predictors"]
         .as_array()
         .unwrap()

@@ -1,13 +1,9 @@
 //! `moeplan replay` end to end: the documented JSON keys, the constants, and exit code 3 for
 //! inconsistent arguments.
 
-use std::process::Command;
+mod common;
 
-fn moeplan() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_moeplan"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
+use common::moeplan;
 
 #[test]
 fn replay_json_has_the_documented_keys() {
@@ -24,12 +20,7 @@ fn replay_json_has_the_documented_keys() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::ok_json(&out);
     let ps = v["policies"].as_array().unwrap();
     assert_eq!(ps.len(), 3);
     assert_eq!(ps[0]["name"], "lru");
@@ -69,12 +60,7 @@ fn scheduling_reports_both_orders() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::ok_json(&out);
     let s = v["policies"][0]["experts_per_batch"].as_f64().unwrap();
     let u = v["unscheduled"][0]["experts_per_batch"].as_f64().unwrap();
     assert!(s > 6.0 && u > 6.0 && s <= 24.0 && u <= 24.0, "{s} {u}");

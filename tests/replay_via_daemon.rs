@@ -3,24 +3,19 @@
 //! predictor file trained out of sample, at batch 1 and with continuous batching), and refuses
 //! what it cannot reproduce (`opt`, `--cpu-offload`) with the reason.
 
+mod common;
 mod support;
-
-use std::process::Command;
 
 use support::TestDaemon;
 
 fn moeplan(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_moeplan"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
+    common::moeplan().args(args).output().unwrap()
 }
 
 fn hit_ratios(args: &[&str]) -> Vec<(String, f64)> {
     let mut all = vec!["replay", "-t", "traces/sample.parquet", "--json"];
     all.extend(args);
-    let stdout = support::moeplan_ok(&all);
+    let stdout = common::moeplan_ok(&all);
     let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     v["policies"]
         .as_array()
@@ -68,7 +63,7 @@ fn predictive_through_the_daemon_matches_the_in_process_replay_exactly() {
     let pred = dir.path().join("mix.safetensors");
     let pred = pred.to_str().unwrap();
     // Trained on another ESFT task than most of the sample (out of sample for law and summary).
-    support::moeplan_ok(&[
+    common::moeplan_ok(&[
         "predict",
         "train",
         "-t",

@@ -325,37 +325,33 @@ impl Problem {
         self.gpus() * self.slots_per_gpu
     }
 
-    /// Summed loads over workloads, `[layers][experts]`, each workload scaled to its share of
-    /// the layer so that workloads count equally.
-    pub fn mean_share(&self) -> Vec<f64> {
+    /// Each workload's load shares of its layers, folded into one `[layers][experts]` array with
+    /// `fold(accumulated, share)` starting from `init`.
+    fn fold_shares(&self, init: f64, fold: impl Fn(f64, f64) -> f64) -> Vec<f64> {
         let (layers, e) = (self.layers(), self.experts());
-        let mut out = vec![0.0; layers * e];
+        let mut out = vec![init; layers * e];
         for w in &self.workloads {
             for l in 0..layers {
                 let row = w.load(l);
                 let total: f64 = row.iter().sum::<f64>().max(1e-12);
                 for (o, &x) in out[l * e..(l + 1) * e].iter_mut().zip(row) {
-                    *o += x / total / self.workloads.len() as f64;
+                    *o = fold(*o, x / total);
                 }
             }
         }
         out
     }
 
+    /// Summed loads over workloads, `[layers][experts]`, each workload scaled to its share of
+    /// the layer so that workloads count equally.
+    pub fn mean_share(&self) -> Vec<f64> {
+        let n = self.workloads.len() as f64;
+        self.fold_shares(0.0, |acc, share| acc + share / n)
+    }
+
     /// Upper envelope of the workloads' load shares, `[layers][experts]`: each expert's largest
     /// share of its layer over the workloads (what robust replication plans for).
     pub fn envelope_share(&self) -> Vec<f64> {
-        let (layers, e) = (self.layers(), self.experts());
-        let mut out = vec![0.0f64; layers * e];
-        for w in &self.workloads {
-            for l in 0..layers {
-                let row = w.load(l);
-                let total: f64 = row.iter().sum::<f64>().max(1e-12);
-                for (o, &x) in out[l * e..(l + 1) * e].iter_mut().zip(row) {
-                    *o = o.max(x / total);
-                }
-            }
-        }
-        out
+        self.fold_shares(0.0, f64::max)
     }
 }

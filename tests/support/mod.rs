@@ -190,19 +190,3 @@ pub fn error_code(r: &Response) -> moeplan::daemon::protocol::ErrorCode {
         other => panic!("expected an error, got {other:?}"),
     }
 }
-
-/// Runs the `moeplan` binary in the repository root with `args`; asserts it succeeded and
-/// returns its stdout.
-pub fn moeplan_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<u8> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_moeplan"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "moeplan failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}

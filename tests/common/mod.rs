@@ -1,0 +1,35 @@
+//! Helpers shared by the end-to-end tests: the `moeplan` binary run from the repository root,
+//! and its JSON output checked.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+/// The `moeplan` binary, run from the repository root (so shipped paths like
+/// `traces/sample.parquet` resolve).
+pub fn moeplan() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_moeplan"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+/// Runs `moeplan` with `args`; asserts it succeeded and returns its stdout.
+pub fn moeplan_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<u8> {
+    let out = moeplan().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "moeplan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Asserts the run succeeded (showing its stderr if not) and parses its stdout as JSON.
+pub fn ok_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
