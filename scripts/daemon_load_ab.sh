@@ -24,16 +24,5 @@ for _ in $(seq "$rounds"); do
     run "new s=8 pipeline 4" "$new" --sessions 8 --pipeline 4
     echo "round done; $(uptime | sed 's/.*load/load/')" >&2
 done
-python3 - "$out" <<'PY'
-import json, statistics, sys
-rows = {}
-for line in open(sys.argv[1]):
-    label, doc = line.rstrip("\n").split("\t", 1)
-    rows.setdefault(label, []).append(json.loads(doc))
-print("| configuration | steps/s (median) | p50 us | p99 us | max us | rounds |")
-print("|---|---|---|---|---|---|")
-for label, rs in rows.items():
-    med = lambda k: statistics.median(r[k] for r in rs)
-    print(f"| {label} | {med('steps_per_s'):,.0f} | {med('p50_us'):.0f} | {med('p99_us'):.0f} | {med('max_us'):,.0f} | {len(rs)} |")
-PY
+python3 "$(dirname "$0")/daemon_table.py" "$out"
 rm -f "$out"

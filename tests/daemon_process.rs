@@ -183,3 +183,26 @@ fn serve_refuses_unsafe_tcp_settings() {
     assert_eq!(remote.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&remote.stderr).contains("allow-remote"));
 }
+
+#[test]
+fn busy_poll_daemon_answers_and_still_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("d.sock");
+    let stats = dir.path().join("stats.json");
+    let mut child = serve(
+        &socket,
+        &["--busy-poll", "--stats-out", stats.to_str().unwrap()],
+    );
+    let mut c = connect(&socket);
+    let sid = c.register(reg("gpu0")).unwrap().session;
+    for t in 0..40u16 {
+        let r = c.step(sid, t % 4, &[t % 16, (t + 5) % 16]).unwrap();
+        assert_eq!(r.placements.len(), 2);
+    }
+    signal(&child, "-TERM");
+    let status = wait(&mut child);
+    assert!(status.success(), "exit status {status:?}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(report["sessions"][0]["steps"], 40, "{report}");
+}

@@ -45,13 +45,22 @@ pub struct BenchDaemonArgs {
     /// before the current-thread default; for comparison).
     #[arg(long)]
     pub multi_thread: bool,
-    /// How the load generator drives the sessions: all on one thread (async) or a blocking
-    /// thread each (threads).
+    /// The bench's daemon busy-polls its sockets instead of sleeping (`serve --busy-poll`).
+    #[arg(long)]
+    pub busy_poll: bool,
+    /// How the load generator drives the sessions: all on one thread (async), a blocking
+    /// thread each (threads), or one thread busy-polling every socket (spin: no client wake-up
+    /// inside a measured round trip; takes a whole core).
     #[arg(long, value_enum, default_value = "async")]
     pub client: ClientMode,
-    /// Steps in flight per session (async client).
+    /// Steps in flight per session at most (async and spin clients).
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
+    /// Open loop: offer this many steps per second (all sessions together, evenly spaced) and
+    /// time each step from when it was due, so a backlog shows in the percentiles. Needs
+    /// `--client spin`. Without it each session sends its next step when a reply comes back.
+    #[arg(long, value_name = "STEPS_PER_S")]
+    pub rate: Option<f64>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -68,7 +77,15 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
         return Err(BadInput("--pipeline must be in 1..=64".into()).into());
     }
     if args.pipeline > 1 && args.client == ClientMode::Threads {
-        return Err(BadInput("--pipeline needs --client async".into()).into());
+        return Err(BadInput("--pipeline needs --client async or spin".into()).into());
+    }
+    if let Some(r) = args.rate {
+        if args.client != ClientMode::Spin {
+            return Err(BadInput("--rate needs --client spin".into()).into());
+        }
+        if !(r.is_finite() && (1.0..=10_000_000.0).contains(&r)) {
+            return Err(BadInput("--rate must be in 1..=10000000 steps/s".into()).into());
+        }
     }
     if !(args.seconds > 0.0 && args.seconds <= 600.0) {
         return Err(BadInput("--seconds must be in (0, 600]".into()).into());
@@ -87,6 +104,7 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
         policy: args.policy.clone(),
         client: args.client,
         pipeline: args.pipeline,
+        rate: args.rate,
     };
     let report = match &args.socket {
         Some(sock) => load::run(sock, &trace, &spec)?,
@@ -101,7 +119,10 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
                 rt.block_on(server::run(
                     Listener::Unix(listener),
                     None,
-                    ServerConfig::default(),
+                    ServerConfig {
+                        busy_poll: args.busy_poll,
+                        ..ServerConfig::default()
+                    },
                     async {
                         let _ = stop_rx.await;
                     },
@@ -119,7 +140,7 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
     } else {
         println!(
             "moeplan bench daemon: {} sessions, {} ({} tokens), capacity {}/layer, {}, \
-             client {:?} (pipeline {}), daemon {} thread(s){}",
+             client {:?} (pipeline {}{}), daemon {} thread(s){}",
             args.sessions,
             path.display(),
             trace.num_tokens(),
@@ -127,6 +148,10 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
             args.policy,
             args.client,
             args.pipeline,
+            match args.rate {
+                Some(r) => format!(", open loop at {r:.0} steps/s"),
+                None => ", closed loop".into(),
+            },
             args.threads,
             if args.multi_thread || args.threads > 1 {
                 " multi-thread"
@@ -135,19 +160,29 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
             }
         );
         println!(
-            "{:>10} {:>9} {:>12} {:>9} {:>9} {:>9} {:>9}",
-            "steps", "seconds", "steps/s", "p50 us", "p99 us", "max us", "hit"
+            "{:>10} {:>9} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "steps", "seconds", "steps/s", "p50 us", "p99 us", "p99.9 us", "max us", "hit"
         );
         println!(
-            "{:>10} {:>9.2} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.3}",
+            "{:>10} {:>9.2} {:>12.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.3}",
             report.steps,
             report.seconds,
             report.steps_per_s,
             report.p50_us,
             report.p99_us,
+            report.p999_us,
             report.max_us,
             report.hit_ratio
         );
+        if let Some(s) = report.client_stalls {
+            println!(
+                "client loop held up {} times for more than {} us: {:.1} ms in all, longest {:.1} ms",
+                s.count,
+                crate::daemon::spin_load::STALL.as_micros(),
+                s.total_ms,
+                s.max_ms
+            );
+        }
     }
     Ok(())
 }

@@ -134,39 +134,90 @@ impl Client {
 
     /// Writes every queued request.
     pub fn flush(&mut self) -> Result<(), ClientError> {
-        if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf)?;
-            self.wbuf.clear();
+        let mut done = 0;
+        while done < self.wbuf.len() {
+            match self.stream.write(&self.wbuf[done..]) {
+                Ok(0) => return Err(ClientError::Closed),
+                Ok(n) => done += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    std::hint::spin_loop()
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// Reads the next reply (blocking; on a non-blocking stream a `WouldBlock` is an error:
+    /// use [`Client::try_recv`]).
+    pub fn recv(&mut self) -> Result<Response, ClientError> {
+        loop {
+            if let Some(r) = self.buffered()? {
+                return Ok(r);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// The next reply if one is already here: decodes a buffered one, else reads once without
+    /// waiting. The stream must be non-blocking ([`Client::set_nonblocking`]).
+    pub fn try_recv(&mut self) -> Result<Option<Response>, ClientError> {
+        if let Some(r) = self.buffered()? {
+            return Ok(Some(r));
+        }
+        match self.fill() {
+            Ok(()) => self.buffered(),
+            Err(ClientError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes reads return at once when nothing is there (for a busy-polling driver); writes
+    /// then retry until every queued byte is out.
+    pub fn set_nonblocking(&mut self, on: bool) -> Result<(), ClientError> {
+        match &self.stream {
+            Stream::Unix(s) => s.set_nonblocking(on)?,
+            Stream::Tcp(s) => s.set_nonblocking(on)?,
         }
         Ok(())
     }
 
-    /// Reads the next reply (blocking).
-    pub fn recv(&mut self) -> Result<Response, ClientError> {
-        loop {
-            let avail = &self.rbuf[self.rpos..self.rend];
-            let found =
-                frame::check(avail, usize::MAX).map_err(|e| ClientError::Decode(e.to_string()))?;
-            if let Some(len) = found {
-                let body = &avail[HEADER_LEN..HEADER_LEN + len];
-                let resp = decode_response(body).map_err(|e| ClientError::Decode(e.to_string()));
-                self.rpos += HEADER_LEN + len;
-                return resp;
-            }
-            if self.rpos > 0 {
-                self.rbuf.copy_within(self.rpos..self.rend, 0);
-                self.rend -= self.rpos;
-                self.rpos = 0;
-            }
-            if self.rend == self.rbuf.len() {
-                self.rbuf.resize(self.rbuf.len() * 2, 0);
-            }
-            let n = self.stream.read(&mut self.rbuf[self.rend..])?;
-            if n == 0 {
-                return Err(ClientError::Closed);
-            }
-            self.rend += n;
+    /// Decodes the next complete reply already in the read buffer.
+    fn buffered(&mut self) -> Result<Option<Response>, ClientError> {
+        let avail = &self.rbuf[self.rpos..self.rend];
+        let found =
+            frame::check(avail, usize::MAX).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let Some(len) = found else {
+            return Ok(None);
+        };
+        let body = &avail[HEADER_LEN..HEADER_LEN + len];
+        let resp = decode_response(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.rpos += HEADER_LEN + len;
+        Ok(Some(resp))
+    }
+
+    /// One read into the buffer (compacting and growing it first as needed).
+    fn fill(&mut self) -> Result<(), ClientError> {
+        if self.rpos > 0 {
+            self.rbuf.copy_within(self.rpos..self.rend, 0);
+            self.rend -= self.rpos;
+            self.rpos = 0;
         }
+        if self.rend == self.rbuf.len() {
+            self.rbuf.resize(self.rbuf.len() * 2, 0);
+        }
+        let n = self.stream.read(&mut self.rbuf[self.rend..])?;
+        if n == 0 {
+            return Err(ClientError::Closed);
+        }
+        self.rend += n;
+        Ok(())
     }
 
     /// Sends one request and waits for its reply; an error reply becomes `Refused`.

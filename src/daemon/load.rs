@@ -4,7 +4,9 @@
 //!
 //! Two clients: [`ClientMode::Async`] drives every session from one thread (a tokio
 //! current-thread runtime, one connection per session, `pipeline` steps in flight per session),
-//! [`ClientMode::Threads`] gives each session a blocking thread (one step in flight). Bounded
+//! [`ClientMode::Threads`] gives each session a blocking thread (one step in flight),
+//! [`ClientMode::Spin`] busy-polls every session from one thread ([`super::spin_load`]; the only
+//! one with an open loop, `rate`). Bounded
 //! twice: at most `max_steps` steps per session and at most `max_time` in all. Session i starts
 //! at token `i * tokens / N` of the trace (so sessions do not ask the same thing in lockstep) and
 //! wraps around.
@@ -30,6 +32,9 @@ pub enum ClientMode {
     Async,
     /// One blocking thread per session.
     Threads,
+    /// Every session on one thread that busy-polls non-blocking sockets (no client wake-ups;
+    /// takes a whole core); the only client with an open loop (`rate`).
+    Spin,
 }
 
 /// The workload.
@@ -47,8 +52,11 @@ pub struct LoadSpec {
     pub policy: String,
     /// How the sessions are driven.
     pub client: ClientMode,
-    /// Steps in flight per session (async client; the threaded client keeps 1).
+    /// Steps in flight per session at most (async and spin clients; the threaded client keeps 1).
     pub pipeline: usize,
+    /// Open loop (spin client): steps per second offered, all sessions together, each step
+    /// timed from when it was due.
+    pub rate: Option<f64>,
 }
 
 /// What the load measured.
@@ -56,6 +64,8 @@ pub struct LoadSpec {
 pub struct LoadReport {
     /// Sessions run.
     pub sessions: usize,
+    /// Steps per second offered (open loop), or `None` (closed loop).
+    pub offered_per_s: Option<f64>,
     /// Steps answered in all.
     pub steps: u64,
     /// Wall time, seconds.
@@ -68,17 +78,23 @@ pub struct LoadReport {
     pub p99_us: f64,
     /// Slowest step round trip, microseconds.
     pub max_us: f64,
+    /// 99.9th percentile step round trip, microseconds.
+    pub p999_us: f64,
     /// Mean hit ratio over the sessions.
     pub hit_ratio: f64,
+    /// Spin client: how long its loop was held up (descheduled or interrupted); steps due
+    /// meanwhile wait too, so these show in the tail.
+    pub client_stalls: Option<super::spin_load::Stalls>,
 }
 
 /// One session's round-trip times (ns) and final hit ratio.
-type SessionResult = Result<(Vec<u32>, f64), ClientError>;
+pub(crate) type SessionResult = Result<(Vec<u32>, f64), ClientError>;
 
 /// Runs the load against the daemon at `socket`.
 pub fn run(socket: &Path, trace: &Trace, spec: &LoadSpec) -> Result<LoadReport, ClientError> {
     let start = Instant::now();
     let deadline = start + spec.max_time;
+    let mut client_stalls = None;
     let results: Vec<SessionResult> = match spec.client {
         ClientMode::Threads => std::thread::scope(|scope| {
             let handles: Vec<_> = (0..spec.sessions)
@@ -90,6 +106,11 @@ pub fn run(socket: &Path, trace: &Trace, spec: &LoadSpec) -> Result<LoadReport, 
                 .collect()
         }),
         ClientMode::Async => run_async(socket, trace, spec, deadline)?,
+        ClientMode::Spin => {
+            let (r, s) = super::spin_load::run(socket, trace, spec, deadline)?;
+            client_stalls = Some(s);
+            r
+        }
     };
     let seconds = start.elapsed().as_secs_f64();
     let mut lat = Vec::new();
@@ -109,13 +130,16 @@ pub fn run(socket: &Path, trace: &Trace, spec: &LoadSpec) -> Result<LoadReport, 
     };
     Ok(LoadReport {
         sessions: spec.sessions,
+        offered_per_s: spec.rate,
         steps: lat.len() as u64,
         seconds,
         steps_per_s: lat.len() as f64 / seconds,
         p50_us: pct(0.5),
         p99_us: pct(0.99),
         max_us: pct(1.0),
+        p999_us: pct(0.999),
         hit_ratio: ratio / spec.sessions.max(1) as f64,
+        client_stalls,
     })
 }
 

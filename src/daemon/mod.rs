@@ -40,4 +40,5 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod shutdown;
+pub mod spin_load;
 pub mod state;

@@ -58,6 +58,25 @@ pub async fn run(
 ) -> Report {
     let shared = Arc::new(Shared::new(config));
     let (trigger, stop) = shutdown::channel();
+    let busy_task = shared.config.busy_poll.then(|| {
+        // A yielded task is resumed only after the runtime has polled its I/O driver without
+        // blocking, so while this task lives the thread never sleeps in epoll_wait.
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            // Passes that took long: the thread was descheduled, or requests took that long.
+            let (mut held, mut held_ms, mut longest_ms) = (0u64, 0.0f64, 0.0f64);
+            let mut pass = std::time::Instant::now();
+            while !stop.is_shutdown() {
+                tokio::task::yield_now().await;
+                let ms = pass.elapsed().as_secs_f64() * 1e3;
+                pass = std::time::Instant::now();
+                if ms > 0.5 {
+                    (held, held_ms, longest_ms) = (held + 1, held_ms + ms, longest_ms.max(ms));
+                }
+            }
+            tracing::info!(held, held_ms, longest_ms, "busy-poll passes over 0.5 ms");
+        })
+    });
     let http_task = metrics.map(|l| tokio::spawn(http::serve(l, shared.clone(), stop.clone())));
     let limit = Arc::new(Semaphore::new(shared.config.max_connections));
     let needs_token = matches!(listener, Listener::Tcp(_));
@@ -107,6 +126,9 @@ pub async fn run(
     let dropped_connections = if drained.is_err() { conns.len() } else { 0 };
     conns.shutdown().await;
     if let Some(t) = http_task {
+        let _ = t.await;
+    }
+    if let Some(t) = busy_task {
         let _ = t.await;
     }
     let report = Report {

@@ -16,6 +16,9 @@ pub struct ServerConfig {
     /// Shared secret TCP clients must present in `hello` (Unix-socket clients are trusted by the
     /// socket's file mode). TCP is refused at start-up without one.
     pub token: Option<String>,
+    /// Never sleep: a task keeps yielding so the runtime polls its sockets without blocking
+    /// (no wake-up latency on a request, at the cost of a whole core).
+    pub busy_poll: bool,
 }
 
 impl Default for ServerConfig {
@@ -25,6 +28,7 @@ impl Default for ServerConfig {
             max_connections: 256,
             max_sessions_per_connection: 64,
             token: None,
+            busy_poll: false,
         }
     }
 }
