@@ -2,7 +2,11 @@
 //! through the full simulator (timing model), on the three real ESFT tasks concatenated, with two
 //! baselines measured in the same run: a plain sum over the same demand array (the memory-bound
 //! floor) and the same LRU evicting by a scan over slot priorities (`lru_scan_core`, the
-//! pre-recency-list path) instead of the O(1) recency list.
+//! pre-recency-list path) instead of the O(1) recency list. `opt` (next-use index built inside
+//! the timing) the same way: victims from per-group heaps of the evictable slots (`opt_heap_*`)
+//! against a scan over the slots' remembered priorities (`opt_scan_*`), with 16 slots per layer
+//! and with one budget of 416 slots shared by the layers (`ExpertCache::new` picks the heap from
+//! `HEAP_FROM` slots per group).
 
 use std::path::PathBuf;
 
@@ -82,13 +86,28 @@ fn bench_replay(c: &mut Criterion) {
             simulate(&trace, &steps, &mut cache, &timing, None).unwrap()
         })
     });
-    g.bench_function("opt_index_and_simulate", |b| {
-        b.iter(|| {
+    let shared = CacheConfig {
+        budget: Budget::Shared(16 * s.moe_layers),
+        ..cfg
+    };
+    for (label, cfg) in [("per_layer", cfg), ("shared", shared)] {
+        // Both timings include building the next-use index.
+        let opt = || {
             let idx = NextUse::build(&demand_keys(&trace, &steps), cfg.keys());
-            let mut cache = ExpertCache::new(cfg, Opt::new(idx, cfg.keys())).unwrap();
-            simulate(&trace, &steps, &mut cache, &timing, None).unwrap()
-        })
-    });
+            Opt::new(idx, cfg.keys())
+        };
+        for (name, heaps) in [("heap", true), ("scan", false)] {
+            g.bench_function(format!("opt_{name}_simulate_{label}"), |b| {
+                b.iter(|| {
+                    let mut cache = ExpertCache::with_heaps(cfg, opt(), heaps).unwrap();
+                    simulate(&trace, &steps, &mut cache, &timing, None).unwrap()
+                })
+            });
+        }
+        let heap = ExpertCache::with_heaps(cfg, opt(), true).unwrap();
+        let scan = ExpertCache::with_heaps(cfg, opt(), false).unwrap();
+        assert_eq!(replay_core(&trace, heap), replay_core(&trace, scan));
+    }
     g.finish();
 }
 

@@ -3,11 +3,12 @@
 
 use moeplan::cache::{
     Budget, CacheConfig, ExpertCache, Lfu, Lru, NextUse, Opt, Policy, PolicyKind, Predictive,
-    Residency, SlotState, StaticTop, StepPlan,
+    Residency, Scanning, SlotState, StaticTop, StepPlan,
 };
 use moeplan::replay::{Batching, PrefetchOptions, ReplaySetup, TimingModel, run_policies};
 use moeplan::trace::{ModelShape, Trace, TraceBuilder};
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 
 /// Random calls to a cache.
 #[derive(Debug, Clone)]
@@ -136,34 +137,50 @@ proptest! {
         // same experts under any calls, prefetches included.
         let budget = if shared { Budget::Shared(cap * 2) } else { Budget::PerLayer(cap) };
         let cfg = CacheConfig { layers: LAYERS, experts: EXPERTS, budget };
-        let mut fast = ExpertCache::new(cfg, Lru::new(cfg.keys())).unwrap();
-        let mut scan = ExpertCache::new(cfg, Lru::scanning(cfg.keys())).unwrap();
-        let (mut pf, mut ps) = (StepPlan::default(), StepPlan::default());
-        for op in ops {
-            match op {
-                Op::Step(l, es) => {
-                    fast.step(l, &es, &mut pf).unwrap();
-                    scan.step(l, &es, &mut ps).unwrap();
-                    prop_assert_eq!(&pf.placements, &ps.placements);
-                    prop_assert_eq!(&pf.loads, &ps.loads);
-                }
-                Op::Release(l) => { fast.release(l); scan.release(l); }
-                Op::Prefetch(l, e, p) => {
-                    prop_assert_eq!(fast.prefetch(l, e, p).unwrap(), scan.prefetch(l, e, p).unwrap());
-                }
-                Op::Hint(l, s) => {
-                    prop_assert_eq!(fast.hint(l, 1, &s, 3).unwrap(), scan.hint(l, 1, &s, 3).unwrap());
-                }
-                Op::Issue => prop_assert_eq!(fast.issue_prefetch(), scan.issue_prefetch()),
-                Op::CompleteNext => prop_assert_eq!(fast.complete_next(), scan.complete_next()),
-                Op::LoadedAll => prop_assert_eq!(fast.loaded_all(), scan.loaded_all()),
+        let fast = ExpertCache::new(cfg, Lru::new(cfg.keys())).unwrap();
+        let scan = ExpertCache::new(cfg, Lru::scanning(cfg.keys())).unwrap();
+        same_choices(fast, scan, ops, &cfg)?;
+    }
+
+    #[test]
+    fn keyed_heaps_choose_as_a_scan_asking_the_policy(
+        ops in prop::collection::vec(op(), 1..160),
+        cap in 1usize..5,
+        shared in any::<bool>(),
+        kind in 0usize..3,
+    ) {
+        // Keyed policies find victims in per-group heaps of the evictable slots (in groups of
+        // HEAP_FROM slots or more); asking the policy for every slot's priority (a scan) must
+        // evict the same experts.
+        let budget = if shared { Budget::Shared(cap * 2) } else { Budget::PerLayer(cap) };
+        let cfg = CacheConfig { layers: LAYERS, experts: EXPERTS, budget };
+        let make = || -> Box<dyn Policy> { match kind {
+            0 => Box::new(Lru::scanning(cfg.keys())),
+            1 => {
+                let counts: Vec<f64> = (0..cfg.keys()).map(|k| (k * 7 % 5) as f64).collect();
+                Box::new(StaticTop::new(&cfg, &counts))
             }
-            prop_assert_eq!(fast.stats(), scan.stats());
-            prop_assert_eq!(fast.slot_states(), scan.slot_states());
-            for slot in 0..cfg.total_slots() as u32 {
-                prop_assert_eq!(fast.slot_content(slot), scan.slot_content(slot));
+            _ => {
+                // Belady over exactly the demands the steps will make.
+                let mut demands = Vec::new();
+                for op in &ops {
+                    if let Op::Step(l, es) = op {
+                        let mut seen = Vec::new();
+                        for &e in es {
+                            if !seen.contains(&e) {
+                                seen.push(e);
+                                demands.push((l * EXPERTS) as u32 + e as u32);
+                            }
+                        }
+                    }
+                }
+                Box::new(Opt::new(NextUse::build(&demands, cfg.keys()), cfg.keys()))
             }
-        }
+        }};
+        // Heaps forced: these groups are smaller than the size from which `new` uses them.
+        let fast = ExpertCache::with_heaps(cfg, make(), true).unwrap();
+        let scan = ExpertCache::new(cfg, Scanning(make())).unwrap();
+        same_choices(fast, scan, ops, &cfg)?;
     }
 
     #[test]
@@ -334,4 +351,49 @@ fn loads_complete_in_order_and_prefetches_are_cancelled_or_issued() {
     assert!(c.step(2, &[0], &mut plan).is_err());
     assert!(c.step(0, &[4], &mut plan).is_err());
     assert_eq!(*c.stats(), before);
+}
+
+/// Drives two caches with the same calls and checks that they answer and evict alike.
+fn same_choices<A: Policy, B: Policy>(
+    mut fast: ExpertCache<A>,
+    mut scan: ExpertCache<B>,
+    ops: Vec<Op>,
+    cfg: &CacheConfig,
+) -> Result<(), TestCaseError> {
+    let (mut pf, mut ps) = (StepPlan::default(), StepPlan::default());
+    for op in ops {
+        match op {
+            Op::Step(l, es) => {
+                fast.step(l, &es, &mut pf).unwrap();
+                scan.step(l, &es, &mut ps).unwrap();
+                prop_assert_eq!(&pf.placements, &ps.placements);
+                prop_assert_eq!(&pf.loads, &ps.loads);
+            }
+            Op::Release(l) => {
+                fast.release(l);
+                scan.release(l);
+            }
+            Op::Prefetch(l, e, p) => {
+                prop_assert_eq!(
+                    fast.prefetch(l, e, p).unwrap(),
+                    scan.prefetch(l, e, p).unwrap()
+                );
+            }
+            Op::Hint(l, s) => {
+                prop_assert_eq!(
+                    fast.hint(l, 1, &s, 3).unwrap(),
+                    scan.hint(l, 1, &s, 3).unwrap()
+                );
+            }
+            Op::Issue => prop_assert_eq!(fast.issue_prefetch(), scan.issue_prefetch()),
+            Op::CompleteNext => prop_assert_eq!(fast.complete_next(), scan.complete_next()),
+            Op::LoadedAll => prop_assert_eq!(fast.loaded_all(), scan.loaded_all()),
+        }
+        prop_assert_eq!(fast.stats(), scan.stats());
+        prop_assert_eq!(fast.slot_states(), scan.slot_states());
+        for slot in 0..cfg.total_slots() as u32 {
+            prop_assert_eq!(fast.slot_content(slot), scan.slot_content(slot));
+        }
+    }
+    Ok(())
 }

@@ -28,6 +28,7 @@
 mod core;
 mod error;
 mod fixed;
+mod heap;
 mod lfu;
 mod lru;
 mod opt;
@@ -36,9 +37,10 @@ mod policy;
 mod predictive;
 mod prefetch;
 mod reuse;
+mod scanning;
 mod slots;
 
-pub use self::core::ExpertCache;
+pub use self::core::{ExpertCache, HEAP_FROM};
 pub use error::CacheError;
 pub use fixed::StaticTop;
 pub use lfu::Lfu;
@@ -48,6 +50,7 @@ pub use plan::{CacheStats, Load, LoadKind, Placement, Residency, StepPlan};
 pub use policy::{Policy, PolicyKind, Ranking};
 pub use predictive::Predictive;
 pub use prefetch::PrefetchQueue;
+pub use scanning::Scanning;
 pub use slots::SlotState;
 
 /// How the slot budget is split.

@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 
+use super::heap::SlotHeaps;
 use super::{Budget, CacheConfig};
 
 /// Marker for "no slot" / "no key".
@@ -30,23 +31,29 @@ pub(crate) struct SlotPool {
     pub state: Vec<SlotState>,
     /// Key held (or being loaded) per slot, `NONE` when free.
     pub key: Vec<u32>,
-    /// Whether a running step needs the slot's expert (never evicted while set).
-    pub pinned: Vec<bool>,
+    /// Whether a running step needs the slot's expert (never evicted while set; change it with
+    /// [`SlotPool::set_pinned`]).
+    pinned: Vec<bool>,
     /// Loaded by a prefetch and not demanded since (for prefetch accuracy counters).
     pub prefetched: Vec<bool>,
-    /// Priority of each slot's key as last read (kept only for policies with keyed priorities).
-    pub prio: Vec<f64>,
+    /// Priority of each slot's key as last read (kept only for policies with keyed priorities;
+    /// change it with [`SlotPool::set_prio`]).
+    prio: Vec<f64>,
     /// Slot per key, `NONE` when not cached.
     pub slot_of: Vec<u32>,
     /// Free slots per group, popped from the end (lowest index first).
     free: Vec<Vec<u32>>,
     /// Recency list per group, least recent first: occupied slots only.
     order: RecencyList,
+    /// Keyed priorities: the evictable (resident, unpinned) slots of each group in a heap by
+    /// `prio`, kept in step with every change of state, pin or priority.
+    heaps: Option<SlotHeaps>,
 }
 
 impl SlotPool {
-    /// An empty pool for `cfg` (checked by the caller).
-    pub fn new(cfg: &CacheConfig) -> Self {
+    /// An empty pool for `cfg` (checked by the caller); `keyed`: keep heaps of the evictable
+    /// slots by priority (for [`SlotPool::lowest_victim`]).
+    pub fn new(cfg: &CacheConfig, keyed: bool) -> Self {
         let (groups, group_of_layer): (Vec<Range<u32>>, Vec<u32>) = match cfg.budget {
             Budget::PerLayer(c) => (
                 (0..cfg.layers)
@@ -62,7 +69,9 @@ impl SlotPool {
         let group_of_key = (0..cfg.keys())
             .map(|k| group_of_layer[k / cfg.experts])
             .collect();
+        let heaps = keyed.then(|| SlotHeaps::new(&groups, n));
         SlotPool {
+            heaps,
             groups,
             group_of_key,
             state: vec![SlotState::Free; n],
@@ -116,6 +125,78 @@ impl SlotPool {
         (best != NONE).then_some(best)
     }
 
+    /// Among the resident, unpinned slots of `group`, the one of lowest remembered priority
+    /// (ties: lowest slot index), from the group's heap in O(1). Needs a keyed pool.
+    #[inline]
+    pub fn lowest_victim(&self, group: usize) -> Option<u32> {
+        self.heaps
+            .as_ref()
+            .expect("lowest_victim needs a pool built with keyed priorities")
+            .top(group)
+    }
+
+    /// Whether the pool keeps heaps of the evictable slots.
+    #[inline]
+    pub fn has_heaps(&self) -> bool {
+        self.heaps.is_some()
+    }
+
+    /// The remembered priority of `slot`'s key.
+    #[inline]
+    pub fn prio(&self, slot: usize) -> f64 {
+        self.prio[slot]
+    }
+
+    /// Whether `slot`'s expert is pinned by a running step.
+    #[inline]
+    pub fn is_pinned(&self, slot: u32) -> bool {
+        self.pinned[slot as usize]
+    }
+
+    /// Pins or unpins `slot`.
+    #[inline]
+    pub fn set_pinned(&mut self, slot: u32, on: bool) {
+        self.pinned[slot as usize] = on;
+        self.refresh(slot);
+    }
+
+    /// Remembers the priority of `slot`'s key.
+    #[inline]
+    pub fn set_prio(&mut self, slot: u32, p: f64) {
+        self.prio[slot as usize] = p;
+        self.refresh(slot);
+    }
+
+    /// The transfer into `slot` finished.
+    #[inline]
+    pub fn set_resident(&mut self, slot: u32) {
+        self.state[slot as usize] = SlotState::Resident;
+        self.refresh(slot);
+    }
+
+    /// Puts `slot` in its group's heap when it is evictable, else takes it out (pools with
+    /// heaps only; the check is inlined, the heap work is not, to keep the other policies'
+    /// step loop small).
+    #[inline]
+    fn refresh(&mut self, slot: u32) {
+        if self.heaps.is_some() {
+            self.refresh_heap(slot);
+        }
+    }
+
+    #[inline(never)]
+    fn refresh_heap(&mut self, slot: u32) {
+        let Some(h) = self.heaps.as_mut() else {
+            return;
+        };
+        let i = slot as usize;
+        if self.key[i] != NONE && self.state[i] == SlotState::Resident && !self.pinned[i] {
+            h.upsert(slot, &self.prio);
+        } else {
+            h.remove(slot, &self.prio);
+        }
+    }
+
     /// Among the resident, unpinned slots of `group`, the least recently touched (see
     /// [`SlotPool::touch`]): walks the group's recency list from its head, so O(1) unless the
     /// oldest slots are pinned or in flight.
@@ -155,6 +236,7 @@ impl SlotPool {
         self.slot_of[key as usize] = NONE;
         self.key[i] = NONE;
         self.state[i] = SlotState::Free;
+        self.refresh(slot);
         key
     }
 
