@@ -34,6 +34,19 @@ fn replay_json_has_the_documented_keys() {
         ] {
             assert!(p[k].as_f64().is_some(), "missing {k} in {p}");
         }
+        // DeepSeek-V2-Lite's 2 shared experts as two more hits per step and layer:
+        // (hits + 2 s) / (demands + 2 s), s = steps x layers.
+        let c = &p["detail"]["cache"];
+        let (h, d, s) = (
+            c["hits"].as_f64(),
+            c["demands"].as_f64(),
+            c["steps"].as_f64(),
+        );
+        let (h, d, s) = (h.unwrap(), d.unwrap(), s.unwrap());
+        let want = (h + 2.0 * s) / (d + 2.0 * s);
+        let got = p["hit_ratio_with_shared"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        assert!(got > p["hit_ratio"].as_f64().unwrap());
     }
     let c = &v["constants"];
     assert_eq!(c["expert_bytes"], 17301504);

@@ -9,7 +9,7 @@ use crate::cache::{Budget, Lfu, PolicyKind, Predictive};
 use crate::config::{HardwareConfig, ModelConfig, resolve};
 use crate::predict::{Kind, Predictor, PredictorSet, TrainOptions};
 use crate::replay::{
-    Batching, PrefetchOptions, ReplayReport, ReplaySetup, TimingModel, run_policies,
+    Batching, PolicyReport, PrefetchOptions, ReplayReport, ReplaySetup, TimingModel, run_policies,
 };
 use crate::trace::{Trace, read_trace};
 
@@ -300,7 +300,12 @@ pub fn replay(
         beta: args.beta,
         margin: args.prefetch_margin,
     };
-    let policies = run_policies(&setup, &args.policy)?;
+    let count_shared = |mut ps: Vec<PolicyReport>| {
+        ps.iter_mut()
+            .for_each(|p| p.count_shared(model.shared_experts));
+        ps
+    };
+    let policies = count_shared(run_policies(&setup, &args.policy)?);
     let unscheduled = match batching {
         Batching::Concurrent {
             size,
@@ -310,7 +315,7 @@ pub fn replay(
                 size,
                 schedule: false,
             };
-            Some(run_policies(&setup, &args.policy)?)
+            Some(count_shared(run_policies(&setup, &args.policy)?))
         }
         _ => None,
     };

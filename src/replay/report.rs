@@ -44,11 +44,14 @@ pub struct ReplayReport {
 
 fn rows(out: &mut String, title: &str, ps: &[PolicyReport]) {
     let _ = writeln!(out, "{title}");
+    let shared = ps.iter().any(|p| p.hit_ratio_with_shared.is_some());
+    let _ = write!(out, "{:<11} {:>9} ", "policy", "hit_ratio");
+    if shared {
+        let _ = write!(out, "{:>11} ", "+shared");
+    }
     let _ = writeln!(
         out,
-        "{:<11} {:>9} {:>12} {:>14} {:>15} {:>10} {:>13} {:>13} {:>9}",
-        "policy",
-        "hit_ratio",
+        "{:>12} {:>14} {:>15} {:>10} {:>13} {:>13} {:>9}",
         "loads/token",
         "MB/token",
         "stall_ms/token",
@@ -58,11 +61,17 @@ fn rows(out: &mut String, title: &str, ps: &[PolicyReport]) {
         "pf_acc"
     );
     for p in ps {
+        let _ = write!(out, "{:<11} {:>9.4} ", p.name, p.hit_ratio);
+        if shared {
+            let _ = write!(
+                out,
+                "{:>11.4} ",
+                p.hit_ratio_with_shared.unwrap_or(f64::NAN)
+            );
+        }
         let _ = writeln!(
             out,
-            "{:<11} {:>9.4} {:>12.2} {:>14.1} {:>15.3} {:>10.1} {:>13.2} {:>13.2} {:>9.3}",
-            p.name,
-            p.hit_ratio,
+            "{:>12.2} {:>14.1} {:>15.3} {:>10.1} {:>13.2} {:>13.2} {:>9.3}",
             p.loads_per_token,
             p.bytes_per_token / 1e6,
             p.stall_ms_per_token,

@@ -60,6 +60,10 @@ pub struct PolicyReport {
     pub name: String,
     /// hits / demands.
     pub hit_ratio: f64,
+    /// The hit ratio with the model's shared experts counted as demands that always hit (they
+    /// run on every token, are kept resident outside the budget and are not in the trace);
+    /// `None` for a model without shared experts. Set by [`PolicyReport::count_shared`].
+    pub hit_ratio_with_shared: Option<f64>,
     /// Transfers over the link per token (demand, transient and prefetch).
     pub loads_per_token: f64,
     /// Bytes over the link per token.
@@ -80,11 +84,21 @@ pub struct PolicyReport {
 }
 
 impl PolicyReport {
+    /// Sets [`PolicyReport::hit_ratio_with_shared`] for `shared` shared experts per MoE layer:
+    /// each step at each layer demands each of them once, always a hit.
+    pub fn count_shared(&mut self, shared: usize) {
+        let c = &self.detail.cache;
+        let extra = c.steps * shared as u64;
+        self.hit_ratio_with_shared = (shared > 0 && c.demands + extra > 0)
+            .then(|| (c.hits + extra) as f64 / (c.demands + extra) as f64);
+    }
+
     fn new(name: &str, r: &SimResult, layers: usize) -> Self {
         let tokens = r.tokens.max(1) as f64;
         PolicyReport {
             name: name.to_string(),
             hit_ratio: r.cache.hit_ratio(),
+            hit_ratio_with_shared: None,
             loads_per_token: r.transfers as f64 / tokens,
             bytes_per_token: r.bytes as f64 / tokens,
             stall_ms_per_token: r.stall_ms / tokens,
