@@ -30,8 +30,10 @@ impl Lru {
         }
     }
 
-    /// The same LRU, but the cache finds each victim by scanning the slots' remembered
-    /// priorities (O(slots) per eviction): the reference the recency lists are tested and
+    /// The same LRU with keyed priorities: the cache finds each victim by scanning the slots'
+    /// remembered priorities (O(slots) per eviction; in budget groups of
+    /// [`super::HEAP_FROM`] slots or more from a heap, unless built with
+    /// `ExpertCache::with_heaps(.., false)`): the reference the recency lists are tested and
     /// benchmarked against.
     pub fn scanning(keys: usize) -> Self {
         Lru {

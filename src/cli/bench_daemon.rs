@@ -79,6 +79,14 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
     if args.pipeline > 1 && args.client == ClientMode::Threads {
         return Err(BadInput("--pipeline needs --client async or spin".into()).into());
     }
+    if args.busy_poll && (args.threads > 1 || args.multi_thread || args.socket.is_some()) {
+        return Err(BadInput(
+            "--busy-poll is for the bench's own current-thread daemon (not with --threads > 1, \
+             --multi-thread or --socket)"
+                .into(),
+        )
+        .into());
+    }
     if let Some(r) = args.rate {
         if args.client != ClientMode::Spin {
             return Err(BadInput("--rate needs --client spin".into()).into());
@@ -174,6 +182,12 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
             report.max_us,
             report.hit_ratio
         );
+        if let Some(n) = report.unsent_due {
+            println!(
+                "steps due but never sent (the loop fell behind): {n}; in the percentiles with \
+                 their wait until the deadline"
+            );
+        }
         if let Some(s) = report.client_stalls {
             println!(
                 "client loop held up {} times for more than {} us: {:.1} ms in all, longest {:.1} ms",

@@ -72,6 +72,12 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     if args.threads == 0 || args.max_connections == 0 {
         return Err(BadInput("--threads and --max-connections must be at least 1".into()).into());
     }
+    if args.busy_poll && args.threads > 1 {
+        return Err(BadInput(
+            "--busy-poll needs --threads 1 (one thread that never sleeps)".into(),
+        )
+        .into());
+    }
     let config = ServerConfig {
         max_frame: args.max_frame,
         max_connections: args.max_connections,

@@ -40,7 +40,16 @@ pub enum ClientError {
     /// The daemon answered with another reply than the one expected.
     #[error("unexpected reply: {0}")]
     Unexpected(String),
+    /// The daemon neither answered nor read for too long.
+    #[error("the daemon did not answer: {0}")]
+    Timeout(String),
+    /// The caller's settings cannot be run.
+    #[error("invalid load settings: {0}")]
+    Settings(String),
 }
+
+/// How long a non-blocking [`Client::flush`] waits for the daemon to read before giving up.
+pub const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Either kind of stream.
 #[derive(Debug)]
@@ -135,16 +144,21 @@ impl Client {
     /// Writes every queued request.
     pub fn flush(&mut self) -> Result<(), ClientError> {
         let mut done = 0;
+        let mut blocked_since = None;
         while done < self.wbuf.len() {
             match self.stream.write(&self.wbuf[done..]) {
                 Ok(0) => return Err(ClientError::Closed),
-                Ok(n) => done += n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) =>
-                {
+                Ok(n) => (done, blocked_since) = (done + n, None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Non-blocking: the daemon is not reading; give up after a while.
+                    let since = *blocked_since.get_or_insert_with(std::time::Instant::now);
+                    if since.elapsed() > WRITE_STALL {
+                        return Err(ClientError::Timeout(format!(
+                            "it read nothing for {} s",
+                            WRITE_STALL.as_secs()
+                        )));
+                    }
                     std::hint::spin_loop()
                 }
                 Err(e) => return Err(e.into()),
@@ -173,7 +187,14 @@ impl Client {
         }
         match self.fill() {
             Ok(()) => self.buffered(),
-            Err(ClientError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(ClientError::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -197,9 +218,10 @@ impl Client {
             return Ok(None);
         };
         let body = &avail[HEADER_LEN..HEADER_LEN + len];
-        let resp = decode_response(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let resp = decode_response(body).map_err(|e| ClientError::Decode(e.to_string()));
+        // Past the frame even when it does not decode, so a caller that goes on reads the next.
         self.rpos += HEADER_LEN + len;
-        Ok(Some(resp))
+        resp.map(Some)
     }
 
     /// One read into the buffer (compacting and growing it first as needed).

@@ -68,11 +68,14 @@ pub struct LoadReport {
     pub offered_per_s: Option<f64>,
     /// Steps answered in all.
     pub steps: u64,
+    /// Open loop: steps that fell due before the deadline and were never sent (the daemon or
+    /// the machine fell behind); they enter the percentiles with their wait until the deadline.
+    pub unsent_due: Option<u64>,
     /// Wall time, seconds.
     pub seconds: f64,
     /// Steps answered per second, all sessions together.
     pub steps_per_s: f64,
-    /// Median step round trip, microseconds.
+    /// Median step round trip (open loop: from when the step fell due), microseconds.
     pub p50_us: f64,
     /// 99th percentile step round trip, microseconds.
     pub p99_us: f64,
@@ -94,7 +97,19 @@ pub(crate) type SessionResult = Result<(Vec<u32>, f64), ClientError>;
 pub fn run(socket: &Path, trace: &Trace, spec: &LoadSpec) -> Result<LoadReport, ClientError> {
     let start = Instant::now();
     let deadline = start + spec.max_time;
-    let mut client_stalls = None;
+    if let Some(r) = spec.rate {
+        if spec.client != ClientMode::Spin {
+            return Err(ClientError::Settings(
+                "an open loop (rate) needs the spin client".into(),
+            ));
+        }
+        if !(r.is_finite() && r > 0.0) {
+            return Err(ClientError::Settings(format!(
+                "rate {r} must be finite and positive"
+            )));
+        }
+    }
+    let (mut client_stalls, mut unsent_due, mut unsent_wait) = (None, None, Vec::new());
     let results: Vec<SessionResult> = match spec.client {
         ClientMode::Threads => std::thread::scope(|scope| {
             let handles: Vec<_> = (0..spec.sessions)
@@ -107,8 +122,12 @@ pub fn run(socket: &Path, trace: &Trace, spec: &LoadSpec) -> Result<LoadReport, 
         }),
         ClientMode::Async => run_async(socket, trace, spec, deadline)?,
         ClientMode::Spin => {
-            let (r, s) = super::spin_load::run(socket, trace, spec, deadline)?;
-            client_stalls = Some(s);
+            let (r, extra) = super::spin_load::run(socket, trace, spec, deadline)?;
+            client_stalls = Some(extra.stalls);
+            if spec.rate.is_some() {
+                unsent_due = Some(extra.unsent);
+            }
+            unsent_wait = extra.unsent_wait;
             r
         }
     };
@@ -120,6 +139,9 @@ pub fn run(socket: &Path, trace: &Trace, spec: &LoadSpec) -> Result<LoadReport, 
         lat.extend(l);
         ratio += h;
     }
+    let steps = lat.len() as u64;
+    // Open loop: steps never sent wait at least until the deadline.
+    lat.extend(unsent_wait);
     lat.sort_unstable();
     let pct = |p: f64| {
         if lat.is_empty() {
@@ -131,9 +153,10 @@ pub fn run(socket: &Path, trace: &Trace, spec: &LoadSpec) -> Result<LoadReport, 
     Ok(LoadReport {
         sessions: spec.sessions,
         offered_per_s: spec.rate,
-        steps: lat.len() as u64,
+        steps,
+        unsent_due,
         seconds,
-        steps_per_s: lat.len() as f64 / seconds,
+        steps_per_s: steps as f64 / seconds,
         p50_us: pct(0.5),
         p99_us: pct(0.99),
         max_us: pct(1.0),
@@ -175,7 +198,7 @@ fn one_session(
             c.send(RequestBody::Step(Step::new(sid, l as u16, experts)))?;
             c.flush()?;
             if std::mem::take(&mut queued_loaded) {
-                c.recv()?;
+                expect_loaded(c.recv()?)?;
             }
             let reply = c.recv()?;
             lat.push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);
@@ -191,10 +214,18 @@ fn one_session(
     }
     c.flush()?;
     if queued_loaded {
-        c.recv()?;
+        expect_loaded(c.recv()?)?;
     }
     let st = c.close(sid)?;
     Ok((lat, st.hit_ratio))
+}
+
+/// The reply to a `loaded`, or an error naming what came instead.
+pub(crate) fn expect_loaded(reply: super::protocol::Response) -> Result<(), ClientError> {
+    match reply.body {
+        ResponseBody::Loaded(_) => Ok(()),
+        other => Err(ClientError::Unexpected(format!("{other:?}"))),
+    }
 }
 
 /// Every session as a task of one current-thread runtime on this thread.
@@ -267,6 +298,7 @@ async fn async_session(
         };
         let reply = c.recv().await?;
         let Some((t0, layer)) = next else {
+            expect_loaded(reply)?;
             continue;
         };
         lat.push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);

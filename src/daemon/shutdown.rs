@@ -30,9 +30,9 @@ impl Trigger {
 }
 
 impl Shutdown {
-    /// Whether the shutdown has fired.
+    /// Whether the shutdown has fired (or its trigger is gone).
     pub fn is_shutdown(&self) -> bool {
-        *self.rx.borrow()
+        *self.rx.borrow() || self.rx.has_changed().is_err()
     }
 
     /// Waits until the shutdown fires (returns at once if it has; also if the trigger is gone).

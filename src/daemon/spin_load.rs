@@ -2,10 +2,12 @@
 //! over them, so no client wake-up sits inside a measured round trip (it takes a whole core).
 //!
 //! Closed loop by default (each session sends its next step when a reply frees a slot of its
-//! `pipeline`); open loop with a rate: session i sends step k at `start + (i + k * sessions) /
-//! rate`, and a step's latency runs from that scheduled time, not from when it was actually
-//! written, so a daemon that falls behind shows its backlog in the percentiles (no coordinated
-//! omission).
+//! `pipeline`); open loop with a rate: session i's step k falls due at `start + (i + k *
+//! sessions) / rate` and is sent then, or as soon as one of its `pipeline` slots frees, and its
+//! latency runs from when it fell due, not from when it was written, so a daemon that falls
+//! behind shows its backlog in the percentiles (no coordinated omission). Steps that fell due
+//! before the deadline but were never sent are counted, and enter the percentiles with the
+//! time from falling due to the deadline (a lower bound of what they would have waited).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -17,30 +19,51 @@ use super::load::{LoadSpec, SessionResult};
 use super::protocol::{RequestBody, ResponseBody};
 use crate::trace::Trace;
 
+/// How long after the deadline the loop waits for the replies still owed before giving up.
+pub const REPLY_GRACE: Duration = Duration::from_secs(10);
+
 /// One session's state in the spin loop.
 struct Spin {
+    /// Its connection (non-blocking).
     c: Client,
+    /// Its session id.
     sid: u64,
-    /// Token and layer of the next step.
+    /// Token of the next step.
     t: usize,
+    /// Layer of the next step.
     l: usize,
     /// Replies expected in order: a step's start time and layer, or `None` for a `loaded`.
     expect: VecDeque<Option<(Instant, u16)>>,
+    /// Steps sent and not answered.
     steps_in_flight: usize,
+    /// Steps sent.
     sent: u64,
-    /// Open loop: when the next step is due.
+    /// Open loop: when the next step falls due.
     due: Instant,
+    /// Round trips of the answered steps, ns.
     lat: Vec<u32>,
 }
 
-/// A pass of the spin loop longer than this means the thread did not run (preempted or
-/// interrupted): counted, since every step due meanwhile waits too.
+/// What the spin loop saw besides the round trips.
+#[derive(Debug, Clone, Default)]
+pub struct SpinExtra {
+    /// How long the loop itself was held up.
+    pub stalls: Stalls,
+    /// Open loop: steps that fell due before the deadline and were never sent.
+    pub unsent: u64,
+    /// Their time from falling due to the deadline, ns.
+    pub unsent_wait: Vec<u32>,
+}
+
+/// A gap this long between two consecutive clock reads of the spin loop (one session's sends
+/// and receives apart) means the thread did not run (preempted or interrupted): counted, since
+/// every step due meanwhile waits too.
 pub const STALL: Duration = Duration::from_micros(500);
 
 /// Times the spin loop itself was held up (passes longer than [`STALL`]).
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Stalls {
-    /// Passes longer than [`STALL`].
+    /// Gaps longer than [`STALL`].
     pub count: u64,
     /// Their total length, milliseconds.
     pub total_ms: f64,
@@ -48,18 +71,20 @@ pub struct Stalls {
     pub max_ms: f64,
 }
 
-/// Runs every session of `spec` on this thread; `spec.rate` (steps/s, all sessions together)
-/// selects the open loop. Also returns how long the loop itself was held up.
+/// Runs every session of `spec` on this thread; `spec.rate` (steps/s, all sessions together,
+/// finite and positive: checked by the caller) selects the open loop.
 pub fn run(
     socket: &Path,
     trace: &Trace,
     spec: &LoadSpec,
     deadline: Instant,
-) -> Result<(Vec<SessionResult>, Stalls), ClientError> {
+) -> Result<(Vec<SessionResult>, SpinExtra), ClientError> {
+    // The time allowed counts from when every session is registered.
+    let budget = deadline.saturating_duration_since(Instant::now());
     let shape = *trace.shape();
     let tokens = trace.num_tokens().max(1);
     let n = spec.sessions.max(1);
-    let gap = spec.rate.map(|r| Duration::from_secs_f64(n as f64 / r));
+    let gap_per_session = spec.rate.map(|r| Duration::from_secs_f64(n as f64 / r));
     let mut sessions = Vec::with_capacity(n);
     for i in 0..n {
         let mut c = Client::connect_unix(socket)?;
@@ -83,35 +108,37 @@ pub fn run(
         });
     }
     let start = Instant::now();
+    let deadline = start + budget;
     if let Some(r) = spec.rate {
         for (i, s) in sessions.iter_mut().enumerate() {
             s.due = start + Duration::from_secs_f64(i as f64 / r);
         }
     }
     let depth = spec.pipeline.max(1);
-    let (mut stalls, mut pass) = (Stalls::default(), Instant::now());
+    let mut extra = SpinExtra::default();
+    let mut clock = Instant::now();
     loop {
-        let took = pass.elapsed();
-        pass = Instant::now();
-        if took > STALL {
-            let ms = took.as_secs_f64() * 1e3;
-            stalls.count += 1;
-            stalls.total_ms += ms;
-            stalls.max_ms = stalls.max_ms.max(ms);
-        }
         let mut busy = false;
         for s in sessions.iter_mut() {
             let now = Instant::now();
+            let gap = now - clock;
+            clock = now;
+            if gap > STALL {
+                let ms = gap.as_secs_f64() * 1e3;
+                extra.stalls.count += 1;
+                extra.stalls.total_ms += ms;
+                extra.stalls.max_ms = extra.stalls.max_ms.max(ms);
+            }
             let open = s.sent < spec.max_steps && now < deadline;
             let mut wrote = false;
             while s.steps_in_flight < depth
                 && s.sent < spec.max_steps
                 && now < deadline
-                && gap.is_none_or(|_| s.due <= now)
+                && gap_per_session.is_none_or(|_| s.due <= now)
             {
                 let experts = trace.experts(s.t % tokens, s.l).to_vec();
                 s.c.send(RequestBody::Step(Step::new(s.sid, s.l as u16, experts)))?;
-                let t0 = if let Some(g) = gap {
+                let t0 = if let Some(g) = gap_per_session {
                     let due = s.due;
                     s.due += g;
                     due
@@ -134,6 +161,7 @@ pub fn run(
                     return Err(ClientError::Unexpected(format!("unasked reply {reply:?}")));
                 };
                 let Some((t0, layer)) = next else {
+                    super::load::expect_loaded(reply)?;
                     continue;
                 };
                 s.lat.push(
@@ -156,7 +184,23 @@ pub fn run(
         if !busy {
             break;
         }
+        if clock > deadline + REPLY_GRACE {
+            return Err(ClientError::Timeout(format!(
+                "replies still owed {} s after the deadline",
+                REPLY_GRACE.as_secs()
+            )));
+        }
         std::hint::spin_loop();
+    }
+    if let Some(g) = gap_per_session {
+        for s in sessions.iter_mut() {
+            while s.sent < spec.max_steps && s.due < deadline {
+                let wait = (deadline - s.due).as_nanos().min(u32::MAX as u128) as u32;
+                extra.unsent_wait.push(wait);
+                extra.unsent += 1;
+                (s.sent, s.due) = (s.sent + 1, s.due + g);
+            }
+        }
     }
     let results = sessions
         .into_iter()
@@ -166,5 +210,5 @@ pub fn run(
             Ok((s.lat, st.hit_ratio))
         })
         .collect();
-    Ok((results, stalls))
+    Ok((results, extra))
 }
