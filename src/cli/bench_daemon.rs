@@ -16,6 +16,15 @@ use crate::util::shipped;
 
 /// Options of `moeplan bench daemon`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    moeplan bench daemon                                          # 8 sessions, closed loop, 10 s\n  \
+    moeplan bench daemon --client spin --rate 50000 --busy-poll   # open loop at 50k steps/s\n  \
+    moeplan bench daemon --sessions 1 --client spin --busy-poll   # one runtime's round trip\n  \
+    moeplan bench daemon --socket /run/moeplan.sock --json        # against a running daemon\n\n\
+    Closed loop: each session sends its next step when its reply comes (by Little's law the\n\
+    mean round trip is sessions / throughput). Open loop (--rate): steps fall due on a\n\
+    schedule and are timed from then, as a runtime's steps come at the pace of its GPUs.\n\
+    scripts/daemon_latency.sh runs the README's table.")]
 pub struct BenchDaemonArgs {
     /// Trace whose routing the sessions replay.
     #[arg(long, short, default_value = "traces/sample.parquet")]
