@@ -282,3 +282,68 @@ fn after_a_restart_the_files_are_read_again_and_answer_the_same() {
     assert_eq!(run(&second), before);
     assert!(before.iter().any(|p| !p.is_empty()));
 }
+
+#[test]
+fn a_register_reading_files_does_not_stall_other_connections() {
+    // The predictor "file" is a FIFO: reading it blocks until this test writes to it. On the
+    // daemon's single thread, that read would stall every connection; prepared on a blocking
+    // thread, another runtime registers and steps meanwhile.
+    let d = TestDaemon::start_single();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("slow.safetensors");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let trace = sample();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow = {
+        let (mut c, trace, fifo) = (d.client(), trace.clone(), fifo.clone());
+        let answered = answered.clone();
+        std::thread::spawn(move || {
+            let r = c.register(Register {
+                predictor: Some(fifo.to_string_lossy().into_owned()),
+                policy: "predictive".into(),
+                ..reg(&trace)
+            });
+            answered.store(true, std::sync::atomic::Ordering::SeqCst);
+            refused(r)
+        })
+    };
+    // Another runtime's work, in a thread: were the daemon's thread stuck on the FIFO, it would
+    // never finish, and the test unblocks the daemon before failing.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let outcome = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            d.wait_until("the slow register to reach the daemon", |d| {
+                d.metric("moeplan_requests_total{op=\"register\"}") >= 1.0
+            });
+            let mut other = d.client();
+            let sid = other.register(reg(&trace)).unwrap().session;
+            for l in 0..trace.shape().moe_layers {
+                other.step(sid, l as u16, trace.experts(0, l)).unwrap();
+            }
+            let early = answered.load(std::sync::atomic::Ordering::SeqCst);
+            let _ = tx.send((other, sid, early));
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(30));
+        if got.is_err() {
+            std::fs::write(&fifo, b"x").unwrap();
+        }
+        got
+    });
+    let Ok((mut other, sid, early)) = outcome else {
+        panic!("another connection stalled while a register read its files");
+    };
+    assert!(
+        !early,
+        "the slow register was answered before its file was written"
+    );
+    std::fs::write(&fifo, b"not a predictor").unwrap();
+    let (code, msg) = slow.join().unwrap();
+    assert_eq!(code, ErrorCode::BadRequest);
+    assert!(msg.contains("slow.safetensors"), "{msg}");
+    // The connection and the daemon go on.
+    other.step(sid, 0, trace.experts(1, 0)).unwrap();
+}

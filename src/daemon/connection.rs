@@ -13,8 +13,9 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::cmd::{self, ConnState, Ctx};
+use super::cmd::{Register, check_room};
 use super::frame::{self, FrameError, HEADER_LEN};
-use super::protocol::{ErrorCode, RequestBody, Response, decode_request};
+use super::protocol::{ErrorCode, ErrorReply, RequestBody, Response, ResponseBody, decode_request};
 use super::shutdown::Shutdown;
 use super::state::Shared;
 
@@ -29,6 +30,15 @@ pub const FLUSH_AT: usize = 64 * 1024;
 enum Flow {
     Continue,
     Close,
+}
+
+/// What [`handle`] did with a request.
+enum Handled {
+    /// Applied (its reply, if any, is written).
+    Done(Flow),
+    /// A `register` that reads files, with its request id: prepared on a blocking thread so
+    /// that the other connections' steps go on meanwhile, then installed, in request order.
+    Deferred(u64, Box<Register>),
 }
 
 /// Closes the connection's sessions when dropped, however the task ends.
@@ -99,8 +109,14 @@ where
             match frame::check(&rbuf[start..], max) {
                 Ok(Some(len)) => {
                     let body = &rbuf[start + HEADER_LEN..start + HEADER_LEN + len];
-                    flow = handle(state, shared, body, &mut wbuf);
+                    let handled = handle(state, shared, body, &mut wbuf);
                     start += HEADER_LEN + len;
+                    flow = match handled {
+                        Handled::Done(f) => f,
+                        Handled::Deferred(id, reg) => {
+                            register_off_loop(state, shared, id, *reg, &mut wbuf).await
+                        }
+                    };
                     if wbuf.len() >= FLUSH_AT {
                         flush(stream, &mut wbuf, shared).await?;
                     }
@@ -155,40 +171,82 @@ async fn flush<S: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Decodes and applies one request, appending its reply (if any) to `out`.
-fn handle(state: &mut ConnState, shared: &Shared, body: &[u8], out: &mut Vec<u8>) -> Flow {
-    let req = match decode_request(body) {
-        Ok(r) => r,
-        Err((id, e)) => return reply_error(shared, out, id, e.code, e.message),
+/// Prepares a `register` that reads files on a blocking thread, then adds the session and
+/// appends the reply to `out`.
+async fn register_off_loop(
+    state: &mut ConnState,
+    shared: &Shared,
+    id: u64,
+    reg: Register,
+    out: &mut Vec<u8>,
+) -> Flow {
+    let prepared = match tokio::task::spawn_blocking(move || reg.prepare()).await {
+        Ok(p) => p,
+        Err(e) => Err(ErrorReply::new(
+            ErrorCode::BadRequest,
+            format!("register failed while reading its files: {e}"),
+        )),
     };
-    let op = req.body.index();
-    shared.metrics.request(op);
-    let is_observe = matches!(req.body, RequestBody::Observe(_));
-    let t0 = matches!(req.body, RequestBody::Step(_)).then(Instant::now);
     let mut ctx = Ctx {
         conn: state,
         shared,
     };
-    let res = cmd::dispatch(req.body, &mut ctx);
+    match prepared.and_then(|p| p.install(&mut ctx)) {
+        Ok(r) => encode_reply(shared, out, id, ResponseBody::Register(r)),
+        Err(e) => reply_error(shared, out, id, e.code, e.message),
+    }
+}
+
+/// Appends a reply (or, if it cannot be encoded, an error reply).
+fn encode_reply(shared: &Shared, out: &mut Vec<u8>, id: u64, body: ResponseBody) -> Flow {
+    let resp = Response { id, body };
+    if let Err(e) = frame::encode(&resp, shared.config.max_frame, out) {
+        let msg = format!("the reply cannot be sent: {e}");
+        return reply_error(shared, out, id, ErrorCode::BadRequest, msg);
+    }
+    Flow::Continue
+}
+
+/// Decodes and applies one request, appending its reply (if any) to `out`; a `register` that
+/// reads files is handed back instead.
+fn handle(state: &mut ConnState, shared: &Shared, body: &[u8], out: &mut Vec<u8>) -> Handled {
+    let req = match decode_request(body) {
+        Ok(r) => r,
+        Err((id, e)) => return Handled::Done(reply_error(shared, out, id, e.code, e.message)),
+    };
+    let op = req.body.index();
+    shared.metrics.request(op);
+    let body = match req.body {
+        RequestBody::Register(r) if state.handshaken && r.reads_files() => {
+            if let Err(e) = check_room(&Ctx {
+                conn: state,
+                shared,
+            }) {
+                return Handled::Done(reply_error(shared, out, req.id, e.code, e.message));
+            }
+            return Handled::Deferred(req.id, Box::new(r));
+        }
+        other => other,
+    };
+    let is_observe = matches!(body, RequestBody::Observe(_));
+    let t0 = matches!(body, RequestBody::Step(_)).then(Instant::now);
+    let mut ctx = Ctx {
+        conn: state,
+        shared,
+    };
+    let res = cmd::dispatch(body, &mut ctx);
     if let Some(t0) = t0 {
         shared.metrics.step_time(t0.elapsed());
     }
-    match res {
+    Handled::Done(match res {
         Ok(None) => Flow::Continue,
-        Ok(Some(body)) => {
-            let resp = Response { id: req.id, body };
-            if let Err(e) = frame::encode(&resp, shared.config.max_frame, out) {
-                let msg = format!("the reply cannot be sent: {e}");
-                return reply_error(shared, out, req.id, ErrorCode::BadRequest, msg);
-            }
-            Flow::Continue
-        }
+        Ok(Some(body)) => encode_reply(shared, out, req.id, body),
         Err(e) if is_observe => {
             shared.metrics.error(e.code);
             Flow::Continue
         }
         Err(e) => reply_error(shared, out, req.id, e.code, e.message),
-    }
+    })
 }
 
 /// Appends an error reply, counts it, and says whether the connection must close.

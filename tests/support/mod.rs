@@ -35,19 +35,29 @@ impl TestDaemon {
         Self::start_with(ServerConfig::default())
     }
 
-    /// Starts a daemon with `config`.
+    /// Starts a daemon with `config` (on a multi-thread runtime with 2 workers).
     pub fn start_with(config: ServerConfig) -> Self {
+        Self::start_on(config, false)
+    }
+
+    /// Starts a daemon as `moeplan serve` runs it: one current-thread runtime, so anything that
+    /// blocks its thread stalls every connection.
+    pub fn start_single() -> Self {
+        Self::start_on(ServerConfig::default(), true)
+    }
+
+    fn start_on(config: ServerConfig, single: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("d.sock");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let path = socket.clone();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = if single {
+                server::runtime(1, false).unwrap()
+            } else {
+                server::runtime(2, true).unwrap()
+            };
             rt.block_on(async move {
                 let l = bind_unix(&path).unwrap();
                 let m = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

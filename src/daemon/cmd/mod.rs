@@ -14,7 +14,7 @@ pub use hello::{Hello, HelloReply};
 pub use loaded::{Loaded, LoadedReply};
 pub use observe::Observe;
 pub use prefetch::{Prefetch, PrefetchReply};
-pub use register::{CapacityMode, Register, RegisterReply};
+pub use register::{CapacityMode, Prepared, Register, RegisterReply, check_room};
 pub use stats::{Stats, StatsReply};
 pub use step::{ExpertRef, Placement, Routing, State, Step, StepReply, Transfer};
 

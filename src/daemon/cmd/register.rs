@@ -121,16 +121,20 @@ impl Register {
 
     /// Checks the settings, builds the cache, adds the session.
     pub fn apply(self, ctx: &mut Ctx<'_>) -> Result<RegisterReply, ErrorReply> {
+        check_room(ctx)?;
+        self.prepare()?.install(ctx)
+    }
+
+    /// Whether registering reads files (a predictor, a plan, training traces): the daemon then
+    /// prepares the session off its event loop ([`Register::prepare`] on a blocking thread).
+    pub fn reads_files(&self) -> bool {
+        self.predictor.is_some() || self.plan.is_some() || !self.train.is_empty()
+    }
+
+    /// Checks the settings and builds the session's engine, reading its files: everything but
+    /// adding it to a connection (no shared state, so it may run on another thread).
+    pub fn prepare(self) -> Result<Prepared, ErrorReply> {
         let bad = |m: String| ErrorReply::new(ErrorCode::BadRequest, m);
-        if ctx.conn.sessions.len() >= ctx.shared.config.max_sessions_per_connection {
-            return Err(ErrorReply::new(
-                ErrorCode::LimitReached,
-                format!(
-                    "this connection already holds {} sessions (the maximum)",
-                    ctx.conn.sessions.len()
-                ),
-            ));
-        }
         let shape = ModelShape {
             moe_layers: self.moe_layers as usize,
             experts: self.experts as usize,
@@ -198,9 +202,53 @@ impl Register {
             plan,
         };
         let engine = Engine::new(spec).map_err(bad)?;
+        Ok(Prepared {
+            name: self.name,
+            shape,
+            policy: self.policy,
+            engine,
+        })
+    }
+}
+
+/// A registration whose engine is built, waiting to join its connection.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The session's name.
+    name: String,
+    /// Its model shape.
+    shape: ModelShape,
+    /// Its policy's name.
+    policy: String,
+    /// Its cache and predictor.
+    engine: Engine,
+}
+
+/// `limit_reached` when the connection already holds its most sessions.
+pub fn check_room(ctx: &Ctx<'_>) -> Result<(), ErrorReply> {
+    if ctx.conn.sessions.len() >= ctx.shared.config.max_sessions_per_connection {
+        return Err(ErrorReply::new(
+            ErrorCode::LimitReached,
+            format!(
+                "this connection already holds {} sessions (the maximum)",
+                ctx.conn.sessions.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Prepared {
+    /// Adds the session to the daemon and the connection (checking the connection's room again).
+    pub fn install(self, ctx: &mut Ctx<'_>) -> Result<RegisterReply, ErrorReply> {
+        check_room(ctx)?;
+        let Prepared {
+            name,
+            shape,
+            policy,
+            engine,
+        } = self;
         let slots = engine.slots();
-        let name = self.name;
-        let policy = self.policy;
         let handle = ctx.shared.registry.insert(|id| Session {
             id,
             name,
