@@ -47,20 +47,7 @@ fn predictor_file(dir: &Path) -> PathBuf {
 fn plan_file(dir: &Path) -> PathBuf {
     let path = dir.join("plan.json");
     let p = path.to_str().unwrap();
-    common::moeplan_ok(&[
-        "place",
-        "-q",
-        "-t",
-        "traces/sample.parquet",
-        "--model",
-        "deepseek-v2-lite",
-        "--hardware",
-        "h100-8x-nvlink",
-        "--method",
-        "eplb",
-        "-o",
-        p,
-    ]);
+    common::moeplan_ok(&[&common::PLACE_SAMPLE[..], &["--method", "eplb", "-o", p]].concat());
     path
 }
 

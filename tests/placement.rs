@@ -64,18 +64,6 @@ fn every_method_on_the_sample_trace() {
     }
 }
 
-/// `moeplan place` on the shipped sample trace, DeepSeek-V2-Lite on 8 H100.
-const SAMPLE: [&str; 8] = [
-    "place",
-    "-q",
-    "-t",
-    "traces/sample.parquet",
-    "--model",
-    "deepseek-v2-lite",
-    "--hardware",
-    "h100-8x-nvlink",
-];
-
 fn moeplan(args: &[&str]) -> (i32, String) {
     let out = common::moeplan().args(args).output().unwrap();
     (
@@ -128,7 +116,7 @@ fn place_writes_plan_and_sglang_files() {
     let sg = dir.path().join("sglang.json");
     let (code, err) = moeplan(
         &[
-            &SAMPLE[..],
+            &common::PLACE_SAMPLE[..],
             &[
                 "--method",
                 "eplb",
@@ -154,7 +142,7 @@ fn place_writes_plan_and_sglang_files() {
 fn migration_weight_keeps_the_plan_in_service_and_a2a_bytes_follow_hops() {
     let dir = tempfile::tempdir().unwrap();
     let prev = dir.path().join("prev.json");
-    let base = [&SAMPLE[..], &["--json"]].concat();
+    let base = [&common::PLACE_SAMPLE[..], &["--json"]].concat();
     let run = |extra: &[&str]| {
         serde_json::from_slice::<serde_json::Value>(&common::moeplan_ok(
             &[&base[..], extra].concat(),

@@ -201,7 +201,7 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
             println!(
                 "client loop held up {} times for more than {} us: {:.1} ms in all, longest {:.1} ms",
                 s.count,
-                crate::daemon::spin_load::STALL.as_micros(),
+                crate::daemon::walk::STALL.as_micros(),
                 s.total_ms,
                 s.max_ms
             );

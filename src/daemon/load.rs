@@ -20,8 +20,8 @@ use serde::Serialize;
 
 use super::async_client::AsyncClient;
 use super::client::{Client, ClientError};
-use super::cmd::{Register, Step};
 use super::protocol::{RequestBody, ResponseBody};
+use super::walk::{self, Walk, expect_loaded, step_reply};
 use crate::trace::Trace;
 
 /// How the load generator runs its sessions.
@@ -87,7 +87,7 @@ pub struct LoadReport {
     pub hit_ratio: f64,
     /// Spin client: how long its loop was held up (descheduled or interrupted); steps due
     /// meanwhile wait too, so these show in the tail.
-    pub client_stalls: Option<super::spin_load::Stalls>,
+    pub client_stalls: Option<walk::Stalls>,
 }
 
 /// One session's round-trip times (ns) and final hit ratio.
@@ -174,43 +174,27 @@ fn one_session(
     i: usize,
     deadline: Instant,
 ) -> Result<(Vec<u32>, f64), ClientError> {
-    let shape = trace.shape();
     let mut c = Client::connect_unix(socket)?;
-    let sid = c
-        .register(Register {
-            policy: spec.policy.clone(),
-            ..Register::new(format!("load{i}"), shape, spec.capacity)
-        })?
-        .session;
-    let tokens = trace.num_tokens().max(1);
-    let mut t = i * tokens / spec.sessions.max(1);
+    let sid = c.register(walk::register(spec, trace, i))?.session;
+    let mut walk = Walk::new(trace, i, spec.sessions);
     let mut lat = Vec::with_capacity(spec.max_steps.min(1 << 22) as usize);
     // Like a runtime, report each step's loads done; the `loaded` is written with the next step
-    // (pipelined), and the timed round trip covers both.
+    // (pipelined), and the timed round trip covers both. The deadline is checked per token.
     let mut queued_loaded = false;
-    'outer: while (lat.len() as u64) < spec.max_steps {
-        for l in 0..shape.moe_layers {
-            if lat.len() as u64 >= spec.max_steps || (l == 0 && Instant::now() >= deadline) {
-                break 'outer;
-            }
-            let t0 = Instant::now();
-            let experts = trace.experts(t % tokens, l).to_vec();
-            c.send(RequestBody::Step(Step::new(sid, l as u16, experts)))?;
-            c.flush()?;
-            if std::mem::take(&mut queued_loaded) {
-                expect_loaded(c.recv()?)?;
-            }
-            let reply = c.recv()?;
-            lat.push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);
-            let ResponseBody::Step(r) = reply.body else {
-                return Err(ClientError::Unexpected(format!("{:?}", reply.body)));
-            };
-            if let Some(loaded) = r.loaded_report(sid, l as u16) {
-                c.send(RequestBody::Loaded(loaded))?;
-                queued_loaded = true;
-            }
+    while (lat.len() as u64) < spec.max_steps && (walk.layer() != 0 || Instant::now() < deadline) {
+        let t0 = Instant::now();
+        let (layer, step) = walk.next(trace, sid);
+        c.send(step)?;
+        c.flush()?;
+        if std::mem::take(&mut queued_loaded) {
+            expect_loaded(c.recv()?)?;
         }
-        t += 1;
+        let reply = c.recv()?;
+        lat.push(walk::ns(t0, Instant::now()));
+        if let Some(loaded) = step_reply(reply, sid, layer)? {
+            c.send(RequestBody::Loaded(loaded))?;
+            queued_loaded = true;
+        }
     }
     c.flush()?;
     if queued_loaded {
@@ -218,14 +202,6 @@ fn one_session(
     }
     let st = c.close(sid)?;
     Ok((lat, st.hit_ratio))
-}
-
-/// The reply to a `loaded`, or an error naming what came instead.
-pub(crate) fn expect_loaded(reply: super::protocol::Response) -> Result<(), ClientError> {
-    match reply.body {
-        ResponseBody::Loaded(_) => Ok(()),
-        other => Err(ClientError::Unexpected(format!("{other:?}"))),
-    }
 }
 
 /// Every session as a task of one current-thread runtime on this thread.
@@ -262,18 +238,13 @@ async fn async_session(
     i: usize,
     deadline: Instant,
 ) -> SessionResult {
-    let shape = *trace.shape();
     let mut c = AsyncClient::connect(&socket).await?;
-    let register = Register {
-        policy: spec.policy.clone(),
-        ..Register::new(format!("load{i}"), &shape, spec.capacity)
-    };
+    let register = walk::register(&spec, &trace, i);
     let sid = match c.call(RequestBody::Register(register)).await? {
         ResponseBody::Register(r) => r.session,
         other => return Err(ClientError::Unexpected(format!("{other:?}"))),
     };
-    let tokens = trace.num_tokens().max(1);
-    let (mut t, mut l) = (i * tokens / spec.sessions.max(1), 0usize);
+    let mut walk = Walk::new(&trace, i, spec.sessions);
     let mut lat = Vec::with_capacity(spec.max_steps.min(1 << 22) as usize);
     // Replies expected, in order: a step's send time and layer, or `None` for a `loaded`.
     let mut expect: VecDeque<Option<(Instant, u16)>> = VecDeque::new();
@@ -283,14 +254,10 @@ async fn async_session(
             && sent < spec.max_steps
             && Instant::now() < deadline
         {
-            let experts = trace.experts(t % tokens, l).to_vec();
-            c.send(RequestBody::Step(Step::new(sid, l as u16, experts)))?;
-            expect.push_back(Some((Instant::now(), l as u16)));
+            let (layer, step) = walk.next(&trace, sid);
+            c.send(step)?;
+            expect.push_back(Some((Instant::now(), layer)));
             (sent, steps_in_flight) = (sent + 1, steps_in_flight + 1);
-            l += 1;
-            if l == shape.moe_layers {
-                (l, t) = (0, t + 1);
-            }
         }
         c.flush().await?;
         let Some(next) = expect.pop_front() else {
@@ -301,12 +268,9 @@ async fn async_session(
             expect_loaded(reply)?;
             continue;
         };
-        lat.push(t0.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+        lat.push(walk::ns(t0, Instant::now()));
         steps_in_flight -= 1;
-        let ResponseBody::Step(r) = reply.body else {
-            return Err(ClientError::Unexpected(format!("{:?}", reply.body)));
-        };
-        if let Some(loaded) = r.loaded_report(sid, layer) {
+        if let Some(loaded) = step_reply(reply, sid, layer)? {
             c.send(RequestBody::Loaded(loaded))?;
             expect.push_back(None);
         }

@@ -42,3 +42,4 @@ pub mod session;
 pub mod shutdown;
 pub mod spin_load;
 pub mod state;
+pub mod walk;

@@ -18,6 +18,7 @@ use super::listen::{Accepted, Listener};
 use super::session::SessionStats;
 use super::shutdown;
 use super::state::{ServerConfig, Shared};
+use super::walk::Stalls;
 
 /// How long connections get, after shutdown, to write their last replies before being dropped.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,17 +65,18 @@ pub async fn run(
         let stop = stop.clone();
         tokio::spawn(async move {
             // Passes that took long: the thread was descheduled, or requests took that long.
-            let (mut held, mut held_ms, mut longest_ms) = (0u64, 0.0f64, 0.0f64);
-            let mut pass = std::time::Instant::now();
+            let (mut held, mut pass) = (Stalls::default(), std::time::Instant::now());
             while !stop.is_shutdown() {
                 tokio::task::yield_now().await;
-                let ms = pass.elapsed().as_secs_f64() * 1e3;
+                held.record(pass.elapsed());
                 pass = std::time::Instant::now();
-                if ms > 0.5 {
-                    (held, held_ms, longest_ms) = (held + 1, held_ms + ms, longest_ms.max(ms));
-                }
             }
-            tracing::info!(held, held_ms, longest_ms, "busy-poll passes over 0.5 ms");
+            tracing::info!(
+                held = held.count,
+                held_ms = held.total_ms,
+                longest_ms = held.max_ms,
+                "busy-poll passes over 0.5 ms"
+            );
         })
     });
     let http_task = metrics.map(|l| tokio::spawn(http::serve(l, shared.clone(), stop.clone())));

@@ -14,9 +14,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::client::{Client, ClientError};
-use super::cmd::{Register, Step};
 use super::load::{LoadSpec, SessionResult};
-use super::protocol::{RequestBody, ResponseBody};
+use super::protocol::RequestBody;
+use super::walk::{self, Stalls, Walk, expect_loaded, step_reply};
 use crate::trace::Trace;
 
 /// How long after the deadline the loop waits for the replies still owed before giving up.
@@ -28,10 +28,8 @@ struct Spin {
     c: Client,
     /// Its session id.
     sid: u64,
-    /// Token of the next step.
-    t: usize,
-    /// Layer of the next step.
-    l: usize,
+    /// Where it is in the trace.
+    walk: Walk,
     /// Replies expected in order: a step's start time and layer, or `None` for a `loaded`.
     expect: VecDeque<Option<(Instant, u16)>>,
     /// Steps sent and not answered.
@@ -55,22 +53,6 @@ pub struct SpinExtra {
     pub unsent_wait: Vec<u32>,
 }
 
-/// A gap this long between two consecutive clock reads of the spin loop (one session's sends
-/// and receives apart) means the thread did not run (preempted or interrupted): counted, since
-/// every step due meanwhile waits too.
-pub const STALL: Duration = Duration::from_micros(500);
-
-/// Times the spin loop itself was held up (passes longer than [`STALL`]).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct Stalls {
-    /// Gaps longer than [`STALL`].
-    pub count: u64,
-    /// Their total length, milliseconds.
-    pub total_ms: f64,
-    /// The longest, milliseconds.
-    pub max_ms: f64,
-}
-
 /// Runs every session of `spec` on this thread; `spec.rate` (steps/s, all sessions together,
 /// finite and positive: checked by the caller) selects the open loop.
 pub fn run(
@@ -81,25 +63,17 @@ pub fn run(
 ) -> Result<(Vec<SessionResult>, SpinExtra), ClientError> {
     // The time allowed counts from when every session is registered.
     let budget = deadline.saturating_duration_since(Instant::now());
-    let shape = *trace.shape();
-    let tokens = trace.num_tokens().max(1);
     let n = spec.sessions.max(1);
     let gap_per_session = spec.rate.map(|r| Duration::from_secs_f64(n as f64 / r));
     let mut sessions = Vec::with_capacity(n);
     for i in 0..n {
         let mut c = Client::connect_unix(socket)?;
-        let sid = c
-            .register(Register {
-                policy: spec.policy.clone(),
-                ..Register::new(format!("load{i}"), &shape, spec.capacity)
-            })?
-            .session;
+        let sid = c.register(walk::register(spec, trace, i))?.session;
         c.set_nonblocking(true)?;
         sessions.push(Spin {
             c,
             sid,
-            t: i * tokens / n,
-            l: 0,
+            walk: Walk::new(trace, i, n),
             expect: VecDeque::new(),
             steps_in_flight: 0,
             sent: 0,
@@ -121,14 +95,8 @@ pub fn run(
         let mut busy = false;
         for s in sessions.iter_mut() {
             let now = Instant::now();
-            let gap = now - clock;
+            extra.stalls.record(now - clock);
             clock = now;
-            if gap > STALL {
-                let ms = gap.as_secs_f64() * 1e3;
-                extra.stalls.count += 1;
-                extra.stalls.total_ms += ms;
-                extra.stalls.max_ms = extra.stalls.max_ms.max(ms);
-            }
             let open = s.sent < spec.max_steps && now < deadline;
             let mut wrote = false;
             while s.steps_in_flight < depth
@@ -136,8 +104,8 @@ pub fn run(
                 && now < deadline
                 && gap_per_session.is_none_or(|_| s.due <= now)
             {
-                let experts = trace.experts(s.t % tokens, s.l).to_vec();
-                s.c.send(RequestBody::Step(Step::new(s.sid, s.l as u16, experts)))?;
+                let (layer, step) = s.walk.next(trace, s.sid);
+                s.c.send(step)?;
                 let t0 = if let Some(g) = gap_per_session {
                     let due = s.due;
                     s.due += g;
@@ -145,12 +113,8 @@ pub fn run(
                 } else {
                     now
                 };
-                s.expect.push_back(Some((t0, s.l as u16)));
+                s.expect.push_back(Some((t0, layer)));
                 (s.sent, s.steps_in_flight, wrote) = (s.sent + 1, s.steps_in_flight + 1, true);
-                s.l += 1;
-                if s.l == shape.moe_layers {
-                    (s.l, s.t) = (0, s.t + 1);
-                }
             }
             if wrote {
                 s.c.flush()?;
@@ -161,19 +125,12 @@ pub fn run(
                     return Err(ClientError::Unexpected(format!("unasked reply {reply:?}")));
                 };
                 let Some((t0, layer)) = next else {
-                    super::load::expect_loaded(reply)?;
+                    expect_loaded(reply)?;
                     continue;
                 };
-                s.lat.push(
-                    got.saturating_duration_since(t0)
-                        .as_nanos()
-                        .min(u32::MAX as u128) as u32,
-                );
+                s.lat.push(walk::ns(t0, got));
                 s.steps_in_flight -= 1;
-                let ResponseBody::Step(r) = reply.body else {
-                    return Err(ClientError::Unexpected(format!("{:?}", reply.body)));
-                };
-                if let Some(loaded) = r.loaded_report(s.sid, layer) {
+                if let Some(loaded) = step_reply(reply, s.sid, layer)? {
                     s.c.send(RequestBody::Loaded(loaded))?;
                     s.c.flush()?;
                     s.expect.push_back(None);
@@ -195,8 +152,7 @@ pub fn run(
     if let Some(g) = gap_per_session {
         for s in sessions.iter_mut() {
             while s.sent < spec.max_steps && s.due < deadline {
-                let wait = (deadline - s.due).as_nanos().min(u32::MAX as u128) as u32;
-                extra.unsent_wait.push(wait);
+                extra.unsent_wait.push(walk::ns(s.due, deadline));
                 extra.unsent += 1;
                 (s.sent, s.due) = (s.sent + 1, s.due + g);
             }

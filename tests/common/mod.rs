@@ -5,6 +5,18 @@
 
 use std::process::{Command, Output};
 
+/// `moeplan place` on the shipped sample trace, DeepSeek-V2-Lite on 8 H100.
+pub const PLACE_SAMPLE: [&str; 8] = [
+    "place",
+    "-q",
+    "-t",
+    "traces/sample.parquet",
+    "--model",
+    "deepseek-v2-lite",
+    "--hardware",
+    "h100-8x-nvlink",
+];
+
 /// The `moeplan` binary, run from the repository root (so shipped paths like
 /// `traces/sample.parquet` resolve).
 pub fn moeplan() -> Command {
