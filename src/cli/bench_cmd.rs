@@ -3,13 +3,13 @@
 //! slots on a synthetic trace): time, objective, bound, gap, peak memory. Not a timed test.
 
 use moeplan_solver::{Method, MethodOptions, Problem, Topology, Weights, place};
+use anyhow::Context;
 use serde::Serialize;
 
 use super::control::CliControl;
 use crate::placement::workload_from_trace;
 use crate::trace::ModelShape;
 use crate::trace::synth::{SynthParams, generate};
-use crate::util::shipped;
 
 /// Benchmarks.
 #[derive(Debug, clap::Subcommand)]
@@ -172,7 +172,8 @@ pub fn run(cmd: BenchCommand, quiet: bool) -> anyhow::Result<()> {
             continue;
         }
         let trace = match case.real {
-            Some(p) => crate::trace::read_trace(&shipped(p), None, Some(&case.shape))?,
+            Some(p) => crate::trace::read_trace(std::path::Path::new(p), None, Some(&case.shape))
+                .with_context(|| format!("reading {p} (the benchmark runs in the source tree)"))?,
             None => generate(&SynthParams::default_for(case.shape), args.tokens, 7, None),
         };
         let w = workload_from_trace(&trace, 0);

@@ -6,6 +6,7 @@
 mod args;
 mod bench_cmd;
 mod bench_daemon;
+mod config_cmd;
 mod control;
 mod demo;
 pub mod place_cmd;
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use args::{TraceArgs, load_model, load_traces};
+pub use args::{TraceArgs, load_hardware, load_model, load_traces};
 
 /// Exit code for input that failed validation.
 pub const EXIT_BAD_INPUT: u8 = 3;
@@ -32,12 +33,13 @@ Examples:
   moeplan replay -t traces/esft/law.parquet --train-trace traces/esft/intent.parquet --capacity 16
   moeplan trace stats --trace traces/esft/law.parquet
   moeplan trace stats --trace traces/esft/law.parquet --against traces/esft/intent.parquet --json
-  moeplan trace convert --trace ../shared/esft/results/expert_scores/law -o law.parquet
+  moeplan trace convert --trace traces/esft-excerpt -o excerpt.parquet   # an ESFT directory
   moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet
   moeplan place -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval traces/esft/intent.parquet \
       --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
+  moeplan config list
   moeplan bench place
   moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464";
 
@@ -72,6 +74,9 @@ pub enum Command {
     Place(place_cmd::PlaceArgs),
     /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
     Serve(serve_cmd::ServeArgs),
+    /// List and show the model and hardware configs built into the binary.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Fixed-workload benchmarks.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -127,6 +132,7 @@ pub fn main() -> ExitCode {
         Command::Place(a) => place_cmd::run(a, cli.quiet),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
+        Command::Config(c) => config_cmd::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
