@@ -29,16 +29,20 @@ fn sources(base: &Path, dirs: &[&str]) -> String {
 /// Whether `code` names the crate `name` (as a path, a `use` or an attribute).
 fn names_crate(code: &str, name: &str) -> bool {
     let id = name.replace('-', "_");
-    [format!("{id}::"), format!("use {id}"), format!("extern crate {id}")]
-        .iter()
-        .any(|pat| {
-            code.match_indices(pat.as_str()).any(|(i, _)| {
-                !code[..i]
-                    .chars()
-                    .next_back()
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            })
+    [
+        format!("{id}::"),
+        format!("use {id}"),
+        format!("extern crate {id}"),
+    ]
+    .iter()
+    .any(|pat| {
+        code.match_indices(pat.as_str()).any(|(i, _)| {
+            !code[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         })
+    })
 }
 
 /// The names declared in `[section]` of the manifest at `dir`.
@@ -71,14 +75,21 @@ fn every_declared_dependency_is_used() {
         &["tests", "benches", "src"],
     ));
     bad.extend(unused(&solver, "dependencies", &["src"]));
-    bad.extend(unused(&solver, "dev-dependencies", &["tests", "benches", "src"]));
+    bad.extend(unused(
+        &solver,
+        "dev-dependencies",
+        &["tests", "benches", "src"],
+    ));
     assert!(bad.is_empty(), "declared but unused:\n{}", bad.join("\n"));
 }
 
 #[test]
 fn the_check_tells_a_use_from_a_longer_name() {
     assert!(names_crate("use rand::Rng;", "rand"));
-    assert!(names_crate("let x = arrow_array::Int32Array::from(v);", "arrow-array"));
+    assert!(names_crate(
+        "let x = arrow_array::Int32Array::from(v);",
+        "arrow-array"
+    ));
     assert!(!names_crate("use my_rand::Rng;", "rand"));
     assert!(!names_crate("// rand is not used", "rand"));
 }

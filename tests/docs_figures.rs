@@ -36,7 +36,10 @@ fn sample_shape_is_what_the_docs_say() {
         .output()
         .unwrap();
     let v = ok_json(&out);
-    let (tokens, seqs) = (v["tokens"].as_u64().unwrap(), v["sequences"].as_u64().unwrap());
+    let (tokens, seqs) = (
+        v["tokens"].as_u64().unwrap(),
+        v["sequences"].as_u64().unwrap(),
+    );
     let thousands = format!("{},{:03}", tokens / 1000, tokens % 1000);
     assert_quotes("traces/README.md", &format!("| {thousands} | {seqs} |"));
     assert_quotes(
@@ -62,7 +65,10 @@ fn sample_lru_and_opt_are_what_the_readme_says() {
         .unwrap();
     let v = ok_json(&out);
     let (lru, opt) = (hit_ratio(&v, "lru"), hit_ratio(&v, "opt"));
-    assert_quotes("README.md", &format!("lru {lru:.4}, opt {opt:.4} hit ratio"));
+    assert_quotes(
+        "README.md",
+        &format!("lru {lru:.4}, opt {opt:.4} hit ratio"),
+    );
 }
 
 #[test]
@@ -104,5 +110,8 @@ fn sample_predictive_with_mix_is_what_the_docs_say() {
         "docs/daemon.md",
         &format!("hit ratios predictive {p:.4} and lru {lru:.4}"),
     );
-    assert_quotes("CHANGELOG.md", &format!("a `mix` predictor trained on intent is {p:.4}"));
+    assert_quotes(
+        "CHANGELOG.md",
+        &format!("a `mix` predictor trained on intent is {p:.4}"),
+    );
 }

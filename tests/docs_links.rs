@@ -90,7 +90,10 @@ fn every_relative_link_resolves_inside_the_repository() {
         }
     }
     assert!(bad.is_empty(), "broken links:\n{}", bad.join("\n"));
-    assert!(checked > 20, "only {checked} relative links found: is the parser right?");
+    assert!(
+        checked > 20,
+        "only {checked} relative links found: is the parser right?"
+    );
 }
 
 #[test]

@@ -147,7 +147,15 @@ fn a_path_overrides_the_built_in_config() {
     std::fs::write(a.cwd.join("fast.toml"), fast).unwrap();
     let stall = |hw: &str| -> f64 {
         let out = a.ok(&[
-            "replay", "-t", trace, "--hardware", hw, "--capacity", "16", "--policy", "lru",
+            "replay",
+            "-t",
+            trace,
+            "--hardware",
+            hw,
+            "--capacity",
+            "16",
+            "--policy",
+            "lru",
             "--json",
         ]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -157,11 +165,30 @@ fn a_path_overrides_the_built_in_config() {
     assert!(custom < 0.6 * builtin, "{custom} vs {builtin}");
     // A name that is neither a file nor built in is bad input, naming what is built in, with
     // no OS error repeated.
-    let out = a.run(&["replay", "-t", trace, "--model", "no-such-model", "--capacity", "16"]);
+    let out = a.run(&[
+        "replay",
+        "-t",
+        trace,
+        "--model",
+        "no-such-model",
+        "--capacity",
+        "16",
+    ]);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("deepseek-v2-lite") && err.contains("config list"), "{err}");
-    let out = a.run(&["replay", "-t", trace, "--model", "./gone.toml", "--capacity", "16"]);
+    assert!(
+        err.contains("deepseek-v2-lite") && err.contains("config list"),
+        "{err}"
+    );
+    let out = a.run(&[
+        "replay",
+        "-t",
+        trace,
+        "--model",
+        "./gone.toml",
+        "--capacity",
+        "16",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }

@@ -2,8 +2,8 @@
 //! on 4 GPUs (one node, and 2 nodes x 2), DeepSeek-V2-Lite 26x64 on 8 GPUs, DeepSeek-V3 58x256 on 64 GPUs with 64 redundant
 //! slots on a synthetic trace): time, objective, bound, gap, peak memory. Not a timed test.
 
-use moeplan_solver::{Method, MethodOptions, Problem, Topology, Weights, place};
 use anyhow::Context;
+use moeplan_solver::{Method, MethodOptions, Problem, Topology, Weights, place};
 use serde::Serialize;
 
 use super::control::CliControl;
@@ -173,7 +173,9 @@ pub fn run(cmd: BenchCommand, quiet: bool) -> anyhow::Result<()> {
         }
         let trace = match case.real {
             Some(p) => crate::trace::read_trace(std::path::Path::new(p), None, Some(&case.shape))
-                .with_context(|| format!("reading {p} (the benchmark runs in the source tree)"))?,
+                .with_context(|| {
+                format!("reading {p} (the benchmark runs in the source tree)")
+            })?,
             None => generate(&SynthParams::default_for(case.shape), args.tokens, 7, None),
         };
         let w = workload_from_trace(&trace, 0);

@@ -82,7 +82,7 @@ fn list(json: bool) -> anyhow::Result<()> {
             s => format!(" (+{s} shared)"),
         };
         println!(
-            "  {:<20} {} MoE layers of {}, x {} experts{shared}, top-{}, {:.1} MB per expert ({})",
+            "  {:<20} {} MoE layers (of {}) x {} experts{shared}, top-{}, {:.1} MB per expert ({})",
             b.name,
             m.moe_layers,
             m.layers,
@@ -107,6 +107,8 @@ fn list(json: bool) -> anyhow::Result<()> {
             b.name, h.intra_node_gbps, h.host_to_device_gbps
         );
     }
-    println!("A path to a TOML file works wherever a name does (`moeplan config show NAME` prints one).");
+    println!(
+        "A path to a TOML file works wherever a name does (`moeplan config show NAME` prints one)."
+    );
     Ok(())
 }

@@ -23,7 +23,11 @@ pub struct DemoArgs {
 pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<()> {
     let path = args.trace.clone().unwrap_or_else(|| SAMPLE_TRACE.into());
     let trace = read_or_sample(&path)?;
-    let built_in = if uses_embedded(&path) { " (built in)" } else { "" };
+    let built_in = if uses_embedded(&path) {
+        " (built in)"
+    } else {
+        ""
+    };
     println!("== moeplan demo: {}{built_in} ==\n", path.display());
     println!("-- trace statistics --");
     let stats = compute(&trace, None, &StatsOptions::default()).map_err(anyhow::Error::msg)?;

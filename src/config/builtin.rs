@@ -21,6 +21,14 @@ impl Kind {
         }
     }
 
+    /// What one config of this kind is called in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Model => "model",
+            Kind::Hardware => "hardware",
+        }
+    }
+
     /// The built-in configs of this kind.
     pub fn builtins(self) -> &'static [Builtin] {
         match self {

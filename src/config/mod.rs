@@ -80,7 +80,7 @@ pub fn resolve(kind: Kind, arg: &str) -> Result<Source, ConfigError> {
     builtin::find(kind, arg)
         .map(Source::Builtin)
         .ok_or_else(|| ConfigError::Unknown {
-            kind: kind.dir(),
+            kind: kind.noun(),
             name: arg.into(),
             known: builtin::names(kind),
         })

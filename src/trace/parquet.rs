@@ -90,8 +90,8 @@ pub fn read_parquet<R: ChunkReader + 'static>(
     }
     let shape_json = get(SHAPE_KEY)
         .ok_or_else(|| pq_err(path, format!("metadata key `{SHAPE_KEY}` missing")))?;
-    let shape: ModelShape = serde_json::from_str(&shape_json)
-        .map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
+    let shape: ModelShape =
+        serde_json::from_str(&shape_json).map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
     shape
         .check()
         .map_err(|m| pq_err(path, format!("{SHAPE_KEY}: {m}")))?;
