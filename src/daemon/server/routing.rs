@@ -2,7 +2,7 @@
 //! (layer by layer, as the runtime's steps report it) and of its previous token.
 //!
 //! A runtime sends, with each step, every token's top-k experts (highest weight first), gate
-//! weights and sequence id ([`super::cmd::Routing`]). A token of a sequence starts when the
+//! weights and sequence id ([`crate::daemon::wire::Routing`]). A token of a sequence starts when the
 //! sequence is reported at a layer not after the last one recorded for it; the token before
 //! becomes its `previous`. This is exactly what [`crate::predict::RoutingView::from_trace`]
 //! gives the in-process replay when each step holds at most one token per sequence (batch 1 or

@@ -3,9 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Transfer};
-use crate::daemon::protocol::ErrorReply;
-use crate::daemon::session::lock;
+use super::Transfer;
 
 /// Pulls queued prefetches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,20 +25,4 @@ pub struct PrefetchReply {
     pub transfers: Vec<Transfer>,
     /// Prefetch requests still queued.
     pub queued: u32,
-}
-
-impl Prefetch {
-    /// Issues the prefetches.
-    pub fn apply(self, ctx: &mut Ctx<'_>) -> Result<PrefetchReply, ErrorReply> {
-        let handle = ctx.session(self.session)?;
-        let mut s = lock(&handle);
-        if self.release {
-            s.engine.release_all();
-        }
-        let mut reply = PrefetchReply::default();
-        s.engine
-            .issue_prefetches(self.max as usize, &mut reply.transfers);
-        reply.queued = s.engine.queued() as u32;
-        Ok(reply)
-    }
 }

@@ -1,37 +1,12 @@
-//! `hello`: the handshake; checks the protocol version (and the token on TCP).
+//! Applies `hello`: checks the protocol version (and the token on TCP), opens the connection.
 
-use serde::{Deserialize, Serialize};
+use super::{Apply, Ctx};
+use crate::daemon::wire::{ErrorCode, ErrorReply, Hello, HelloReply, PROTOCOL_VERSION};
 
-use super::Ctx;
-use crate::daemon::protocol::{ErrorCode, ErrorReply, PROTOCOL_VERSION};
+impl Apply for Hello {
+    type Reply = HelloReply;
 
-/// Opens a connection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hello {
-    /// The protocol version the client speaks; must equal [`PROTOCOL_VERSION`].
-    pub version: u32,
-    /// Client name and version, for logs.
-    #[serde(default)]
-    pub client: String,
-    /// Shared token; required on TCP connections, ignored on the Unix socket.
-    #[serde(default)]
-    pub token: Option<String>,
-}
-
-/// The server's side of the handshake.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HelloReply {
-    /// The protocol version spoken.
-    pub version: u32,
-    /// Server name and version.
-    pub server: String,
-    /// Largest frame body, bytes, either way.
-    pub max_frame: u64,
-}
-
-impl Hello {
-    /// Checks version and token; marks the connection open.
-    pub fn apply(self, ctx: &mut Ctx<'_>) -> Result<HelloReply, ErrorReply> {
+    fn apply(self, ctx: &mut Ctx<'_>) -> Result<HelloReply, ErrorReply> {
         if ctx.conn.handshaken {
             return Err(ErrorReply::new(
                 ErrorCode::HandshakeRequired,

@@ -1,12 +1,11 @@
 //! What every load client does alike: register a session, walk the trace step by step, time a
-//! round trip, read a step's reply, and count how long a spinning loop was held up.
+//! round trip, read a step's reply.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::client::ClientError;
-use super::cmd::{Loaded, Register, Step};
+use super::ClientError;
 use super::load::LoadSpec;
-use super::protocol::{RequestBody, Response, ResponseBody};
+use crate::daemon::wire::{Loaded, Register, RequestBody, Response, ResponseBody, Step};
 use crate::trace::Trace;
 
 /// The registration of load session `i` of `spec`.
@@ -76,33 +75,5 @@ pub fn expect_loaded(reply: Response) -> Result<(), ClientError> {
     match reply.body {
         ResponseBody::Loaded(_) => Ok(()),
         other => Err(ClientError::Unexpected(format!("{other:?}"))),
-    }
-}
-
-/// A gap this long between two consecutive clock reads of a spinning loop means its thread did
-/// not run (preempted or interrupted): counted, since everything due meanwhile waits too.
-pub const STALL: Duration = Duration::from_micros(500);
-
-/// How often a spinning loop was held up (gaps between its clock reads longer than [`STALL`]).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct Stalls {
-    /// Gaps longer than [`STALL`].
-    pub count: u64,
-    /// Their total length, milliseconds.
-    pub total_ms: f64,
-    /// The longest, milliseconds.
-    pub max_ms: f64,
-}
-
-impl Stalls {
-    /// Counts `gap` if it is longer than [`STALL`].
-    #[inline]
-    pub fn record(&mut self, gap: Duration) {
-        if gap > STALL {
-            let ms = gap.as_secs_f64() * 1e3;
-            self.count += 1;
-            self.total_ms += ms;
-            self.max_ms = self.max_ms.max(ms);
-        }
     }
 }

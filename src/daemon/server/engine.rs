@@ -1,5 +1,6 @@
 //! The seam between a session and the cache core: a session's [`crate::cache::ExpertCache`],
-//! driven one request at a time, and the translation of its answers into protocol replies.
+//! driven one request at a time; it answers in the cache's own types (the request handlers in
+//! [`super::cmd`] turn them into wire replies).
 //!
 //! Pins follow the replay's discipline: a step ends the running steps of every layer (their pins
 //! are released) before it pins its own experts, unless the runtime asks to keep them
@@ -10,12 +11,11 @@ use std::sync::Arc;
 
 use crate::cache::{
     Budget, CacheConfig, CacheError, ExpertCache, Lfu, Load, Lru, Policy, PolicyKind, Predictive,
-    Residency, StaticTop, StepPlan,
+    StaticTop, StepPlan,
 };
 use crate::predict::{Predictor, PredictorSet};
 use crate::trace::ModelShape;
 
-use super::cmd::{ExpertRef, Placement, Routing, State, StepReply, Transfer};
 use super::gpu_plan::GpuPlan;
 use super::routing::RoutingMemory;
 
@@ -104,6 +104,8 @@ pub struct Engine {
     plan: Option<GpuPlan>,
     /// Scratch: a step's experts on this GPU (with a plan).
     local: Vec<u16>,
+    /// Scratch: a step's experts on other GPUs and their owners (with a plan).
+    remote: Vec<(u16, u16)>,
     /// Scratch: summed predictor scores of a hinted layer.
     scores: Vec<f32>,
     /// Scratch: one token's predictor scores.
@@ -145,6 +147,7 @@ impl Engine {
             predictor: spec.predictor.map(|p| (p, RoutingMemory::new(spec.shape))),
             plan: spec.plan,
             local: Vec::with_capacity(cfg.experts),
+            remote: Vec::with_capacity(cfg.experts),
             scores: vec![0.0; cfg.experts],
             tmp: vec![0.0; cfg.experts],
         })
@@ -155,30 +158,28 @@ impl Engine {
         self.cache.config().total_slots() as u32
     }
 
-    /// Runs the step of `layer` needing `experts` (in range, possibly repeated) into `out`:
-    /// hints from `next_scores` (for `layer + 1`) or from the predictor fed with `routing`
-    /// queue prefetches, of which at most `issue` are issued into `out.prefetch`.
-    pub fn step(&mut self, req: StepInput<'_>, out: &mut StepReply) -> Result<(), CacheError> {
+    /// Experts prefetched per hinted layer, and issued into a step's reply by default.
+    pub fn prefetch_top(&self) -> usize {
+        self.prefetch_top
+    }
+
+    /// Runs the step of `layer` needing `experts` (in range, possibly repeated): hints from
+    /// `next_scores` (for `layer + 1`) or from the predictor fed with `routing` queue prefetches
+    /// (issue them with [`Engine::issue_prefetches`]).
+    pub fn step(&mut self, req: StepInput<'_>) -> Result<StepOutcome<'_>, CacheError> {
         let layer = req.layer;
         if !req.keep_pins {
             self.release_all();
         }
-        out.placements.clear();
-        out.loads.clear();
-        out.prefetch.clear();
+        self.remote.clear();
         let demanded = match &self.plan {
             Some(plan) => {
                 self.local.clear();
                 for &e in req.experts {
                     if plan.is_local(layer, e) {
                         self.local.push(e);
-                    } else if !out.placements.iter().any(|p| p.expert == e) {
-                        out.placements.push(Placement {
-                            expert: e,
-                            slot: None,
-                            state: State::Remote,
-                            gpu: Some(plan.owner(layer, e)),
-                        });
+                    } else if !self.remote.iter().any(|&(x, _)| x == e) {
+                        self.remote.push((e, plan.owner(layer, e)));
                     }
                 }
                 &self.local[..]
@@ -186,30 +187,20 @@ impl Engine {
             None => req.experts,
         };
         self.cache.step(layer, demanded, &mut self.plan_buf)?;
-        out.hits = self.plan_buf.hits;
-        out.misses = self.plan_buf.misses;
-        let gpu = self.plan.as_ref().map(|p| p.gpu);
-        let mut pinned = 0;
-        for p in &self.plan_buf.placements {
-            pinned += usize::from(p.slot.is_some());
-            out.placements.push(Placement {
-                expert: p.expert,
-                slot: p.slot,
-                state: match p.residency {
-                    Residency::Resident => State::Resident,
-                    Residency::InFlight => State::InFlight,
-                    Residency::Loading => State::Loading,
-                    Residency::Transient | Residency::Cpu => State::Transient,
-                },
-                gpu,
-            });
-        }
+        let pinned = self
+            .plan_buf
+            .placements
+            .iter()
+            .filter(|p| p.slot.is_some())
+            .count();
         self.pinned[layer] = pinned;
         self.running[layer] = true;
-        out.loads.extend(self.plan_buf.loads.iter().map(transfer));
         self.hint(layer, req.next_scores, req.routing)?;
-        self.issue_prefetches(req.issue.unwrap_or(self.prefetch_top), &mut out.prefetch);
-        Ok(())
+        Ok(StepOutcome {
+            remote: &self.remote,
+            plan: &self.plan_buf,
+            gpu: self.plan.as_ref().map(|p| p.gpu),
+        })
     }
 
     /// Queues the prefetches a step's hints ask for.
@@ -217,7 +208,7 @@ impl Engine {
         &mut self,
         layer: usize,
         next_scores: Option<&[f32]>,
-        routing: Option<&Routing>,
+        routing: Option<TokenRouting<'_>>,
     ) -> Result<(), CacheError> {
         let layers = self.pinned.len();
         let plan = self.plan.as_ref();
@@ -233,7 +224,7 @@ impl Engine {
                     break;
                 }
                 self.scores.fill(0.0);
-                for &seq in &r.seqs {
+                for &seq in r.seqs {
                     if let Some(view) = memory.view(seq, layer) {
                         p.score(&view, h, &mut self.tmp);
                         for (s, &x) in self.scores.iter_mut().zip(&self.tmp) {
@@ -254,14 +245,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Issues up to `max` queued prefetches into `out`.
-    pub fn issue_prefetches(&mut self, max: usize, out: &mut Vec<Transfer>) {
-        for _ in 0..max {
-            let Some(ld) = self.cache.issue_prefetch() else {
-                break;
-            };
-            out.push(transfer(&ld));
-        }
+    /// Issues up to `max` queued prefetches, in link order.
+    pub fn issue_prefetches(&mut self, max: usize) -> impl Iterator<Item = Load> + '_ {
+        std::iter::from_fn(|| self.cache.issue_prefetch()).take(max)
     }
 
     /// Prefetch requests queued.
@@ -330,11 +316,31 @@ pub struct StepInput<'a> {
     /// The runtime's scores for `layer + 1`.
     pub next_scores: Option<&'a [f32]>,
     /// Each token's routing at `layer` (for the predictor).
-    pub routing: Option<&'a Routing>,
+    pub routing: Option<TokenRouting<'a>>,
     /// Keep earlier steps' pins.
     pub keep_pins: bool,
-    /// Prefetches to issue into the reply at most (default: `prefetch_top`).
-    pub issue: Option<usize>,
+}
+
+/// Each token's routing at a step's layer: `[tokens][top_k]` flattened, range-checked.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenRouting<'a> {
+    /// Sequence id of each token.
+    pub seqs: &'a [u64],
+    /// Each token's `top_k` experts, highest gate weight first.
+    pub experts: &'a [u16],
+    /// Gate weights aligned with `experts` (empty: unknown).
+    pub weights: &'a [f32],
+}
+
+/// What a step found, in the cache's terms.
+#[derive(Debug, Clone, Copy)]
+pub struct StepOutcome<'a> {
+    /// With a plan: the demanded experts other GPUs serve, each with its GPU, in request order.
+    pub remote: &'a [(u16, u16)],
+    /// The cache's answer for the experts this GPU serves.
+    pub plan: &'a StepPlan,
+    /// With a plan: this session's GPU.
+    pub gpu: Option<u16>,
 }
 
 /// With a plan, the scores of `layer`'s experts on other GPUs become -inf and the number of
@@ -353,17 +359,4 @@ fn local_only(plan: Option<&GpuPlan>, layer: usize, scores: &mut [f32], top: usi
         }
     }
     top.min(local)
-}
-
-/// A core load as a protocol transfer.
-fn transfer(ld: &Load) -> Transfer {
-    Transfer {
-        layer: ld.layer,
-        expert: ld.expert,
-        slot: ld.slot,
-        evict: ld.evicted.map(|expert| ExpertRef {
-            layer: ld.evicted_layer.unwrap_or(ld.layer),
-            expert,
-        }),
-    }
 }

@@ -4,11 +4,11 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::protocol::ErrorCode;
 use super::session::Registry;
+use crate::daemon::wire::{ErrorCode, RequestBody, SessionStats};
 
 /// Request verbs counted, in the order of [`Metrics::requests`].
-const OPS: [&str; 8] = super::protocol::RequestBody::OPS;
+const OPS: [&str; 8] = RequestBody::OPS;
 
 /// Upper bounds (seconds) of the step-handling-time histogram buckets (`+Inf` is implied).
 const STEP_BUCKETS: [f64; 9] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2];
@@ -148,7 +148,7 @@ impl Metrics {
 /// Per-session metrics, labelled by session id and name.
 fn render_sessions(o: &mut String, registry: &Registry) {
     let stats = registry.live_stats();
-    type Field = fn(&super::session::SessionStats) -> f64;
+    type Field = fn(&SessionStats) -> f64;
     let series: [(&str, &str, &str, Field); 10] = [
         ("session_steps_total", "counter", "Steps answered.", |s| {
             s.steps as f64

@@ -6,11 +6,11 @@ use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use super::client::ClientError;
-use super::cmd::Hello;
-use super::frame::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
-use super::protocol::decode_response;
-use super::protocol::{PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody};
+use super::ClientError;
+use crate::daemon::wire::frame::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
+use crate::daemon::wire::{
+    Hello, PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody, decode_response,
+};
 
 /// One connection to the daemon, past the handshake.
 #[derive(Debug)]

@@ -15,10 +15,10 @@ use tokio::task::JoinSet;
 use super::connection;
 use super::http;
 use super::listen::{Accepted, Listener};
-use super::session::SessionStats;
 use super::shutdown;
 use super::state::{ServerConfig, Shared};
-use super::walk::Stalls;
+use crate::daemon::wire::SessionStats;
+use crate::util::stalls::Stalls;
 
 /// How long connections get, after shutdown, to write their last replies before being dropped.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

@@ -204,7 +204,7 @@ impl Serialize for Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::cmd::{Close, Step};
+    use crate::daemon::wire::{Close, Step};
 
     fn pack<T: Serialize>(v: &T) -> Vec<u8> {
         rmp_serde::to_vec_named(v).unwrap()

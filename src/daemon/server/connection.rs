@@ -12,12 +12,13 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::cmd::{self, ConnState, Ctx};
-use super::cmd::{Register, check_room};
-use super::frame::{self, FrameError, HEADER_LEN};
-use super::protocol::{ErrorCode, ErrorReply, RequestBody, Response, ResponseBody, decode_request};
+use super::cmd::{self, ConnState, Ctx, check_room};
 use super::shutdown::Shutdown;
 use super::state::Shared;
+use crate::daemon::wire::frame::{self, FrameError, HEADER_LEN};
+use crate::daemon::wire::{
+    ErrorCode, ErrorReply, Register, RequestBody, Response, ResponseBody, decode_request,
+};
 
 /// Bytes asked of each socket read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -180,7 +181,7 @@ async fn register_off_loop(
     reg: Register,
     out: &mut Vec<u8>,
 ) -> Flow {
-    let prepared = match tokio::task::spawn_blocking(move || reg.prepare()).await {
+    let prepared = match tokio::task::spawn_blocking(move || cmd::prepare(reg)).await {
         Ok(p) => p,
         Err(e) => Err(ErrorReply::new(
             ErrorCode::BadRequest,

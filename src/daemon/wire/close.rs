@@ -2,9 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Ctx;
-use crate::daemon::protocol::ErrorReply;
-use crate::daemon::session::SessionStats;
+use super::SessionStats;
 
 /// Ends a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,15 +16,4 @@ pub struct Close {
 pub struct CloseReply {
     /// Counters at close.
     pub stats: SessionStats,
-}
-
-impl Close {
-    /// Removes the session.
-    pub fn apply(self, ctx: &mut Ctx<'_>) -> Result<CloseReply, ErrorReply> {
-        let handle = ctx.session(self.session)?;
-        ctx.conn.sessions.remove(&self.session);
-        Ok(CloseReply {
-            stats: ctx.shared.registry.close(&handle),
-        })
-    }
 }

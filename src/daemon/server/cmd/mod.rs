@@ -1,4 +1,6 @@
-//! The requests, one type per file, each with its reply and the code that applies it; dispatch.
+//! Applying requests: one file per verb (its [`Apply`] impl for the wire type), dispatch by
+//! verb, and what a request may touch ([`Ctx`]). To add a verb: its types in
+//! [`crate::daemon::wire`], its `apply` here, a line in [`dispatch`].
 
 mod close;
 mod hello;
@@ -9,20 +11,21 @@ mod register;
 mod stats;
 mod step;
 
-pub use close::{Close, CloseReply};
-pub use hello::{Hello, HelloReply};
-pub use loaded::{Loaded, LoadedReply};
-pub use observe::Observe;
-pub use prefetch::{Prefetch, PrefetchReply};
-pub use register::{CapacityMode, Prepared, Register, RegisterReply, check_room};
-pub use stats::{Stats, StatsReply};
-pub use step::{ExpertRef, Placement, Routing, State, Step, StepReply, Transfer};
+pub use register::{Prepared, check_room, prepare};
 
 use std::collections::HashMap;
 
-use super::protocol::{ErrorCode, ErrorReply, RequestBody, ResponseBody};
 use super::session::SessionHandle;
 use super::state::Shared;
+use crate::daemon::wire::{ErrorCode, ErrorReply, RequestBody, ResponseBody};
+
+/// A request the server applies: checked against its connection and session, then done.
+pub trait Apply {
+    /// What it answers (`()` for `observe`, which has no reply).
+    type Reply;
+    /// Applies the request.
+    fn apply(self, ctx: &mut Ctx<'_>) -> Result<Self::Reply, ErrorReply>;
+}
 
 /// What one connection knows between its requests.
 #[derive(Debug, Default)]

@@ -9,15 +9,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use super::cmd::{
-    Close, Hello, Loaded, Observe, Prefetch, PrefetchReply, Register, RegisterReply, Stats, Step,
-    StepReply,
+use crate::daemon::wire::frame::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
+use crate::daemon::wire::{
+    Close, ErrorReply, Hello, Loaded, Observe, PROTOCOL_VERSION, Prefetch, PrefetchReply, Register,
+    RegisterReply, Request, RequestBody, Response, ResponseBody, SessionStats, Stats, Step,
+    StepReply, decode_response,
 };
-use super::frame::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
-use super::protocol::{
-    ErrorReply, PROTOCOL_VERSION, Request, RequestBody, Response, ResponseBody, decode_response,
-};
-use super::session::SessionStats;
 
 /// A client-side failure.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,8 @@
 //! What every connection of one daemon shares: its settings, the session registry, the metrics.
 
-use super::frame::DEFAULT_MAX_FRAME;
 use super::metrics::Metrics;
 use super::session::Registry;
+use crate::daemon::wire::frame::DEFAULT_MAX_FRAME;
 
 /// Daemon settings (validated by the caller; defaults suit one machine's runtimes).
 #[derive(Debug, Clone)]

@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::async_client::AsyncClient;
-use super::client::{Client, ClientError};
-use super::protocol::{RequestBody, ResponseBody};
 use super::walk::{self, Walk, expect_loaded, step_reply};
+use super::{Client, ClientError};
+use crate::daemon::wire::{Close, RequestBody, ResponseBody};
 use crate::trace::Trace;
+use crate::util::stalls::Stalls;
 
 /// How the load generator runs its sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -87,7 +88,7 @@ pub struct LoadReport {
     pub hit_ratio: f64,
     /// Spin client: how long its loop was held up (descheduled or interrupted); steps due
     /// meanwhile wait too, so these show in the tail.
-    pub client_stalls: Option<walk::Stalls>,
+    pub client_stalls: Option<Stalls>,
 }
 
 /// One session's round-trip times (ns) and final hit ratio.
@@ -275,10 +276,7 @@ async fn async_session(
             expect.push_back(None);
         }
     }
-    let st = match c
-        .call(RequestBody::Close(super::cmd::Close { session: sid }))
-        .await?
-    {
+    let st = match c.call(RequestBody::Close(Close { session: sid })).await? {
         ResponseBody::Close(r) => r.stats,
         other => return Err(ClientError::Unexpected(format!("{other:?}"))),
     };

@@ -1,13 +1,9 @@
-//! `step`: the experts one layer needs now; answers where they are, what to load into which slot
-//! (evicting what), and what to prefetch for the next layers.
+//! `step`: the experts one layer needs now; its reply says where they are, what to load into
+//! which slot (evicting what), and what to prefetch for the next layers.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, check_experts, check_layer};
-use crate::daemon::engine::StepInput;
-use crate::daemon::protocol::{ErrorCode, ErrorReply};
-use crate::daemon::session::lock;
-use crate::trace::ModelShape;
+use super::Loaded;
 
 /// Largest number of expert ids one step may carry (a batch's union is at most `experts`).
 pub const MAX_STEP_EXPERTS: usize = 1 << 16;
@@ -144,106 +140,17 @@ pub struct StepReply {
 impl StepReply {
     /// The `loaded` report a runtime sends once this step's demand loads into slots are done,
     /// or `None` when there were none.
-    pub fn loaded_report(&self, session: u64, layer: u16) -> Option<super::Loaded> {
+    pub fn loaded_report(&self, session: u64, layer: u16) -> Option<Loaded> {
         let experts: Vec<u16> = self
             .loads
             .iter()
             .filter(|t| t.slot.is_some())
             .map(|t| t.expert)
             .collect();
-        (!experts.is_empty()).then_some(super::Loaded {
+        (!experts.is_empty()).then_some(Loaded {
             session,
             layer,
             experts,
         })
-    }
-}
-
-impl Step {
-    /// Checks ranges against the session's shape, then asks its cache.
-    pub fn apply(self, ctx: &mut Ctx<'_>) -> Result<StepReply, ErrorReply> {
-        let handle = ctx.session(self.session)?;
-        let mut s = lock(&handle);
-        let checked = (|| {
-            let layer = check_layer(self.layer, s.shape.moe_layers)?;
-            if self.experts.len() > MAX_STEP_EXPERTS {
-                return Err(ErrorReply::new(
-                    ErrorCode::BadRequest,
-                    format!(
-                        "experts: {} ids, at most {MAX_STEP_EXPERTS}",
-                        self.experts.len()
-                    ),
-                ));
-            }
-            check_experts(&self.experts, s.shape.experts)?;
-            if let Some(sc) = &self.next_scores
-                && (sc.len() != s.shape.experts || sc.iter().any(|x| !x.is_finite()))
-            {
-                return Err(ErrorReply::new(
-                    ErrorCode::BadRequest,
-                    format!(
-                        "next_scores: expected {} finite scores, got {}",
-                        s.shape.experts,
-                        sc.len()
-                    ),
-                ));
-            }
-            Ok(layer)
-        })();
-        let layer = match checked.and_then(|l| self.check_routing(&s.shape).map(|()| l)) {
-            Ok(l) => l,
-            Err(e) => {
-                s.rejected += 1;
-                return Err(e);
-            }
-        };
-        let mut reply = StepReply::default();
-        let input = StepInput {
-            layer,
-            experts: &self.experts,
-            next_scores: self.next_scores.as_deref(),
-            routing: self.routing.as_ref(),
-            keep_pins: self.keep_pins,
-            issue: self.prefetch.map(|n| n as usize),
-        };
-        s.engine
-            .step(input, &mut reply)
-            .map_err(|e| ErrorReply::new(ErrorCode::BadRequest, e.to_string()))?;
-        s.steps += 1;
-        Ok(reply)
-    }
-
-    /// Checks `routing` against the model shape.
-    fn check_routing(&self, shape: &ModelShape) -> Result<(), ErrorReply> {
-        let Some(r) = &self.routing else {
-            return Ok(());
-        };
-        let bad = |m: String| Err(ErrorReply::new(ErrorCode::BadRequest, m));
-        if r.seqs.len() > MAX_STEP_TOKENS {
-            return bad(format!(
-                "routing.seqs: {} tokens, at most {MAX_STEP_TOKENS}",
-                r.seqs.len()
-            ));
-        }
-        if r.experts.len() != r.seqs.len() * shape.top_k {
-            return bad(format!(
-                "routing.experts: expected {} ids ({} tokens x top_k {}), got {}",
-                r.seqs.len() * shape.top_k,
-                r.seqs.len(),
-                shape.top_k,
-                r.experts.len()
-            ));
-        }
-        if !r.weights.is_empty() && r.weights.len() != r.experts.len() {
-            return bad(format!(
-                "routing.weights: expected none or {}, got {}",
-                r.experts.len(),
-                r.weights.len()
-            ));
-        }
-        if r.weights.iter().any(|w| !w.is_finite()) {
-            return bad("routing.weights: must be finite".into());
-        }
-        check_experts(&r.experts, shape.experts)
     }
 }

@@ -13,11 +13,12 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::client::{Client, ClientError};
 use super::load::{LoadSpec, SessionResult};
-use super::protocol::RequestBody;
-use super::walk::{self, Stalls, Walk, expect_loaded, step_reply};
+use super::walk::{self, Walk, expect_loaded, step_reply};
+use super::{Client, ClientError};
+use crate::daemon::wire::RequestBody;
 use crate::trace::Trace;
+use crate::util::stalls::Stalls;
 
 /// How long after the deadline the loop waits for the replies still owed before giving up.
 pub const REPLY_GRACE: Duration = Duration::from_secs(10);

@@ -1,4 +1,4 @@
-//! The messages: an envelope with a request id, one request type per `cmd/` file, the replies,
+//! The messages: an envelope with a request id, one request type per verb's file, the replies,
 //! the error codes, and the protocol version checked at the handshake.
 //!
 //! On the wire every message is a msgpack map. A request is
@@ -9,11 +9,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::cmd::{
+pub use super::envelope::{decode_request, decode_response};
+use super::{
     Close, CloseReply, Hello, HelloReply, Loaded, LoadedReply, Observe, Prefetch, PrefetchReply,
     Register, RegisterReply, Stats, StatsReply, Step, StepReply,
 };
-pub use super::envelope::{decode_request, decode_response};
 
 /// Protocol version; `hello` must carry exactly this one.
 pub const PROTOCOL_VERSION: u32 = 1;
