@@ -146,9 +146,12 @@ fn caching_never_changes_the_output_in_process_and_matches_the_replay() {
             );
             check_moved(&r);
             assert!(
-                r.loads > all.loads,
-                "{policy} at {capacity}: a small cache loads more"
+                r.loads >= all.loads,
+                "{policy} at {capacity}: fewer loads than compulsory"
             );
+            if capacity == 1 {
+                assert!(r.loads > all.loads, "{policy} at 1 slot per layer reloads");
+            }
             let (hits, loads, demands) = replayed(&f, capacity, policy);
             assert_eq!(
                 (r.hits, r.loads, r.demands),
