@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::{CacheSide, Fault, Local, Remote, RunReport, forward};
 use crate::cache::{Budget, CacheConfig, ExpertCache, Lfu, PolicyKind, Predictive};
-use crate::daemon::cmd::Register;
+use crate::daemon::wire::Register;
 use crate::dataplane::{Backend, ExpertStore, open};
 use crate::moe::{EXPERTS_FILE, Model, ModelError};
 use crate::predict::PredictorSet;
