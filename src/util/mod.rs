@@ -1,6 +1,8 @@
-//! Small shared helpers: progress reporting and the seeded generator.
+//! Small shared helpers: progress reporting, hold-up counting and the seeded generator.
 
 pub(crate) mod rng;
+
+pub mod stalls;
 
 /// Something that can be told how much work is done (an indicatif bar, or nothing).
 pub trait Progress: Sync {
