@@ -11,12 +11,10 @@ use std::path::{Path, PathBuf};
 /// An error loading a configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file cannot be read (missing, unreadable, not UTF-8); the OS error is part of the
+    /// message, not a separate cause, so it is printed once.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     /// The TOML is malformed, a key is unknown or missing, or a value has the wrong type.
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -31,11 +29,19 @@ pub enum ConfigError {
 
 /// Reads and parses a TOML file into `T`, rejecting unknown keys (`T` uses `deny_unknown_fields`).
 pub(crate) fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
         path: path.into(),
-        source,
+        error,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    parse_toml(&text, path)
+}
+
+/// Parses TOML `text` (read from `path`, for messages) into `T`.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.into(),
         message: e.to_string().trim_end().replace('\n', " "),
     })

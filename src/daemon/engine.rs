@@ -150,6 +150,11 @@ impl Engine {
         })
     }
 
+    /// Experts prefetched per hinted layer (the default number issued into a step's reply).
+    pub fn prefetch_top(&self) -> usize {
+        self.prefetch_top
+    }
+
     /// Total expert slots.
     pub fn slots(&self) -> u32 {
         self.cache.config().total_slots() as u32

@@ -23,6 +23,7 @@
 //! ```
 
 mod async_client;
+pub mod busy;
 pub mod client;
 pub mod cmd;
 mod connection;

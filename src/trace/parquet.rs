@@ -25,6 +25,8 @@ pub const SHAPE_KEY: &str = "moeplan.shape";
 pub const VERSION_KEY: &str = "moeplan.trace_version";
 /// The version this build writes and reads.
 pub const PARQUET_VERSION: &str = "1";
+/// Most tokens reserved up front from the footer's row count.
+const MAX_RESERVED_TOKENS: usize = 1 << 20;
 /// Tokens per row group / record batch.
 const TOKENS_PER_BATCH: usize = 8192;
 
@@ -108,9 +110,11 @@ impl TraceFormat for ParquetFormat {
             return Err(TraceError::file(path, Problem::Empty("no rows".into())));
         }
         let (layers, k) = (shape.moe_layers, shape.top_k);
-        let mut tb = TraceBuilder::new(shape, rows / layers);
+        // The row count comes from the file's footer: reserve no more than a bounded guess
+        // (a lying footer must not size an allocation); the columns grow with the real rows.
+        let mut tb = TraceBuilder::new(shape, (rows / layers).min(MAX_RESERVED_TOKENS));
         let reader = builder
-            .with_batch_size(TOKENS_PER_BATCH * layers)
+            .with_batch_size((TOKENS_PER_BATCH * layers).min(1 << 18))
             .build()
             .map_err(|e| pq_err(path, e))?;
         let mut e16 = Vec::with_capacity(layers * k);
@@ -130,6 +134,10 @@ impl TraceFormat for ParquetFormat {
                 row += 1;
                 let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
                 for (name, col) in [
+                    ("token", token as &dyn Array),
+                    ("seq", seq as &dyn Array),
+                    ("pos", pos as &dyn Array),
+                    ("layer", layer as &dyn Array),
                     ("experts", experts as &dyn Array),
                     ("weights", weights as &dyn Array),
                 ] {
@@ -149,6 +157,16 @@ impl TraceFormat for ParquetFormat {
                 }
                 let key = (token.value(i), seq.value(i), pos.value(i));
                 if l == 0 {
+                    if key.0 != tb.len() as i64 {
+                        return Err(bad(
+                            "token",
+                            Problem::Other(format!(
+                                "token {} where {} was expected (the global token index, 0-based)",
+                                key.0,
+                                tb.len()
+                            )),
+                        ));
+                    }
                     cur = Some(key);
                 } else if cur != Some(key) {
                     return Err(bad(
@@ -217,7 +235,6 @@ impl TraceFormat for ParquetFormat {
     }
 
     fn write(&self, trace: &Trace, path: &Path) -> Result<(), TraceError> {
-        let schema = Arc::new(schema());
         let shape_json = serde_json::to_string(trace.shape()).expect("shape serialises");
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
@@ -228,9 +245,24 @@ impl TraceFormat for ParquetFormat {
                 KeyValue::new(SHAPE_KEY.to_string(), shape_json),
             ]))
             .build();
-        let file = File::create(path).map_err(|e| TraceError::io(path, e))?;
+        crate::util::atomic_write(path, |file| write_batches(trace, file, props))
+            .map_err(|e| match e.downcast::<parquet::errors::ParquetError>() {
+                Ok(pe) => pq_err(path, pe),
+                Err(e) => TraceError::write(path, e),
+            })
+    }
+}
+
+/// A Parquet or Arrow error carried through the I/O error of [`crate::util::atomic_write`].
+fn pe(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+/// Writes `trace` as row groups of [`TOKENS_PER_BATCH`] tokens into `file`.
+fn write_batches(trace: &Trace, file: &mut File, props: WriterProperties) -> std::io::Result<()> {
+        let schema = Arc::new(schema());
         let mut writer =
-            ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| pq_err(path, e))?;
+            ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pe)?;
         let layers = trace.shape().moe_layers;
         let n = trace.num_tokens();
         let mut start = 0;
@@ -267,11 +299,10 @@ impl TraceFormat for ParquetFormat {
                 Arc::new(eb.finish()),
                 Arc::new(wb.finish()),
             ];
-            let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| pq_err(path, e))?;
-            writer.write(&batch).map_err(|e| pq_err(path, e))?;
+            let batch = RecordBatch::try_new(schema.clone(), cols).map_err(pe)?;
+            writer.write(&batch).map_err(pe)?;
             start = end;
         }
-        writer.close().map_err(|e| pq_err(path, e))?;
+        writer.close().map_err(pe)?;
         Ok(())
-    }
 }

@@ -81,6 +81,9 @@ pub struct Register {
     pub gpu: Option<u16>,
 }
 
+/// Longest session name, bytes (names are kept in the metrics and the closed-session history).
+pub const MAX_NAME_LEN: usize = 256;
+
 fn default_policy() -> String {
     "lru".into()
 }
@@ -122,7 +125,27 @@ impl Register {
     /// Checks the settings, builds the cache, adds the session.
     pub fn apply(self, ctx: &mut Ctx<'_>) -> Result<RegisterReply, ErrorReply> {
         check_room(ctx)?;
+        self.check_budget(ctx)?;
         self.prepare()?.install(ctx)
+    }
+
+    /// `limit_reached` when this session would take the live sessions' keys beyond the
+    /// daemon's budget (`max_live_keys`, default [`crate::daemon::session::MAX_LIVE_KEYS`];
+    /// checked before anything is allocated for it).
+    pub fn check_budget(&self, ctx: &Ctx<'_>) -> Result<(), ErrorReply> {
+        let keys = self.moe_layers as u64 * self.experts as u64;
+        let live = ctx.shared.registry.live_keys();
+        let budget = ctx.shared.config.max_live_keys;
+        if live + keys > budget {
+            return Err(ErrorReply::new(
+                ErrorCode::LimitReached,
+                format!(
+                    "the daemon's sessions hold {live} (layer, expert) keys; {keys} more would \
+                     exceed its budget of {budget}: close sessions first"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether registering reads files (a predictor, a plan, training traces): the daemon then
@@ -135,6 +158,12 @@ impl Register {
     /// adding it to a connection (no shared state, so it may run on another thread).
     pub fn prepare(self) -> Result<Prepared, ErrorReply> {
         let bad = |m: String| ErrorReply::new(ErrorCode::BadRequest, m);
+        if self.name.len() > MAX_NAME_LEN {
+            return Err(bad(format!(
+                "name: {} bytes, at most {MAX_NAME_LEN}",
+                self.name.len()
+            )));
+        }
         let shape = ModelShape {
             moe_layers: self.moe_layers as usize,
             experts: self.experts as usize,

@@ -159,6 +159,19 @@ impl StepReply {
     }
 }
 
+/// Encoded bytes of one [`Placement`] at most (MessagePack map with every field at its largest).
+const PLACEMENT_BYTES: usize = 48;
+/// Encoded bytes of one [`Transfer`] at most.
+const TRANSFER_BYTES: usize = 72;
+/// Encoded bytes of a step reply's envelope and counters at most.
+const REPLY_OVERHEAD: usize = 128;
+
+/// An upper bound on the encoded size of the reply to a step of `distinct` experts that may
+/// issue `prefetch` prefetches: each expert has a placement and at most one load.
+pub fn reply_bound(distinct: usize, prefetch: usize) -> usize {
+    REPLY_OVERHEAD + distinct * (PLACEMENT_BYTES + TRANSFER_BYTES) + prefetch * TRANSFER_BYTES
+}
+
 impl Step {
     /// Checks ranges against the session's shape, then asks its cache.
     pub fn apply(self, ctx: &mut Ctx<'_>) -> Result<StepReply, ErrorReply> {
@@ -197,6 +210,26 @@ impl Step {
                 return Err(e);
             }
         };
+        // Refused before it changes anything: a reply that could exceed the frame limit would
+        // be refused after the cache had already moved (loads issued, experts pinned).
+        let distinct = self.experts.len().min(s.shape.experts);
+        let issue = self
+            .prefetch
+            .map_or(s.engine.prefetch_top(), |n| n as usize)
+            .min(s.engine.slots() as usize);
+        let worst = reply_bound(distinct, issue);
+        if worst > ctx.shared.config.max_frame {
+            s.rejected += 1;
+            return Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "the reply to {distinct} experts with up to {issue} prefetches could take \
+                     {worst} bytes, over the daemon's frame limit of {}: send fewer experts or \
+                     a smaller `prefetch` (nothing was changed)",
+                    ctx.shared.config.max_frame
+                ),
+            ));
+        }
         let mut reply = StepReply::default();
         let input = StepInput {
             layer,
@@ -245,5 +278,48 @@ impl Step {
             return bad("routing.weights: must be finite".into());
         }
         check_experts(&r.experts, shape.experts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::protocol::{Response, ResponseBody};
+
+    /// [`reply_bound`] holds for a reply whose every field is at its largest.
+    #[test]
+    fn reply_bound_covers_the_largest_fields() {
+        let big = ExpertRef {
+            layer: u16::MAX,
+            expert: u16::MAX,
+        };
+        let t = Transfer {
+            layer: u16::MAX,
+            expert: u16::MAX,
+            slot: Some(u32::MAX),
+            evict: Some(big),
+        };
+        let p = Placement {
+            expert: u16::MAX,
+            slot: Some(u32::MAX),
+            state: State::InFlight,
+            gpu: Some(u16::MAX),
+        };
+        for (n, m) in [(0, 0), (1, 0), (7, 3), (300, 1000)] {
+            let reply = StepReply {
+                placements: vec![p; n],
+                hits: u32::MAX,
+                misses: u32::MAX,
+                loads: vec![t; n],
+                prefetch: vec![t; m],
+            };
+            let resp = Response {
+                id: u64::MAX,
+                body: ResponseBody::Step(reply),
+            };
+            let mut out = Vec::new();
+            crate::daemon::frame::encode(&resp, usize::MAX, &mut out).unwrap();
+            assert!(out.len() <= reply_bound(n, m), "{n} {m}: {} bytes", out.len());
+        }
     }
 }
