@@ -3,7 +3,9 @@
 //! `place --method eplb` fed counts, not shares (a tie exact on the counts stays a tie).
 
 use moeplan_solver::eplb::rebalance_experts;
-use moeplan_solver::{Method, MethodOptions, Problem, Topology, Unlimited, Weights, Workload, place};
+use moeplan_solver::{
+    Method, MethodOptions, Problem, Topology, Unlimited, Weights, Workload, place,
+};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -24,7 +26,9 @@ struct Cases {
 
 fn cases() -> Vec<Case> {
     let text = include_str!("fixtures/eplb-reference-cases.json");
-    serde_json::from_str::<Cases>(text).expect("fixture parses").cases
+    serde_json::from_str::<Cases>(text)
+        .expect("fixture parses")
+        .cases
 }
 
 #[test]
@@ -47,7 +51,12 @@ fn port_matches_eplb_on_all_201_reference_cases() {
             }
         }
     }
-    assert!(wrong.is_empty(), "{} layers differ:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} layers differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }
 
 /// The smallest case where shares broke a tie: counts [3, 2, 3, 2], 2 nodes x 2 GPUs, 8
@@ -84,7 +93,10 @@ fn place_eplb_is_fed_counts_and_keeps_exact_ties() {
     let plan = place(Method::Eplb, &p, &opts, &Unlimited).unwrap().plan;
     let direct = rebalance_experts(&load, 12, 2, 2, 4);
     assert_eq!(
-        plan.layer(0).iter().map(|&x| x as usize).collect::<Vec<_>>(),
+        plan.layer(0)
+            .iter()
+            .map(|&x| x as usize)
+            .collect::<Vec<_>>(),
         direct
     );
     let mut cnt = [0.0f64; 4];
@@ -97,5 +109,9 @@ fn place_eplb_is_fed_counts_and_keeps_exact_ties() {
     }
     let mean = gpu.iter().sum::<f64>() / 4.0;
     let max = gpu.iter().cloned().fold(0.0, f64::max);
-    assert!((max / mean - 1.0).abs() < 1e-12, "balancedness {}", max / mean);
+    assert!(
+        (max / mean - 1.0).abs() < 1e-12,
+        "balancedness {}",
+        max / mean
+    );
 }

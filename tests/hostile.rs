@@ -82,10 +82,21 @@ fn a_jsonl_header_with_a_huge_shape_is_refused_before_any_allocation() {
     ] {
         let header = format!(r#"{{"moeplan_trace": 1, "shape": {shape}}}"#);
         let path = jsonl(dir.path(), "huge.jsonl", &[&header, &t]);
+        let out = p(&dir.path().join("out.parquet"));
+        let pred = p(&dir.path().join("p.safetensors"));
         for cmd in [
             vec!["trace", "stats", "-t", &p(&path)],
-            vec!["trace", "convert", "-t", &p(&path), "-o", "/dev/null/x.parquet"],
-            vec!["predict", "train", "-t", &p(&path), "--kind", "markov", "-o", "/tmp/x.st"],
+            vec!["trace", "convert", "-t", &p(&path), "-o", &out],
+            vec![
+                "predict",
+                "train",
+                "-t",
+                &p(&path),
+                "--kind",
+                "markov",
+                "-o",
+                &pred,
+            ],
         ] {
             let o = run(&cmd);
             expect(&o, 3, &["huge.jsonl"]);
@@ -131,7 +142,8 @@ fn parquet_shape_metadata_with_a_huge_shape_is_refused() {
         Arc::new(eb.finish()),
         Arc::new(wb.finish()),
     ];
-    w.write(&RecordBatch::try_new(schema, cols).unwrap()).unwrap();
+    w.write(&RecordBatch::try_new(schema, cols).unwrap())
+        .unwrap();
     w.close().unwrap();
     let o = run(&["trace", "stats", "-t", &p(&path)]);
     expect(&o, 3, &["moeplan.shape", "moe_layers"]);
@@ -164,6 +176,7 @@ fn hardware_floats_must_be_finite_and_in_range() {
         ("cpu_expert_ms", "nan"),
         ("host_to_device_gbps", "inf"),
         ("intra_node_gbps", "-5.0"),
+        ("intra_node_gbps", "nan"),
         ("layer_compute_ms_per_token", "nan"),
         ("hbm_gib", "0.0"),
     ] {
@@ -173,13 +186,31 @@ fn hardware_floats_must_be_finite_and_in_range() {
         }
         let hw = hardware(dir.path(), "hw.toml", &edits);
         let o = run(&[
-            "place", "-q", "-t", "traces/sample.parquet", "--model", "deepseek-v2-lite",
-            "--hardware", &p(&hw), "--method", "ilp", "--time-limit", "3",
+            "place",
+            "-q",
+            "-t",
+            "traces/sample.parquet",
+            "--model",
+            "deepseek-v2-lite",
+            "--hardware",
+            &p(&hw),
+            "--method",
+            "ilp",
+            "--time-limit",
+            "3",
         ]);
         expect(&o, 3, &["hw.toml", key]);
         let o = run(&[
-            "replay", "-t", "traces/sample.parquet", "--capacity", "8", "--policy", "lru",
-            "--cpu-offload", "--hardware", &p(&hw),
+            "replay",
+            "-t",
+            "traces/sample.parquet",
+            "--capacity",
+            "8",
+            "--policy",
+            "lru",
+            "--cpu-offload",
+            "--hardware",
+            &p(&hw),
         ]);
         expect(&o, 3, &["hw.toml", key]);
     }
@@ -195,16 +226,39 @@ fn the_ilp_time_limit_holds_with_the_largest_costs_accepted() {
     );
     let start = Instant::now();
     let o = run(&[
-        "place", "-q", "-t", "traces/sample.parquet", "--model", "deepseek-v2-lite",
-        "--hardware", &p(&hw), "--method", "ilp", "--time-limit", "2", "--json",
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        &p(&hw),
+        "--method",
+        "ilp",
+        "--time-limit",
+        "2",
+        "--json",
     ]);
     expect(&o, 0, &[]);
     // 2 s of solving plus loading, scoring and a slow test machine.
-    assert!(start.elapsed() < Duration::from_secs(45), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(45),
+        "{:?}",
+        start.elapsed()
+    );
     let hw = hardware(dir.path(), "hw2.toml", &[("cost_inter_node", "1e7")]);
     let o = run(&[
-        "place", "-q", "-t", "traces/sample.parquet", "--model", "deepseek-v2-lite",
-        "--hardware", &p(&hw), "--method", "ilp",
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        &p(&hw),
+        "--method",
+        "ilp",
     ]);
     expect(&o, 3, &["cost_inter_node", "1e6"]);
 }
@@ -214,8 +268,17 @@ fn the_ilp_time_limit_holds_with_the_largest_costs_accepted() {
 #[test]
 fn redundant_slots_that_would_overflow_name_the_flag_or_key() {
     let o = run(&[
-        "place", "-q", "-t", "traces/sample.parquet", "--model", "deepseek-v2-lite",
-        "--hardware", "h100-8x-nvlink", "--method", "eplb", "--redundant",
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--method",
+        "eplb",
+        "--redundant",
         "18446744073709551608",
     ]);
     expect(&o, 3, &["--redundant 18446744073709551608"]);
@@ -226,8 +289,16 @@ fn redundant_slots_that_would_overflow_name_the_flag_or_key() {
         &[("redundant_slots_per_gpu", "2305843009213693952")],
     );
     let o = run(&[
-        "place", "-q", "-t", "traces/sample.parquet", "--model", "deepseek-v2-lite",
-        "--hardware", &p(&hw), "--method", "contiguous",
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        &p(&hw),
+        "--method",
+        "contiguous",
     ]);
     expect(&o, 3, &["redundant_slots_per_gpu"]);
 }
@@ -239,7 +310,14 @@ fn synth_beyond_memory_is_refused_with_the_size_it_needs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("v3.parquet");
     let o = run(&[
-        "trace", "synth", "--model", "deepseek-v3", "--tokens", "1000000000", "-o", &p(&out),
+        "trace",
+        "synth",
+        "--model",
+        "deepseek-v3",
+        "--tokens",
+        "1000000000",
+        "-o",
+        &p(&out),
     ]);
     expect(&o, 3, &["GiB"]);
     assert!(!out.exists());
@@ -249,7 +327,16 @@ fn synth_beyond_memory_is_refused_with_the_size_it_needs() {
         .replace("layers = 27", "layers = 1000000001")
         .replace("moe_layers = 26", "moe_layers = 1000000000");
     std::fs::write(&model, text).unwrap();
-    let o = run(&["trace", "synth", "--model", &p(&model), "--tokens", "10", "-o", &p(&out)]);
+    let o = run(&[
+        "trace",
+        "synth",
+        "--model",
+        &p(&model),
+        "--tokens",
+        "10",
+        "-o",
+        &p(&out),
+    ]);
     expect(&o, 3, &["absurd.toml", "moe_layers"]);
 }
 
@@ -276,7 +363,14 @@ fn a_killed_convert_leaves_no_partial_output() {
     let out = dir.path().join("law.jsonl");
     std::fs::write(&out, "previous contents\n").unwrap();
     let mut child = common::moeplan()
-        .args(["trace", "convert", "-t", "traces/esft/law.parquet", "-o", &p(&out)])
+        .args([
+            "trace",
+            "convert",
+            "-t",
+            "traces/esft/law.parquet",
+            "-o",
+            &p(&out),
+        ])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -297,8 +391,16 @@ fn a_killed_convert_leaves_no_partial_output() {
 fn esft_copy(dir: &Path) -> PathBuf {
     let esft = dir.join("esft");
     let o = run(&[
-        "trace", "convert", "-t", "traces/sample.parquet", "--first-sequences", "2", "--to",
-        "esft", "-o", &p(&esft),
+        "trace",
+        "convert",
+        "-t",
+        "traces/sample.parquet",
+        "--first-sequences",
+        "2",
+        "--to",
+        "esft",
+        "-o",
+        &p(&esft),
     ]);
     expect(&o, 0, &[]);
     esft
@@ -309,7 +411,14 @@ fn an_esft_directory_missing_its_last_layer_is_not_read_silently() {
     let dir = tempfile::tempdir().unwrap();
     let esft = esft_copy(dir.path());
     std::fs::remove_file(esft.join("expert_weights_26.txt")).unwrap();
-    let o = run(&["trace", "stats", "-t", &p(&esft), "--model", "deepseek-v2-lite"]);
+    let o = run(&[
+        "trace",
+        "stats",
+        "-t",
+        &p(&esft),
+        "--model",
+        "deepseek-v2-lite",
+    ]);
     expect(&o, 3, &["25 layer files", "26 MoE layers"]);
     let o = run(&["trace", "stats", "-t", &p(&esft)]);
     expect(&o, 0, &["25 layer files", "26", "--model"]);
@@ -344,11 +453,26 @@ fn zero_token_traces_are_never_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.parquet");
     let o = run(&[
-        "trace", "convert", "-t", "traces/sample.parquet", "--first-sequences", "0", "-o",
+        "trace",
+        "convert",
+        "-t",
+        "traces/sample.parquet",
+        "--first-sequences",
+        "0",
+        "-o",
         &p(&out),
     ]);
     expect(&o, 2, &["--first-sequences"]);
-    let o = run(&["trace", "synth", "--model", "mixtral-8x7b", "--tokens", "0", "-o", &p(&out)]);
+    let o = run(&[
+        "trace",
+        "synth",
+        "--model",
+        "mixtral-8x7b",
+        "--tokens",
+        "0",
+        "-o",
+        &p(&out),
+    ]);
     expect(&o, 2, &["--tokens"]);
     assert!(!out.exists());
 }
@@ -359,14 +483,26 @@ fn zero_token_traces_are_never_written() {
 fn nan_zero_and_out_of_range_flags_are_refused() {
     let place = |extra: &[&str]| {
         let mut a = vec![
-            "place", "-q", "-t", "traces/sample.parquet", "--model", "deepseek-v2-lite",
-            "--hardware", "h100-8x-nvlink", "--method", "eplb",
+            "place",
+            "-q",
+            "-t",
+            "traces/sample.parquet",
+            "--model",
+            "deepseek-v2-lite",
+            "--hardware",
+            "h100-8x-nvlink",
+            "--method",
+            "eplb",
         ];
         a.extend_from_slice(extra);
         run(&a)
     };
     expect(&place(&["--time-limit", "NaN"]), 2, &["--time-limit"]);
-    expect(&place(&["--eplb-groups", "3"]), 3, &["--eplb-groups 3", "64 experts"]);
+    expect(
+        &place(&["--eplb-groups", "3"]),
+        3,
+        &["--eplb-groups 3", "64 experts"],
+    );
     let replay = |extra: &[&str]| {
         let mut a = vec!["replay", "-t", "traces/sample.parquet", "--capacity", "8"];
         a.extend_from_slice(extra);
@@ -381,9 +517,22 @@ fn nan_zero_and_out_of_range_flags_are_refused() {
         expect(&replay(&[flag, v]), 2, &[flag]);
     }
     for v in ["0", "100"] {
-        expect(&replay(&["--lookahead", v, "--policy", "predictive"]), 3, &["--lookahead"]);
+        expect(
+            &replay(&["--lookahead", v, "--policy", "predictive"]),
+            3,
+            &["--lookahead"],
+        );
     }
-    let o = run(&["trace", "synth", "--model", "mixtral-8x7b", "--seq-len", "0", "-o", "/tmp/x.jsonl"]);
+    let o = run(&[
+        "trace",
+        "synth",
+        "--model",
+        "mixtral-8x7b",
+        "--seq-len",
+        "0",
+        "-o",
+        "/tmp/x.jsonl",
+    ]);
     expect(&o, 2, &["--seq-len"]);
 }
 
@@ -403,12 +552,24 @@ fn traces_must_agree_with_the_model_and_be_consistent() {
     );
     let path = jsonl(dir.path(), "k1.jsonl", &[header, &rec]);
     let o = run(&[
-        "place", "-q", "-t", &p(&path), "--model", "deepseek-v2-lite", "--hardware",
-        "h100-8x-nvlink", "--method", "eplb",
+        "place",
+        "-q",
+        "-t",
+        &p(&path),
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--method",
+        "eplb",
     ]);
     expect(&o, 3, &["top_k 1", "top_k 6"]);
     // A gap in a sequence's positions.
-    let path = jsonl(dir.path(), "gap.jsonl", &[HEADER_OK, &token(0, 0), &token(0, 2)]);
+    let path = jsonl(
+        dir.path(),
+        "gap.jsonl",
+        &[HEADER_OK, &token(0, 0), &token(0, 2)],
+    );
     let o = run(&["trace", "stats", "-t", &p(&path)]);
     expect(&o, 3, &["gap.jsonl:3", "position 2"]);
 }
@@ -419,10 +580,28 @@ fn traces_must_agree_with_the_model_and_be_consistent() {
 fn missing_and_unreadable_inputs_are_bad_input_with_the_os_error_once() {
     let o = run(&["trace", "stats", "-t", "/nonexistent/t.parquet"]);
     expect(&o, 3, &["/nonexistent/t.parquet"]);
-    assert_eq!(stderr(&o).matches("os error 2").count(), 1, "{}", stderr(&o));
-    let o = run(&["place", "-t", "traces/sample.parquet", "--model", "no-such-model", "--hardware", "h100-8x-nvlink"]);
+    assert_eq!(
+        stderr(&o).matches("os error 2").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "place",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "no-such-model",
+        "--hardware",
+        "h100-8x-nvlink",
+    ]);
     expect(&o, 3, &["no-such-model"]);
-    assert_eq!(stderr(&o).matches("os error 2").count(), 1, "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("os error 2").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.jsonl");
     let mut bytes = HEADER_OK.as_bytes().to_vec();
@@ -434,7 +613,16 @@ fn missing_and_unreadable_inputs_are_bad_input_with_the_os_error_once() {
         .unwrap()
         .replace("top_k = 6 ", "top_k = 65 ");
     std::fs::write(&model, text).unwrap();
-    let o = run(&["trace", "synth", "--model", &p(&model), "--tokens", "10", "-o", "/tmp/x.jsonl"]);
+    let o = run(&[
+        "trace",
+        "synth",
+        "--model",
+        &p(&model),
+        "--tokens",
+        "10",
+        "-o",
+        "/tmp/x.jsonl",
+    ]);
     expect(&o, 3, &["key `top_k`"]);
 }
 
@@ -444,16 +632,40 @@ fn files_of_the_wrong_kind_are_bad_input_everywhere() {
     let junk = dir.path().join("junk.json");
     std::fs::write(&junk, "{\"not\": \"a plan\"}").unwrap();
     let o = run(&[
-        "place", "-q", "-t", "traces/sample.parquet", "--model", "deepseek-v2-lite",
-        "--hardware", "h100-8x-nvlink", "--method", "eplb", "--previous", &p(&junk),
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--method",
+        "eplb",
+        "--previous",
+        &p(&junk),
     ]);
     expect(&o, 3, &["junk.json", "plan"]);
     let o = run(&[
-        "replay", "-t", "traces/sample.parquet", "--capacity", "8", "--policy", "predictive",
-        "--predictor", &p(&junk),
+        "replay",
+        "-t",
+        "traces/sample.parquet",
+        "--capacity",
+        "8",
+        "--policy",
+        "predictive",
+        "--predictor",
+        &p(&junk),
     ]);
     expect(&o, 3, &["junk.json"]);
-    let o = run(&["predict", "eval", "--predictor", &p(&junk), "-t", "traces/sample.parquet"]);
+    let o = run(&[
+        "predict",
+        "eval",
+        "--predictor",
+        &p(&junk),
+        "-t",
+        "traces/sample.parquet",
+    ]);
     expect(&o, 3, &["junk.json"]);
 }
 
@@ -461,10 +673,25 @@ fn files_of_the_wrong_kind_are_bad_input_everywhere() {
 fn a_missing_output_directory_is_found_before_the_solve() {
     let start = Instant::now();
     let o = run(&[
-        "place", "-q", "-t", "traces/sample.parquet", "--model", "deepseek-v2-lite",
-        "--hardware", "h100-8x-nvlink", "--method", "ilp", "--time-limit", "30", "-o",
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--method",
+        "ilp",
+        "--time-limit",
+        "30",
+        "-o",
         "/nonexistent-dir/plan.json",
     ]);
     expect(&o, 3, &["--output", "/nonexistent-dir"]);
-    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
 }

@@ -44,8 +44,14 @@ fn a_register_of_a_huge_shape_is_refused_and_the_daemon_serves_on() {
     huge.policy = "lfu".into();
     let (code, msg) = refused(c.register(huge));
     assert_eq!(code, ErrorCode::BadRequest);
-    assert!(msg.contains("moe_layers") || msg.contains("experts"), "{msg}");
-    let sid = c.register(Register::new("ok", &shape(), 4)).unwrap().session;
+    assert!(
+        msg.contains("moe_layers") || msg.contains("experts"),
+        "{msg}"
+    );
+    let sid = c
+        .register(Register::new("ok", &shape(), 4))
+        .unwrap()
+        .session;
     c.step(sid, 0, &[1, 2]).unwrap();
 }
 
@@ -67,7 +73,10 @@ fn a_step_whose_reply_could_exceed_the_frame_limit_changes_nothing() {
     // Nothing was loaded or pinned: the same experts are misses, not in-flight hits.
     let r = c.step(sid, 0, &[0, 1]).unwrap();
     assert_eq!((r.hits, r.misses), (0, 2), "{r:?}");
-    assert!(r.placements.iter().all(|p| p.state == State::Loading), "{r:?}");
+    assert!(
+        r.placements.iter().all(|p| p.state == State::Loading),
+        "{r:?}"
+    );
     let stats = c.stats(Some(sid)).unwrap();
     assert_eq!(stats[0].steps, 1);
 }
@@ -79,7 +88,8 @@ fn session_names_are_bounded() {
     let (code, msg) = refused(c.register(Register::new("x".repeat(100_000), &shape(), 4)));
     assert_eq!(code, ErrorCode::BadRequest);
     assert!(msg.contains("at most 256"), "{msg}");
-    c.register(Register::new("x".repeat(256), &shape(), 4)).unwrap();
+    c.register(Register::new("x".repeat(256), &shape(), 4))
+        .unwrap();
 }
 
 #[test]
@@ -97,7 +107,10 @@ fn idle_connections_that_never_say_hello_cannot_hold_every_slot() {
     std::thread::sleep(Duration::from_millis(150));
     // A real runtime still gets in (slots beyond the pending budget stay free for it).
     let mut c = d.client();
-    let sid = c.register(Register::new("rt", &shape(), 4)).unwrap().session;
+    let sid = c
+        .register(Register::new("rt", &shape(), 4))
+        .unwrap()
+        .session;
     c.step(sid, 0, &[1]).unwrap();
     // Every idle connection is closed by the deadline (an error frame, then end of stream).
     for s in &mut idle {
@@ -105,7 +118,11 @@ fn idle_connections_that_never_say_hello_cannot_hold_every_slot() {
         s.read_to_end(&mut buf).unwrap();
         assert!(!buf.is_empty());
     }
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(d.metric("moeplan_errors_total{code=\"handshake_required\"}") >= 1.0);
     assert!(d.metric("moeplan_errors_total{code=\"limit_reached\"}") >= 2.0);
 }
@@ -122,7 +139,8 @@ fn idle_metrics_connections_are_bounded() {
     // Those beyond the budget are closed at once (read gives end of stream, no reply).
     let mut closed = 0;
     for s in &idle {
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         let mut b = [0u8; 16];
         if matches!((&*s).read(&mut b), Ok(0)) {
             closed += 1;
@@ -227,7 +245,13 @@ fn sigterm_ends_the_daemon_while_a_register_reads_a_fifo() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("d.sock");
     let fifo = dir.path().join("never.safetensors");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let mut d = serve(&socket, &[]);
     let mut c = connect(&socket);
     let fifo_s = fifo.to_string_lossy().into_owned();
@@ -298,7 +322,10 @@ fn busy_poll_falls_back_to_sleeping_under_cpu_contention() {
     assert!(seen >= 1.0, "no fallback under contention");
     // The daemon still answers.
     let mut c = d.client();
-    let sid = c.register(Register::new("rt", &shape(), 4)).unwrap().session;
+    let sid = c
+        .register(Register::new("rt", &shape(), 4))
+        .unwrap()
+        .session;
     c.step(sid, 0, &[1]).unwrap();
 }
 

@@ -16,7 +16,13 @@ fn read_bytes(bytes: &[u8], name: &str, format: Format) -> Option<moeplan::trace
 }
 
 fn any_size() -> impl Strategy<Value = u64> {
-    prop_oneof![0u64..8, 0u64..5000, Just(u64::MAX), Just(1u64 << 32), any::<u64>()]
+    prop_oneof![
+        0u64..8,
+        0u64..5000,
+        Just(u64::MAX),
+        Just(1u64 << 32),
+        any::<u64>()
+    ]
 }
 
 proptest! {
@@ -128,9 +134,16 @@ proptest! {
 
 #[test]
 fn the_limits_admit_the_shipped_models_and_refuse_the_probes() {
-    for name in ["deepseek-v2-lite", "deepseek-v3", "mixtral-8x7b"] {
-        let path = format!("{}/configs/models/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-        ModelConfig::load(Path::new(&path)).unwrap();
+    for kind in ["models", "hardware"] {
+        let dir = format!("{}/configs/{kind}", env!("CARGO_MANIFEST_DIR"));
+        for f in std::fs::read_dir(dir).unwrap() {
+            let path = f.unwrap().path();
+            if kind == "models" {
+                ModelConfig::load(&path).unwrap();
+            } else {
+                HardwareConfig::load(&path).unwrap();
+            }
+        }
     }
     let probe = ModelShape {
         moe_layers: 65534,

@@ -31,7 +31,11 @@ pub fn round_robin(p: &Problem) -> Plan {
 pub fn eplb(p: &Problem, groups: usize) -> Plan {
     let (layers, e, phys) = (p.layers(), p.experts(), p.physical());
     let share = p.total_load();
-    let groups = if eplb_groups_fit(groups, e) { groups } else { 1 };
+    let groups = if eplb_groups_fit(groups, e) {
+        groups
+    } else {
+        1
+    };
     let mut phy2log = Vec::with_capacity(layers * phys);
     for l in 0..layers {
         let w = &share[l * e..(l + 1) * e];

@@ -113,7 +113,8 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<PredictError>().is_some_and(|p| {
                 !matches!(p, PredictError::Write { .. } | PredictError::Backend(_))
             })
-            || c.downcast_ref::<crate::placement::PlacementError>().is_some()
+            || c.downcast_ref::<crate::placement::PlacementError>()
+                .is_some()
             || c.downcast_ref::<BadInput>().is_some()
     })
 }

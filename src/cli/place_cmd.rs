@@ -238,7 +238,11 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
             args.eplb_groups, model.experts
         )));
     }
-    let groups = if args.eplb_groups == 0 { hw.nodes } else { args.eplb_groups };
+    let groups = if args.eplb_groups == 0 {
+        hw.nodes
+    } else {
+        args.eplb_groups
+    };
     if !groups.is_multiple_of(hw.nodes) {
         tracing::warn!(
             "EPLB: {groups} groups do not divide among {} nodes; EPLB uses its global policy",

@@ -257,11 +257,13 @@ pub fn replay(
     }
     let budget = match args.capacity_mode {
         CapacityMode::PerLayer => Budget::PerLayer(args.capacity),
-        CapacityMode::Shared => Budget::Shared(args.capacity * shape.moe_layers),
+        CapacityMode::Shared => Budget::Shared(args.capacity.saturating_mul(shape.moe_layers)),
     };
     let train_refs: Vec<&Trace> = train.iter().collect();
     let lookahead = args.lookahead;
-    if lookahead == 0 || lookahead >= shape.moe_layers {
+    if args.policy.contains(&PolicyKind::Predictive)
+        && (lookahead == 0 || lookahead >= shape.moe_layers)
+    {
         return Err(BadInput(format!(
             "--lookahead must be in 1..={} (the model has {} MoE layers)",
             shape.moe_layers.saturating_sub(1),
@@ -269,6 +271,8 @@ pub fn replay(
         ))
         .into());
     }
+    // Without `predictive` the look-ahead is unused; keep it in range as before.
+    let lookahead = lookahead.clamp(1, shape.moe_layers.saturating_sub(1).max(1));
     let set = if args.policy.contains(&PolicyKind::Predictive) {
         Some(load_predictor(args, trace, &train_refs, lookahead)?)
     } else {

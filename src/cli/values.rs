@@ -3,7 +3,9 @@
 
 /// A finite float (`--prefetch-margin`).
 pub fn finite(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{s:?} is not a number: {e}"))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a number: {e}"))?;
     if v.is_finite() {
         Ok(v)
     } else {

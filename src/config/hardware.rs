@@ -71,31 +71,41 @@ impl HardwareConfig {
         if h.gpus_per_node == 0 {
             return Err(bad("gpus_per_node", "must be at least 1"));
         }
-        if h.nodes > MAX_GPUS || h.gpus_per_node > MAX_GPUS || h.nodes * h.gpus_per_node > MAX_GPUS {
-            return Err(bad("nodes", &format!("nodes x gpus_per_node must be at most {MAX_GPUS}")));
+        if h.nodes > MAX_GPUS || h.gpus_per_node > MAX_GPUS || h.nodes * h.gpus_per_node > MAX_GPUS
+        {
+            return Err(bad(
+                "nodes",
+                &format!("nodes x gpus_per_node must be at most {MAX_GPUS}"),
+            ));
         }
         // Every float finite, and in range: an infinite or NaN cost or time poisons every
         // objective and timing built on it (a solve that cannot compare plans never ends).
         for (key, v) in [
             ("hbm_gib", h.hbm_gib),
             ("hbm_gbps", h.hbm_gbps),
-            ("intra_node_gbps", h.intra_node_gbps),
             ("host_to_device_gbps", h.host_to_device_gbps),
             ("layer_compute_ms", h.layer_compute_ms),
             ("cpu_expert_ms", h.cpu_expert_ms),
         ] {
             if !(v > 0.0 && v.is_finite()) {
-                return Err(bad(key, &format!("must be a finite number above 0, got {v}")));
+                return Err(bad(
+                    key,
+                    &format!("must be a finite number above 0, got {v}"),
+                ));
             }
         }
         for (key, v) in [
+            ("intra_node_gbps", h.intra_node_gbps),
             ("inter_node_gbps", h.inter_node_gbps),
             ("cost_intra_node", h.cost_intra_node),
             ("cost_inter_node", h.cost_inter_node),
             ("layer_compute_ms_per_token", h.layer_compute_ms_per_token),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
-                return Err(bad(key, &format!("must be a finite number of at least 0, got {v}")));
+                return Err(bad(
+                    key,
+                    &format!("must be a finite number of at least 0, got {v}"),
+                ));
             }
         }
         if h.nodes > 1 && h.inter_node_gbps <= 0.0 {

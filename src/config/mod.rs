@@ -14,7 +14,10 @@ pub enum ConfigError {
     /// The file cannot be read (missing, unreadable, not UTF-8); the OS error is part of the
     /// message, not a separate cause, so it is printed once.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// The TOML is malformed, a key is unknown or missing, or a value has the wrong type.
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },

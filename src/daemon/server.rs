@@ -78,7 +78,10 @@ pub async fn run(
                         .metrics
                         .busy_poll_fallbacks
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::debug!(back_off_s = d.as_secs_f64(), "busy-poll: contended, sleeping");
+                    tracing::debug!(
+                        back_off_s = d.as_secs_f64(),
+                        "busy-poll: contended, sleeping"
+                    );
                     let mut s = stop.clone();
                     tokio::select! {
                         () = tokio::time::sleep(d) => {}

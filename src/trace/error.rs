@@ -35,10 +35,16 @@ pub enum TraceError {
     /// The file could not be opened or read (bad input: a missing or unreadable trace). The
     /// OS error is part of the message, not a separate cause, so it is printed once.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// The output could not be written.
     #[error("{path}: {error}")]
-    Write { path: PathBuf, error: std::io::Error },
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// One field of one record is invalid. `line` is 1-based (a text line or a Parquet row).
     #[error("{path}:{line}: field `{field}`: {problem}")]
     Invalid {

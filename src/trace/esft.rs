@@ -395,9 +395,7 @@ fn parse_layer_file(
             let (ti, wi) = (&ids[t * k..(t + 1) * k], &ws[t * k..(t + 1) * k]);
             TraceBuilder::check_topk(shape, ti, wi).map_err(|(j, p)| {
                 let field = match p {
-                    Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. } => {
-                        "weights"
-                    }
+                    Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. } => "weights",
                     _ => "ids",
                 };
                 TraceError::invalid(path, ln, format!("{field}[{}] (token {t})", t * k + j), p)

@@ -98,7 +98,9 @@ pub fn write_trace(trace: &Trace, path: &Path, format: Option<Format>) -> Result
     if trace.num_tokens() == 0 {
         return Err(TraceError::file(
             path,
-            Problem::Empty("refusing to write a trace with no tokens (no reader accepts one)".into()),
+            Problem::Empty(
+                "refusing to write a trace with no tokens (no reader accepts one)".into(),
+            ),
         ));
     }
     let format = match format {

@@ -245,11 +245,12 @@ impl TraceFormat for ParquetFormat {
                 KeyValue::new(SHAPE_KEY.to_string(), shape_json),
             ]))
             .build();
-        crate::util::atomic_write(path, |file| write_batches(trace, file, props))
-            .map_err(|e| match e.downcast::<parquet::errors::ParquetError>() {
+        crate::util::atomic_write(path, |file| write_batches(trace, file, props)).map_err(|e| {
+            match e.downcast::<parquet::errors::ParquetError>() {
                 Ok(pe) => pq_err(path, pe),
                 Err(e) => TraceError::write(path, e),
-            })
+            }
+        })
     }
 }
 
@@ -260,49 +261,48 @@ fn pe(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
 
 /// Writes `trace` as row groups of [`TOKENS_PER_BATCH`] tokens into `file`.
 fn write_batches(trace: &Trace, file: &mut File, props: WriterProperties) -> std::io::Result<()> {
-        let schema = Arc::new(schema());
-        let mut writer =
-            ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pe)?;
-        let layers = trace.shape().moe_layers;
-        let n = trace.num_tokens();
-        let mut start = 0;
-        while start < n {
-            let end = (start + TOKENS_PER_BATCH).min(n);
-            let rows = (end - start) * layers;
-            let mut token = Vec::with_capacity(rows);
-            let mut seq = Vec::with_capacity(rows);
-            let mut pos = Vec::with_capacity(rows);
-            let mut layer = Vec::with_capacity(rows);
-            let mut eb = ListBuilder::new(Int32Builder::new());
-            let mut wb = ListBuilder::new(Float32Builder::new());
-            for t in start..end {
-                for l in 0..layers {
-                    token.push(t as i64);
-                    seq.push(trace.seq_id(t) as i64);
-                    pos.push(trace.position(t) as i32);
-                    layer.push(l as i16);
-                    for &e in trace.experts(t, l) {
-                        eb.values().append_value(e as i32);
-                    }
-                    eb.append(true);
-                    for &q in trace.weights_q(t, l) {
-                        wb.values().append_value(dequantize_weight(q));
-                    }
-                    wb.append(true);
+    let schema = Arc::new(schema());
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pe)?;
+    let layers = trace.shape().moe_layers;
+    let n = trace.num_tokens();
+    let mut start = 0;
+    while start < n {
+        let end = (start + TOKENS_PER_BATCH).min(n);
+        let rows = (end - start) * layers;
+        let mut token = Vec::with_capacity(rows);
+        let mut seq = Vec::with_capacity(rows);
+        let mut pos = Vec::with_capacity(rows);
+        let mut layer = Vec::with_capacity(rows);
+        let mut eb = ListBuilder::new(Int32Builder::new());
+        let mut wb = ListBuilder::new(Float32Builder::new());
+        for t in start..end {
+            for l in 0..layers {
+                token.push(t as i64);
+                seq.push(trace.seq_id(t) as i64);
+                pos.push(trace.position(t) as i32);
+                layer.push(l as i16);
+                for &e in trace.experts(t, l) {
+                    eb.values().append_value(e as i32);
                 }
+                eb.append(true);
+                for &q in trace.weights_q(t, l) {
+                    wb.values().append_value(dequantize_weight(q));
+                }
+                wb.append(true);
             }
-            let cols: Vec<ArrayRef> = vec![
-                Arc::new(Int64Array::from(token)),
-                Arc::new(Int64Array::from(seq)),
-                Arc::new(Int32Array::from(pos)),
-                Arc::new(Int16Array::from(layer)),
-                Arc::new(eb.finish()),
-                Arc::new(wb.finish()),
-            ];
-            let batch = RecordBatch::try_new(schema.clone(), cols).map_err(pe)?;
-            writer.write(&batch).map_err(pe)?;
-            start = end;
         }
-        writer.close().map_err(pe)?;
-        Ok(())
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(token)),
+            Arc::new(Int64Array::from(seq)),
+            Arc::new(Int32Array::from(pos)),
+            Arc::new(Int16Array::from(layer)),
+            Arc::new(eb.finish()),
+            Arc::new(wb.finish()),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols).map_err(pe)?;
+        writer.write(&batch).map_err(pe)?;
+        start = end;
+    }
+    writer.close().map_err(pe)?;
+    Ok(())
 }

@@ -37,51 +37,54 @@ impl ModelShape {
             return Err((
                 "moe_layers",
                 format!(
-                "moe_layers must be in 1..={MAX_MOE_LAYERS}, got {}",
-                self.moe_layers
-            )));
+                    "moe_layers must be in 1..={MAX_MOE_LAYERS}, got {}",
+                    self.moe_layers
+                ),
+            ));
         }
         if self.experts == 0 || self.experts > MAX_EXPERTS {
             return Err((
                 "experts",
-                format!(
-                "experts must be in 1..={MAX_EXPERTS}, got {}",
-                self.experts
-            )));
+                format!("experts must be in 1..={MAX_EXPERTS}, got {}", self.experts),
+            ));
         }
         if self.top_k == 0 || self.top_k > self.experts.min(MAX_TOP_K) {
             return Err((
                 "top_k",
                 format!(
-                "top_k must be in 1..={} (at most experts and at most {MAX_TOP_K}), got {}",
-                self.experts.min(MAX_TOP_K),
-                self.top_k
-            )));
+                    "top_k must be in 1..={} (at most experts and at most {MAX_TOP_K}), got {}",
+                    self.experts.min(MAX_TOP_K),
+                    self.top_k
+                ),
+            ));
         }
         if self.moe_layers * self.experts > MAX_LAYER_EXPERTS {
             return Err((
                 "moe_layers",
                 format!(
-                "moe_layers x experts = {} exceeds the limit of {MAX_LAYER_EXPERTS}",
-                self.moe_layers * self.experts
-            )));
+                    "moe_layers x experts = {} exceeds the limit of {MAX_LAYER_EXPERTS}",
+                    self.moe_layers * self.experts
+                ),
+            ));
         }
         if self.moe_layers * self.experts * self.experts > MAX_PAIR_ENTRIES {
             return Err((
                 "experts",
                 format!(
-                "moe_layers x experts x experts = {} exceeds the limit of {MAX_PAIR_ENTRIES} \
+                    "moe_layers x experts x experts = {} exceeds the limit of {MAX_PAIR_ENTRIES} \
                  (the size of the layer-to-layer expert tables)",
-                self.moe_layers * self.experts * self.experts
-            )));
+                    self.moe_layers * self.experts * self.experts
+                ),
+            ));
         }
         if self.first_moe_layer > MAX_MOE_LAYERS {
             return Err((
                 "first_moe_layer",
                 format!(
-                "first_moe_layer must be at most {MAX_MOE_LAYERS}, got {}",
-                self.first_moe_layer
-            )));
+                    "first_moe_layer must be at most {MAX_MOE_LAYERS}, got {}",
+                    self.first_moe_layer
+                ),
+            ));
         }
         Ok(())
     }

@@ -8,7 +8,10 @@ use std::path::Path;
 /// which is flushed, synced and then renamed over `path`. A process killed mid-write leaves the
 /// previous file (or none) and at most a stray `.moeplan-*` temporary, never a truncated output.
 /// The new file gets mode 0644 (the previous file's mode if it existed).
-pub fn atomic_write(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+pub fn atomic_write(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

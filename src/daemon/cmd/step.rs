@@ -319,7 +319,11 @@ mod tests {
             };
             let mut out = Vec::new();
             crate::daemon::frame::encode(&resp, usize::MAX, &mut out).unwrap();
-            assert!(out.len() <= reply_bound(n, m), "{n} {m}: {} bytes", out.len());
+            assert!(
+                out.len() <= reply_bound(n, m),
+                "{n} {m}: {} bytes",
+                out.len()
+            );
         }
     }
 }
