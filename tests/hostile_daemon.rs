@@ -11,9 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use moeplan::daemon::client::{Client, ClientError};
-use moeplan::daemon::cmd::{Register, State};
-use moeplan::daemon::protocol::ErrorCode;
-use moeplan::daemon::state::ServerConfig;
+use moeplan::daemon::server::ServerConfig;
+use moeplan::daemon::wire::ErrorCode;
+use moeplan::daemon::wire::{Register, State};
 use moeplan::trace::ModelShape;
 use support::TestDaemon;
 

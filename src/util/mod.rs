@@ -1,10 +1,12 @@
-//! Small shared helpers: progress reporting and default paths of shipped data.
+//! Small shared helpers: progress reporting, default paths of shipped data, hold-up counting.
 
 mod atomic;
 
 pub use atomic::{atomic_write, atomic_write_bytes, check_writable, same_file};
 
 use std::path::PathBuf;
+
+pub mod stalls;
 
 /// Something that can be told how much work is done (an indicatif bar, or nothing).
 pub trait Progress: Sync {
