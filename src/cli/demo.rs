@@ -15,7 +15,7 @@ pub struct DemoArgs {
     #[arg(long, short)]
     pub trace: Option<std::path::PathBuf>,
     /// Time limit of the demo's ILP solve, seconds.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = super::values::positive)]
     pub time_limit: f64,
 }
 

@@ -18,6 +18,7 @@ mod replay_via_daemon;
 mod run_cmd;
 mod serve_cmd;
 mod trace_cmd;
+mod values;
 
 use std::process::ExitCode;
 
@@ -117,11 +118,19 @@ pub fn progress_enabled(quiet: bool) -> bool {
 
 /// Whether an error chain contains bad input (validation) rather than a failure.
 fn is_bad_input(e: &anyhow::Error) -> bool {
+    use crate::predict::PredictError;
+    use crate::trace::TraceError;
+    // An input that is missing, unreadable or not UTF-8 is bad input too; only failures to
+    // write outputs (and to run) are exit 1.
     e.chain().any(|c| {
-        c.downcast_ref::<crate::trace::TraceError>()
-            .is_some_and(|t| !matches!(t, crate::trace::TraceError::Io { .. }))
-            || c.downcast_ref::<crate::config::ConfigError>()
-                .is_some_and(|c| !matches!(c, crate::config::ConfigError::Io { .. }))
+        c.downcast_ref::<TraceError>()
+            .is_some_and(|t| !matches!(t, TraceError::Write { .. }))
+            || c.downcast_ref::<crate::config::ConfigError>().is_some()
+            || c.downcast_ref::<PredictError>().is_some_and(|p| {
+                !matches!(p, PredictError::Write { .. } | PredictError::Backend(_))
+            })
+            || c.downcast_ref::<crate::placement::PlacementError>()
+                .is_some()
             || c.downcast_ref::<BadInput>().is_some()
             || c.downcast_ref::<crate::moe::ModelError>().is_some()
             || c.downcast_ref::<crate::dataplane::DataPlaneError>()

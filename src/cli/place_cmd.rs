@@ -76,7 +76,7 @@ pub struct PlaceArgs {
     #[arg(long, value_name = "TRACE")]
     pub eval: Option<PathBuf>,
     /// Time limit of the ILP solve, seconds.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = super::values::positive)]
     pub time_limit: f64,
     /// JSON on stdout instead of the table.
     #[arg(long)]
@@ -88,10 +88,10 @@ pub struct PlaceArgs {
     #[arg(long, value_name = "FILE")]
     pub sglang: Option<PathBuf>,
     /// Weight of the load-imbalance term (sum over layers of IR).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::values::non_negative)]
     pub balance_weight: f64,
     /// Weight of the communication term (sum over layer pairs of the link-cost-weighted hop rate).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::values::non_negative)]
     pub comm_weight: f64,
     /// Split each trace into N parts (by sequence) that count as separate workloads: the ILP
     /// balances the worst part, a guard against workload shift.
@@ -110,7 +110,7 @@ pub struct PlaceArgs {
     /// Weight of the migration term (needs --previous): the share of each layer's slots that must
     /// be copied to switch from the previous plan, summed over layers. 0 ignores migration; 1
     /// makes moving a whole layer cost as much as one unit of imbalance.
-    #[arg(long, default_value_t = 0.0, requires = "previous")]
+    #[arg(long, default_value_t = 0.0, requires = "previous", value_parser = super::values::non_negative)]
     pub migration_weight: f64,
 }
 
@@ -205,6 +205,13 @@ fn bad(e: impl std::fmt::Display) -> anyhow::Error {
 
 /// Loads and checks the inputs of `args`.
 pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
+    // Outputs are checked first, not found unwritable after a full solve.
+    for (flag, p) in [("--output", &args.output), ("--sglang", &args.sglang)] {
+        if let Some(p) = p {
+            crate::util::check_writable(p)
+                .map_err(|e| bad(format!("{flag} {}: {e}", p.display())))?;
+        }
+    }
     let model = load_model(&args.model)?;
     let hw = load_hardware(&args.hardware)?;
     let read = |p: &PathBuf| -> anyhow::Result<Trace> {
@@ -221,6 +228,36 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
     let eval = args.eval.as_ref().map(read).transpose()?;
     if args.splits == 0 {
         return Err(bad("--splits must be at least 1"));
+    }
+    if args.eplb_groups != 0
+        && !moeplan_solver::baseline::eplb_groups_fit(args.eplb_groups, model.experts)
+    {
+        return Err(bad(format!(
+            "--eplb-groups {}: must divide the model's {} experts",
+            args.eplb_groups, model.experts
+        )));
+    }
+    let groups = if args.eplb_groups == 0 {
+        hw.nodes
+    } else {
+        args.eplb_groups
+    };
+    if !groups.is_multiple_of(hw.nodes) {
+        tracing::warn!(
+            "EPLB: {groups} groups do not divide among {} nodes; EPLB uses its global policy",
+            hw.nodes
+        );
+    }
+    let max_redundant = model.experts * (hw.gpus() - 1);
+    if let Some(r) = args.redundant
+        && r > max_redundant
+    {
+        return Err(bad(format!(
+            "--redundant {r}: at most {max_redundant} for {} experts on {} GPUs \
+             (at most one replica of an expert per GPU)",
+            model.experts,
+            hw.gpus()
+        )));
     }
     let parts: Vec<Trace> = traces.iter().flat_map(|t| split(t, args.splits)).collect();
     let refs: Vec<&Trace> = parts.iter().collect();
@@ -363,7 +400,8 @@ fn write_outputs(
     }
     if let Some(path) = &args.sglang {
         let text = serde_json::to_string(&sglang_location(plan, &inputs.model))?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        crate::util::atomic_write_bytes(path, (text + "\n").as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

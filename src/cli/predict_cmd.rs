@@ -90,6 +90,8 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
             max_cases,
             output,
         } => {
+            crate::util::check_writable(&output)
+                .map_err(|e| super::BadInput(format!("{}: {e}", output.display())))?;
             let shape = model
                 .as_deref()
                 .map(load_model)
@@ -202,7 +204,7 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
 /// Bad files and arguments are bad input (exit 3); I/O and backend failures are not.
 fn classify(e: PredictError) -> anyhow::Error {
     match e {
-        PredictError::Io { .. } | PredictError::Backend(_) => e.into(),
+        PredictError::Write { .. } | PredictError::Backend(_) => e.into(),
         other => BadInput(other.to_string()).into(),
     }
 }

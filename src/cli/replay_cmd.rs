@@ -84,14 +84,14 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub prefetch_top: Option<usize>,
     /// Half-life of `lfu` and `predictive` frequencies, in visits of a layer.
-    #[arg(long, default_value_t = Lfu::DEFAULT_HALF_LIFE)]
+    #[arg(long, default_value_t = Lfu::DEFAULT_HALF_LIFE, value_parser = super::values::positive)]
     pub half_life: f64,
     /// Weight of predictions against the reuse history in `predictive`.
-    #[arg(long, default_value_t = Predictive::DEFAULT_BETA)]
+    #[arg(long, default_value_t = Predictive::DEFAULT_BETA, value_parser = super::values::non_negative)]
     pub beta: f64,
     /// Priority (in chance-of-use units) a prefetch candidate must have above the expert it
     /// would evict; higher prefetches less.
-    #[arg(long, default_value_t = Predictive::DEFAULT_MARGIN)]
+    #[arg(long, default_value_t = Predictive::DEFAULT_MARGIN, value_parser = super::values::finite)]
     pub prefetch_margin: f64,
     /// Print JSON instead of the table.
     #[arg(long)]
@@ -255,12 +255,22 @@ pub fn replay(
     }
     let budget = match args.capacity_mode {
         CapacityMode::PerLayer => Budget::PerLayer(args.capacity),
-        CapacityMode::Shared => Budget::Shared(args.capacity * shape.moe_layers),
+        CapacityMode::Shared => Budget::Shared(args.capacity.saturating_mul(shape.moe_layers)),
     };
     let train_refs: Vec<&Trace> = train.iter().collect();
-    let lookahead = args
-        .lookahead
-        .clamp(1, shape.moe_layers.saturating_sub(1).max(1));
+    let lookahead = args.lookahead;
+    if args.policy.contains(&PolicyKind::Predictive)
+        && (lookahead == 0 || lookahead >= shape.moe_layers)
+    {
+        return Err(BadInput(format!(
+            "--lookahead must be in 1..={} (the model has {} MoE layers)",
+            shape.moe_layers.saturating_sub(1),
+            shape.moe_layers
+        ))
+        .into());
+    }
+    // Without `predictive` the look-ahead is unused; keep it in range as before.
+    let lookahead = lookahead.clamp(1, shape.moe_layers.saturating_sub(1).max(1));
     let set = if args.policy.contains(&PolicyKind::Predictive) {
         Some(load_predictor(args, trace, &train_refs, lookahead)?)
     } else {

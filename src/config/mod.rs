@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 /// An error loading a configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}")]
+    /// The file cannot be read (missing, unreadable, not UTF-8); the OS error is part of the
+    /// message, not a separate cause, so it is printed once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML is malformed, a key is unknown or missing, or a value has the wrong type.
     #[error("{path}: {message}")]
@@ -43,9 +44,9 @@ pub enum ConfigError {
 
 /// Reads a config file's text.
 pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
         path: path.into(),
-        source,
+        error,
     })
 }
 

@@ -15,4 +15,6 @@ pub use builder::TraceBuilder;
 pub use error::{Problem, TraceError};
 pub use format::{Format, TraceFormat, read_trace, write_trace};
 pub use model::{Trace, dequantize_weight, quantize_weight};
-pub use shape::ModelShape;
+pub use shape::{
+    MAX_EXPERTS, MAX_LAYER_EXPERTS, MAX_MOE_LAYERS, MAX_PAIR_ENTRIES, MAX_TOP_K, ModelShape,
+};

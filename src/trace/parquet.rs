@@ -26,6 +26,8 @@ pub const SHAPE_KEY: &str = "moeplan.shape";
 pub const VERSION_KEY: &str = "moeplan.trace_version";
 /// The version this build writes and reads.
 pub const PARQUET_VERSION: &str = "1";
+/// Most tokens reserved up front from the footer's row count.
+const MAX_RESERVED_TOKENS: usize = 1 << 20;
 /// Tokens per row group / record batch.
 const TOKENS_PER_BATCH: usize = 8192;
 
@@ -72,7 +74,8 @@ pub fn read_parquet<R: ChunkReader + 'static>(
     path: &Path,
     shape_hint: Option<&ModelShape>,
 ) -> Result<Trace, TraceError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| pq_err(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| pq_err(path, e))?;
     let kv = builder
         .metadata()
         .file_metadata()
@@ -90,8 +93,8 @@ pub fn read_parquet<R: ChunkReader + 'static>(
     }
     let shape_json = get(SHAPE_KEY)
         .ok_or_else(|| pq_err(path, format!("metadata key `{SHAPE_KEY}` missing")))?;
-    let shape: ModelShape =
-        serde_json::from_str(&shape_json).map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
+    let shape: ModelShape = serde_json::from_str(&shape_json)
+        .map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
     shape
         .check()
         .map_err(|m| pq_err(path, format!("{SHAPE_KEY}: {m}")))?;
@@ -108,9 +111,11 @@ pub fn read_parquet<R: ChunkReader + 'static>(
         return Err(TraceError::file(path, Problem::Empty("no rows".into())));
     }
     let (layers, k) = (shape.moe_layers, shape.top_k);
-    let mut tb = TraceBuilder::new(shape, rows / layers);
+    // The row count comes from the file's footer: reserve no more than a bounded guess
+    // (a lying footer must not size an allocation); the columns grow with the real rows.
+    let mut tb = TraceBuilder::new(shape, (rows / layers).min(MAX_RESERVED_TOKENS));
     let reader = builder
-        .with_batch_size(TOKENS_PER_BATCH * layers)
+        .with_batch_size((TOKENS_PER_BATCH * layers).min(1 << 18))
         .build()
         .map_err(|e| pq_err(path, e))?;
     let mut e16 = Vec::with_capacity(layers * k);
@@ -130,6 +135,10 @@ pub fn read_parquet<R: ChunkReader + 'static>(
             row += 1;
             let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
             for (name, col) in [
+                ("token", token as &dyn Array),
+                ("seq", seq as &dyn Array),
+                ("pos", pos as &dyn Array),
+                ("layer", layer as &dyn Array),
                 ("experts", experts as &dyn Array),
                 ("weights", weights as &dyn Array),
             ] {
@@ -149,6 +158,16 @@ pub fn read_parquet<R: ChunkReader + 'static>(
             }
             let key = (token.value(i), seq.value(i), pos.value(i));
             if l == 0 {
+                if key.0 != tb.len() as i64 {
+                    return Err(bad(
+                        "token",
+                        Problem::Other(format!(
+                            "token {} where {} was expected (the global token index, 0-based)",
+                            key.0,
+                            tb.len()
+                        )),
+                    ));
+                }
                 cur = Some(key);
             } else if cur != Some(key) {
                 return Err(bad(
@@ -227,7 +246,6 @@ impl TraceFormat for ParquetFormat {
     }
 
     fn write(&self, trace: &Trace, path: &Path) -> Result<(), TraceError> {
-        let schema = Arc::new(schema());
         let shape_json = serde_json::to_string(trace.shape()).expect("shape serialises");
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
@@ -238,50 +256,64 @@ impl TraceFormat for ParquetFormat {
                 KeyValue::new(SHAPE_KEY.to_string(), shape_json),
             ]))
             .build();
-        let file = File::create(path).map_err(|e| TraceError::io(path, e))?;
-        let mut writer =
-            ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| pq_err(path, e))?;
-        let layers = trace.shape().moe_layers;
-        let n = trace.num_tokens();
-        let mut start = 0;
-        while start < n {
-            let end = (start + TOKENS_PER_BATCH).min(n);
-            let rows = (end - start) * layers;
-            let mut token = Vec::with_capacity(rows);
-            let mut seq = Vec::with_capacity(rows);
-            let mut pos = Vec::with_capacity(rows);
-            let mut layer = Vec::with_capacity(rows);
-            let mut eb = ListBuilder::new(Int32Builder::new());
-            let mut wb = ListBuilder::new(Float32Builder::new());
-            for t in start..end {
-                for l in 0..layers {
-                    token.push(t as i64);
-                    seq.push(trace.seq_id(t) as i64);
-                    pos.push(trace.position(t) as i32);
-                    layer.push(l as i16);
-                    for &e in trace.experts(t, l) {
-                        eb.values().append_value(e as i32);
-                    }
-                    eb.append(true);
-                    for &q in trace.weights_q(t, l) {
-                        wb.values().append_value(dequantize_weight(q));
-                    }
-                    wb.append(true);
-                }
+        crate::util::atomic_write(path, |file| write_batches(trace, file, props)).map_err(|e| {
+            match e.downcast::<parquet::errors::ParquetError>() {
+                Ok(pe) => pq_err(path, pe),
+                Err(e) => TraceError::write(path, e),
             }
-            let cols: Vec<ArrayRef> = vec![
-                Arc::new(Int64Array::from(token)),
-                Arc::new(Int64Array::from(seq)),
-                Arc::new(Int32Array::from(pos)),
-                Arc::new(Int16Array::from(layer)),
-                Arc::new(eb.finish()),
-                Arc::new(wb.finish()),
-            ];
-            let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| pq_err(path, e))?;
-            writer.write(&batch).map_err(|e| pq_err(path, e))?;
-            start = end;
-        }
-        writer.close().map_err(|e| pq_err(path, e))?;
-        Ok(())
+        })
     }
+}
+
+/// A Parquet or Arrow error carried through the I/O error of [`crate::util::atomic_write`].
+fn pe(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+/// Writes `trace` as row groups of [`TOKENS_PER_BATCH`] tokens into `file`.
+fn write_batches(trace: &Trace, file: &mut File, props: WriterProperties) -> std::io::Result<()> {
+    let schema = Arc::new(schema());
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pe)?;
+    let layers = trace.shape().moe_layers;
+    let n = trace.num_tokens();
+    let mut start = 0;
+    while start < n {
+        let end = (start + TOKENS_PER_BATCH).min(n);
+        let rows = (end - start) * layers;
+        let mut token = Vec::with_capacity(rows);
+        let mut seq = Vec::with_capacity(rows);
+        let mut pos = Vec::with_capacity(rows);
+        let mut layer = Vec::with_capacity(rows);
+        let mut eb = ListBuilder::new(Int32Builder::new());
+        let mut wb = ListBuilder::new(Float32Builder::new());
+        for t in start..end {
+            for l in 0..layers {
+                token.push(t as i64);
+                seq.push(trace.seq_id(t) as i64);
+                pos.push(trace.position(t) as i32);
+                layer.push(l as i16);
+                for &e in trace.experts(t, l) {
+                    eb.values().append_value(e as i32);
+                }
+                eb.append(true);
+                for &q in trace.weights_q(t, l) {
+                    wb.values().append_value(dequantize_weight(q));
+                }
+                wb.append(true);
+            }
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(token)),
+            Arc::new(Int64Array::from(seq)),
+            Arc::new(Int32Array::from(pos)),
+            Arc::new(Int16Array::from(layer)),
+            Arc::new(eb.finish()),
+            Arc::new(wb.finish()),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols).map_err(pe)?;
+        writer.write(&batch).map_err(pe)?;
+        start = end;
+    }
+    writer.close().map_err(pe)?;
+    Ok(())
 }
