@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod placement;
 pub mod predict;
+pub mod rebalance;
 pub mod replay;
 pub mod stats;
 pub mod trace;

@@ -10,6 +10,7 @@ mod control;
 mod demo;
 pub mod place_cmd;
 mod predict_cmd;
+mod rebalance_cmd;
 mod replay_cmd;
 mod replay_via_daemon;
 mod serve_cmd;
@@ -38,6 +39,8 @@ Examples:
       --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
+  moeplan rebalance -t traces/esft/intent.parquet -t traces/esft/law.parquet -t traces/esft/summary.parquet \
+      --model deepseek-v2-lite --hardware h100-8x-nvlink --window 1000
   moeplan bench place
   moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464";
 
@@ -70,6 +73,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Plan where experts live (expert parallelism): contiguous, round-robin, EPLB, affinity, ILP.
     Place(place_cmd::PlaceArgs),
+    /// Re-balance placements over a stream of traces: static, EPLB every window, or a
+    /// move-budgeted re-plan; scored on each next window (IR, hops, layer time, moves).
+    Rebalance(rebalance_cmd::RebalanceArgs),
     /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
     Serve(serve_cmd::ServeArgs),
     /// Fixed-workload benchmarks.
@@ -125,6 +131,7 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => replay_cmd::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Place(a) => place_cmd::run(a, cli.quiet),
+        Command::Rebalance(a) => rebalance_cmd::run_cmd(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
     };
