@@ -281,8 +281,14 @@ pub fn replan(prev: &Plan, w: &Workload, topo: &Topology, opts: BudgetOptions) -
         st.apply(s);
         swaps.push(s);
         spent += 2;
-        for m in l.saturating_sub(1)..(l + 2).min(prev.layers) {
-            best[m] = st.best_in_layer(m);
+        let touched = l.saturating_sub(1)..(l + 2).min(prev.layers);
+        for (m, b) in best
+            .iter_mut()
+            .enumerate()
+            .skip(touched.start)
+            .take(touched.len())
+        {
+            *b = st.best_in_layer(m);
         }
     }
     let after = st.objective();

@@ -84,7 +84,7 @@ pub fn run_cmd(args: RebalanceArgs) -> anyhow::Result<()> {
     let shape = model.shape();
     let stream = load_traces(&args.input, Some(&shape))?;
     check_trace(0, &stream, &model).map_err(|e| bad(e.to_string()))?;
-    if !(args.history_half_life > 0.0) {
+    if args.history_half_life.is_nan() || args.history_half_life <= 0.0 {
         return Err(bad("--history-half-life must be positive".into()));
     }
     if args.batch_tokens == 0 {
