@@ -3,7 +3,7 @@
 
 mod common;
 
-use moeplan::config::{HardwareConfig, ModelConfig, resolve};
+use moeplan::config::{HardwareConfig, ModelConfig};
 use moeplan::placement::{build_problem, redundant_slots, time_model, topology};
 use moeplan::rebalance::{RebalancePolicy, RebalanceReport, RebalanceSetup, run};
 use moeplan::trace::{Trace, read_trace};
@@ -15,8 +15,8 @@ fn sample() -> Trace {
 }
 
 fn configs() -> (ModelConfig, HardwareConfig) {
-    let m = ModelConfig::load(&resolve("models", "deepseek-v2-lite")).unwrap();
-    let h = HardwareConfig::load(&resolve("hardware", "h100-8x-nvlink")).unwrap();
+    let m = ModelConfig::from_arg("deepseek-v2-lite").unwrap();
+    let h = HardwareConfig::from_arg("h100-8x-nvlink").unwrap();
     (m, h)
 }
 

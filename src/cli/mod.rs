@@ -6,13 +6,17 @@
 mod args;
 mod bench_cmd;
 mod bench_daemon;
+mod bench_run;
+mod config_cmd;
 mod control;
 mod demo;
+mod model_cmd;
 pub mod place_cmd;
 mod predict_cmd;
 mod rebalance_cmd;
 mod replay_cmd;
 mod replay_via_daemon;
+mod run_cmd;
 mod serve_cmd;
 mod trace_cmd;
 
@@ -20,7 +24,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use args::{TraceArgs, load_model, load_traces};
+pub use args::{TraceArgs, load_hardware, load_model, load_traces};
 
 /// Exit code for input that failed validation.
 pub const EXIT_BAD_INPUT: u8 = 3;
@@ -33,7 +37,7 @@ Examples:
   moeplan replay -t traces/esft/law.parquet --train-trace traces/esft/intent.parquet --capacity 16
   moeplan trace stats --trace traces/esft/law.parquet
   moeplan trace stats --trace traces/esft/law.parquet --against traces/esft/intent.parquet --json
-  moeplan trace convert --trace ../shared/esft/results/expert_scores/law -o law.parquet
+  moeplan trace convert --trace traces/esft-excerpt -o excerpt.parquet   # an ESFT directory
   moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet
   moeplan place -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval traces/esft/intent.parquet \
       --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
@@ -41,8 +45,11 @@ Examples:
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
   moeplan rebalance -t traces/esft/intent.parquet -t traces/esft/law.parquet -t traces/esft/summary.parquet \
       --model deepseek-v2-lite --hardware h100-8x-nvlink --window 1000
+  moeplan config list
   moeplan bench place
-  moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464";
+  moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464
+  moeplan model init --model deepseek-v2-lite --scale 0.03125 -o tiny-moe
+  moeplan run --model-dir tiny-moe --trace traces/sample.parquet --capacity 16 --policy lru --json";
 
 /// moeplan: expert placement and expert caching for Mixture-of-Experts serving.
 #[derive(Debug, Parser)]
@@ -78,9 +85,18 @@ pub enum Command {
     Rebalance(rebalance_cmd::RebalanceArgs),
     /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
     Serve(serve_cmd::ServeArgs),
+    /// List and show the model and hardware configs built into the binary.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Fixed-workload benchmarks.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
+    /// Write a small MoE model directory (a real model's routing shape) for `moeplan run`.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
+    /// An offloaded MoE forward pass: before each layer ask the cache, move experts through
+    /// the data plane, compute; reports the output digest, tokens/s, bytes moved, hit ratio.
+    Run(run_cmd::RunArgs),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -113,6 +129,9 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<crate::config::ConfigError>()
                 .is_some_and(|c| !matches!(c, crate::config::ConfigError::Io { .. }))
             || c.downcast_ref::<BadInput>().is_some()
+            || c.downcast_ref::<crate::moe::ModelError>().is_some()
+            || c.downcast_ref::<crate::dataplane::DataPlaneError>()
+                .is_some_and(|d| matches!(d, crate::dataplane::DataPlaneError::Store { .. }))
     })
 }
 
@@ -134,6 +153,9 @@ pub fn main() -> ExitCode {
         Command::Rebalance(a) => rebalance_cmd::run_cmd(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
+        Command::Config(c) => config_cmd::run(c),
+        Command::Model(c) => model_cmd::run(c),
+        Command::Run(a) => run_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,9 +11,9 @@ use moeplan_solver::{
 use serde::Serialize;
 
 use super::BadInput;
-use super::args::load_model;
+use super::args::{load_hardware, load_model};
 use super::control::CliControl;
-use crate::config::{HardwareConfig, ModelConfig, resolve};
+use crate::config::{HardwareConfig, ModelConfig};
 use crate::placement::{
     PlacementError, PlanFile, build_problem, check_trace, score, sglang_location, time_model,
     topology, workload_from_trace,
@@ -66,10 +66,10 @@ pub struct PlaceArgs {
     /// Trace(s) to build the plan on; each is one workload (balance: the worst of them).
     #[arg(long = "trace", short = 't', required = true, value_name = "PATH")]
     pub traces: Vec<PathBuf>,
-    /// Model config (name under configs/models or path).
+    /// Model config (built-in name, see `moeplan config list`, or path to a TOML file).
     #[arg(long, short)]
     pub model: String,
-    /// Hardware config (name under configs/hardware or path).
+    /// Hardware config (built-in name, see `moeplan config list`, or path to a TOML file).
     #[arg(long)]
     pub hardware: String,
     /// Redundant physical slots per layer in total (default: the hardware's per-GPU value x GPUs).
@@ -236,8 +236,7 @@ fn bad(e: impl std::fmt::Display) -> anyhow::Error {
 /// Loads and checks the inputs of `args`.
 pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
     let model = load_model(&args.model)?;
-    let hw = HardwareConfig::load(&resolve("hardware", &args.hardware))
-        .with_context(|| format!("loading hardware config {:?}", args.hardware))?;
+    let hw = load_hardware(&args.hardware)?;
     let read = |p: &PathBuf| -> anyhow::Result<Trace> {
         let t =
             read_trace(p, None, None).with_context(|| format!("reading trace {}", p.display()))?;

@@ -24,7 +24,7 @@ pub enum PredictCommand {
     Train {
         #[command(flatten)]
         input: TraceArgs,
-        /// Model config (name in configs/models or path) the traces must match.
+        /// Model config (built-in name, see `moeplan config list`, or path to a TOML file) the traces must match.
         #[arg(long, short)]
         model: Option<String>,
         /// Which predictor to train (the file also holds the baselines it was built with).

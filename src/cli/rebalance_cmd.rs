@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use moeplan_solver::{Method, MethodOptions, Problem, Unlimited, Weights, place};
 
-use super::{BadInput, TraceArgs, load_model, load_traces};
-use crate::config::{HardwareConfig, resolve};
+use super::{BadInput, TraceArgs, load_hardware, load_model, load_traces};
 use crate::placement::{
     DEFAULT_TIME_BATCH, build_problem, check_trace, redundant_slots, time_model, topology,
 };
@@ -79,8 +78,7 @@ pub struct RebalanceArgs {
 pub fn run_cmd(args: RebalanceArgs) -> anyhow::Result<()> {
     let bad = |m: String| anyhow::Error::new(BadInput(m));
     let model = load_model(&args.model)?;
-    let hw = HardwareConfig::load(&resolve("hardware", &args.hardware))
-        .with_context(|| format!("loading hardware config {:?}", args.hardware))?;
+    let hw = load_hardware(&args.hardware)?;
     let shape = model.shape();
     let stream = load_traces(&args.input, Some(&shape))?;
     check_trace(0, &stream, &model).map_err(|e| bad(e.to_string()))?;

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{BadInput, TraceArgs, load_model, load_traces};
+use super::{BadInput, TraceArgs, load_hardware, load_model, load_traces};
 use crate::cache::{Budget, Lfu, PolicyKind, Predictive};
-use crate::config::{HardwareConfig, ModelConfig, resolve};
+use crate::config::{HardwareConfig, ModelConfig};
 use crate::predict::{Kind, OnlineOptions, OnlinePredictor, Predictor, PredictorSet, TrainOptions};
 use crate::replay::{
     Batching, PolicyReport, PrefetchOptions, ReplayReport, ReplaySetup, TimingModel, run_policies,
@@ -34,10 +34,10 @@ pub enum CapacityMode {
 pub struct ReplayArgs {
     #[command(flatten)]
     pub input: TraceArgs,
-    /// Model config (name in configs/models or path).
+    /// Model config (built-in name, see `moeplan config list`, or path to a TOML file).
     #[arg(long, short, default_value = "deepseek-v2-lite")]
     pub model: String,
-    /// Hardware config (name in configs/hardware or path).
+    /// Hardware config (built-in name, see `moeplan config list`, or path to a TOML file).
     #[arg(long, default_value = "rtx4090-pcie4")]
     pub hardware: String,
     /// Experts resident per layer (with --capacity-mode shared: C x layers slots in total).
@@ -166,9 +166,7 @@ fn batching(a: &ReplayArgs) -> anyhow::Result<Batching> {
 /// Runs `moeplan replay`.
 pub fn run(args: ReplayArgs, _quiet: bool) -> anyhow::Result<()> {
     let model = load_model(&args.model)?;
-    let hw_path = resolve("hardware", &args.hardware);
-    let hw = HardwareConfig::load(&hw_path)
-        .with_context(|| format!("loading hardware config {:?}", args.hardware))?;
+    let hw = load_hardware(&args.hardware)?;
     let shape = model.shape();
     let trace = load_traces(&args.input, Some(&shape))?;
     let batching = batching(&args)?;

@@ -24,7 +24,7 @@ pub enum TraceCommand {
         /// A second trace: report the per-layer Jensen-Shannon divergence of expert load.
         #[arg(long, value_name = "PATH")]
         against: Option<PathBuf>,
-        /// Model config (name in configs/models or path); required for ESFT traces of other shapes.
+        /// Model config (built-in name, see `moeplan config list`, or path to a TOML file); required for ESFT traces of other shapes.
         #[arg(long, short)]
         model: Option<String>,
         /// Largest hop distance of the transition matrices.
@@ -61,7 +61,7 @@ pub enum TraceCommand {
         moeplan trace synth --model mixtral-8x7b --tokens 20000 --seed 7 -o mixtral.jsonl"
     )]
     Synth {
-        /// Model config whose shape to generate (name in configs/models or path).
+        /// Model config whose shape to generate (built-in name, see `moeplan config list`, or path to a TOML file).
         #[arg(long, short)]
         model: String,
         /// Tokens to generate.

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, load_toml};
+use super::{ConfigError, parse_toml, read_text};
 
 /// Nodes, GPUs and the links between them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,7 +62,12 @@ fn default_a2a_latency_us() -> f64 {
 impl HardwareConfig {
     /// Loads and checks a hardware config.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let h: HardwareConfig = load_toml(path)?;
+        Self::parse(&read_text(path)?, path)
+    }
+
+    /// Parses and checks a config's TOML text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let h: HardwareConfig = parse_toml(text, path)?;
         let bad = |key: &str, message: &str| ConfigError::Invalid {
             path: path.into(),
             key: key.into(),

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, load_toml};
+use super::{ConfigError, parse_toml, read_text};
 use crate::trace::ModelShape;
 
 /// A MoE model as placement and caching see it.
@@ -38,7 +38,12 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Loads and checks a model config.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let m: ModelConfig = load_toml(path)?;
+        Self::parse(&read_text(path)?, path)
+    }
+
+    /// Parses and checks a config's TOML text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let m: ModelConfig = parse_toml(text, path)?;
         let bad = |key: &str, message: String| ConfigError::Invalid {
             path: path.into(),
             key: key.into(),

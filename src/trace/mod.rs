@@ -7,6 +7,7 @@ mod format;
 pub mod jsonl;
 mod model;
 pub mod parquet;
+pub mod sample;
 mod shape;
 pub mod synth;
 

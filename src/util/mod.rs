@@ -1,6 +1,8 @@
-//! Small shared helpers: progress reporting and default paths of shipped data.
+//! Small shared helpers: progress reporting, hold-up counting and the seeded generator.
 
-use std::path::PathBuf;
+pub(crate) mod rng;
+
+pub mod stalls;
 
 /// Something that can be told how much work is done (an indicatif bar, or nothing).
 pub trait Progress: Sync {
@@ -23,15 +25,4 @@ pub fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
     .expect("valid template");
     bar.set_style(style);
     bar
-}
-
-/// A file shipped with the project (`traces/...`, `configs/...`): relative to the working
-/// directory if it exists there, else to the source tree the binary was built from.
-pub fn shipped(rel: &str) -> PathBuf {
-    let p = PathBuf::from(rel);
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-    }
 }
