@@ -13,6 +13,7 @@ mod demo;
 mod model_cmd;
 pub mod place_cmd;
 mod predict_cmd;
+mod rebalance_cmd;
 mod replay_cmd;
 mod replay_via_daemon;
 mod run_cmd;
@@ -43,6 +44,8 @@ Examples:
       --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
+  moeplan rebalance -t traces/esft/intent.parquet -t traces/esft/law.parquet -t traces/esft/summary.parquet \
+      --model deepseek-v2-lite --hardware h100-8x-nvlink --window 1000
   moeplan config list
   moeplan bench place
   moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464
@@ -78,6 +81,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Plan where experts live (expert parallelism): contiguous, round-robin, EPLB, affinity, ILP.
     Place(place_cmd::PlaceArgs),
+    /// Re-balance placements over a stream of traces: static, EPLB every window, or a
+    /// move-budgeted re-plan; scored on each next window (IR, hops, layer time, moves).
+    Rebalance(rebalance_cmd::RebalanceArgs),
     /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
     Serve(serve_cmd::ServeArgs),
     /// List and show the model and hardware configs built into the binary.
@@ -153,6 +159,7 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => replay_cmd::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Place(a) => place_cmd::run(a, cli.quiet),
+        Command::Rebalance(a) => rebalance_cmd::run_cmd(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
         Command::Config(c) => config_cmd::run(c),

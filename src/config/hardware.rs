@@ -45,6 +45,23 @@ pub struct HardwareConfig {
     pub layer_compute_ms_per_token: f64,
     /// Time to run one expert for one token on the CPU instead of loading it, milliseconds.
     pub cpu_expert_ms: f64,
+    /// Sustained expert-GEMM throughput of one GPU, TFLOP/s (the layer-time model's compute
+    /// roofline; below the datasheet peak).
+    #[serde(default = "default_gpu_tflops")]
+    pub gpu_tflops: f64,
+    /// Fixed latency of one all-to-all phase (dispatch or combine), microseconds.
+    #[serde(default = "default_a2a_latency_us")]
+    pub a2a_latency_us: f64,
+}
+
+/// `gpu_tflops` of a config that does not set it.
+fn default_gpu_tflops() -> f64 {
+    100.0
+}
+
+/// `a2a_latency_us` of a config that does not set it.
+fn default_a2a_latency_us() -> f64 {
+    20.0
 }
 
 impl HardwareConfig {
@@ -86,6 +103,7 @@ impl HardwareConfig {
             ("host_to_device_gbps", h.host_to_device_gbps),
             ("layer_compute_ms", h.layer_compute_ms),
             ("cpu_expert_ms", h.cpu_expert_ms),
+            ("gpu_tflops", h.gpu_tflops),
         ] {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(bad(
@@ -100,6 +118,7 @@ impl HardwareConfig {
             ("cost_intra_node", h.cost_intra_node),
             ("cost_inter_node", h.cost_inter_node),
             ("layer_compute_ms_per_token", h.layer_compute_ms_per_token),
+            ("a2a_latency_us", h.a2a_latency_us),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(bad(

@@ -40,6 +40,9 @@ pub struct FileHeader {
     pub hidden: Option<usize>,
     /// Tokens of training data.
     pub trained_tokens: usize,
+    /// Online options cross-validated on the training traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<super::OnlineOptions>,
 }
 
 /// Named f32 tensors: name -> (shape, values).
