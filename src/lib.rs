@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod placement;
 pub mod predict;
 pub mod replay;
+pub mod report;
 pub mod stats;
 pub mod trace;
 pub mod util;

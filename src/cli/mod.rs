@@ -12,6 +12,7 @@ pub mod place_cmd;
 mod predict_cmd;
 mod replay_cmd;
 mod replay_via_daemon;
+mod report_cmd;
 mod serve_cmd;
 mod trace_cmd;
 
@@ -38,6 +39,8 @@ Examples:
       --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
+  moeplan report -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval traces/esft/intent.parquet \
+      --model deepseek-v2-lite --hardware h100-8x-nvlink -o report.html
   moeplan bench place
   moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464";
 
@@ -72,6 +75,8 @@ pub enum Command {
     Place(place_cmd::PlaceArgs),
     /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
     Serve(serve_cmd::ServeArgs),
+    /// Write one self-contained HTML page of charts: load, placement, affinity, cache, predictor.
+    Report(report_cmd::ReportArgs),
     /// Fixed-workload benchmarks.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -126,6 +131,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Place(a) => place_cmd::run(a, cli.quiet),
         Command::Serve(a) => serve_cmd::run(a),
+        Command::Report(a) => report_cmd::run(a, cli.quiet),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
     };
     match result {

@@ -246,6 +246,20 @@ pub fn replay(
     model: &ModelConfig,
     hw: &HardwareConfig,
 ) -> anyhow::Result<ReplayReport> {
+    replay_with(args, trace, train, batching, model, hw, None)
+}
+
+/// [`replay`] with the predictor set of `predictive` given (`--predictor` then only names it),
+/// so that several replays (`moeplan report`'s capacities) share one trained set.
+pub fn replay_with(
+    args: &ReplayArgs,
+    trace: &Trace,
+    train: &[Trace],
+    batching: Batching,
+    model: &ModelConfig,
+    hw: &HardwareConfig,
+    given: Option<&PredictorSet>,
+) -> anyhow::Result<ReplayReport> {
     let shape = *trace.shape();
     let max = shape.experts;
     if args.capacity == 0 || args.capacity > max {
@@ -263,12 +277,14 @@ pub fn replay(
     let lookahead = args
         .lookahead
         .clamp(1, shape.moe_layers.saturating_sub(1).max(1));
-    let set = if args.policy.contains(&PolicyKind::Predictive) {
-        Some(load_predictor(args, trace, &train_refs, lookahead)?)
-    } else {
-        None
+    let set = match given {
+        None if args.policy.contains(&PolicyKind::Predictive) => {
+            Some(load_predictor(args, trace, &train_refs, lookahead)?)
+        }
+        _ => None,
     };
-    let predictor: Option<&dyn Predictor> = match (&set, &args.predictor_name) {
+    let set = given.or(set.as_ref());
+    let predictor: Option<&dyn Predictor> = match (set, &args.predictor_name) {
         (None, _) => None,
         (Some(s), None) => Some(s.main()),
         (Some(s), Some(n)) => Some(
