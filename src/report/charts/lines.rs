@@ -32,12 +32,14 @@ pub fn line_chart(
             (a.min(x), b.max(x))
         });
     let pad = (x1 - x0).max(1.0) * 0.04;
+    // Room right of the last point for the legend, so that it covers no line.
+    let room = (x1 - x0).max(1.0) * 0.28;
     svg(super::WIDTH, 360, |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((x0 - pad)..(x1 + pad), y_range.0..y_range.1)?;
+            .build_cartesian_2d((x0 - pad)..(x1 + pad + room), y_range.0..y_range.1)?;
         let ticks = x_ticks.to_vec();
         let xfmt = move |v: &f64| {
             if ticks.iter().any(|t| (t - v).abs() < 1e-6) {
@@ -85,7 +87,7 @@ pub fn line_chart(
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .label_font(text(13))
