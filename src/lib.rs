@@ -11,6 +11,7 @@ pub mod dataplane;
 pub mod moe;
 pub mod placement;
 pub mod predict;
+pub mod rebalance;
 pub mod replay;
 pub mod report;
 pub mod runtime;

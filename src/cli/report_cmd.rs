@@ -11,7 +11,7 @@ use super::BadInput;
 use super::args::load_model;
 use super::control::CliControl;
 use super::replay_cmd::{ReplayArgs, replay_with};
-use crate::config::{HardwareConfig, ModelConfig, resolve};
+use crate::config::{HardwareConfig, ModelConfig};
 use crate::placement::{
     DEFAULT_BATCH_TOKENS, PlanFile, build_problem, check_trace, score, topology,
     workload_from_trace,
@@ -131,8 +131,7 @@ fn bad(m: impl std::fmt::Display) -> anyhow::Error {
 }
 
 fn load_hw(name: &str) -> anyhow::Result<HardwareConfig> {
-    HardwareConfig::load(&resolve("hardware", name))
-        .with_context(|| format!("loading hardware config {name:?}"))
+    super::load_hardware(name)
 }
 
 /// Quotes a path for a shell command line when it needs it.
