@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian/Ubuntu machine lacks to build moeplan: cmake and libclang-dev
-# (HiGHS is built from source through good_lp), only when missing.
+# Installs what a fresh Debian/Ubuntu machine lacks to build and test moeplan: cmake and
+# libclang-dev (HiGHS is built from source through good_lp), and chromium (the report's browser
+# test renders the page headless), only when missing.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo_cmd=""

@@ -13,6 +13,7 @@ pub mod placement;
 pub mod predict;
 pub mod rebalance;
 pub mod replay;
+pub mod report;
 pub mod runtime;
 pub mod stats;
 pub mod trace;
