@@ -13,6 +13,7 @@ mod predict_cmd;
 mod replay_cmd;
 mod replay_via_daemon;
 mod serve_cmd;
+mod stats_cmd;
 mod trace_cmd;
 
 use std::process::ExitCode;
@@ -72,6 +73,9 @@ pub enum Command {
     Place(place_cmd::PlaceArgs),
     /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
     Serve(serve_cmd::ServeArgs),
+    /// Work with routing statistics files (`trace aggregate` writes them).
+    #[command(subcommand)]
+    Stats(stats_cmd::StatsCommand),
     /// Fixed-workload benchmarks.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
@@ -126,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Place(a) => place_cmd::run(a, cli.quiet),
         Command::Serve(a) => serve_cmd::run(a),
+        Command::Stats(c) => stats_cmd::run(c, cli.quiet),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
     };
     match result {
