@@ -62,9 +62,22 @@ fn streamed_aggregation_equals_the_trace_counts() {
         let got = same as f64 / (w.followers * s.top_k as u64) as f64;
         assert!((got - want).abs() < 1e-12, "layer {l}: {got} vs {want}");
     }
-    // The held-out sample: about CASES_PER_FOLD cases per hop.
-    let per_hop = w.cases.keys().filter(|k| k.0 == 1).count();
-    assert!((3000..=3001).contains(&per_hop), "{per_hop}");
+    // The held-out sample: the cases `fit_mix` draws, every stride-th (token, layer).
+    for h in 1..=4 {
+        let total = t.num_tokens() * (s.moe_layers - h);
+        let stride = moeplan::predict::case_stride(t.num_tokens(), s.moe_layers, h);
+        let keys: Vec<(usize, usize)> = w
+            .cases
+            .keys()
+            .filter(|k| k.0 == h)
+            .map(|k| (k.1 as usize, k.2))
+            .collect();
+        let want: Vec<(usize, usize)> = (0..total)
+            .step_by(stride)
+            .map(|c| (c / (s.moe_layers - h), c % (s.moe_layers - h)))
+            .collect();
+        assert_eq!(keys, want, "hop {h}");
+    }
 }
 
 #[test]
