@@ -202,9 +202,9 @@ pub fn aggregate_paths(
                 progress.inc(chunk.num_tokens() as u64);
                 Ok(())
             })
-            .or_else(|e| match failed.take() {
-                Some(f) => Err(bad(f)),
-                None => Err(anyhow::Error::new(e)),
+            .map_err(|e| match failed.take() {
+                Some(f) => bad(f),
+                None => anyhow::Error::new(e),
             })
             .with_context(|| format!("aggregating {}", p.display()))?;
         } else {
