@@ -50,6 +50,8 @@ def assert_same_stats(a: Path, b: Path) -> None:
 
 
 def place_json(*inputs: str) -> dict:
+    """`place --json` without timings and without the ILP row, whose time-limited search is not
+    reproducible from run to run even on the same traces (tests/fleet.rs checks its input)."""
     out = json.loads(
         moeplan(
             "place", "--model", "deepseek-v2-lite", "--hardware", "h100-8x-nvlink",
@@ -57,6 +59,8 @@ def place_json(*inputs: str) -> dict:
         )
     )
     out["built_on"] = None
+    out["methods"] = [m for m in out["methods"] if m["name"] != "ilp"]
+    assert len(out["methods"]) == 4
     for m in out["methods"]:
         m["seconds"] = None
         if m.get("solver"):
