@@ -18,6 +18,8 @@ pub enum BenchCommand {
     Place(BenchPlaceArgs),
     /// Load the cache daemon: N sessions replaying a trace over the socket; step latency, steps/s.
     Daemon(super::bench_daemon::BenchDaemonArgs),
+    /// The offloaded forward pass: all-resident vs 25% lru vs 25% predictive; host copies vs memcpy.
+    Run(super::bench_run::BenchRunArgs),
 }
 
 /// `bench place` options.
@@ -160,6 +162,7 @@ pub fn run(cmd: BenchCommand, quiet: bool) -> anyhow::Result<()> {
     let args = match cmd {
         BenchCommand::Place(a) => a,
         BenchCommand::Daemon(a) => return super::bench_daemon::run(a),
+        BenchCommand::Run(a) => return super::bench_run::run_bench(a),
     };
     let mut ctl = CliControl::new(super::progress_enabled(quiet) && !args.json);
     let mut rows = Vec::new();

@@ -7,10 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::BadInput;
-use crate::daemon::listen::{self, Listener};
-use crate::daemon::load::{self, ClientMode, LoadSpec};
-use crate::daemon::server;
-use crate::daemon::state::ServerConfig;
+use crate::daemon::client::load::{self, ClientMode, LoadSpec};
+use crate::daemon::server::{self, Listener, ServerConfig, listen};
 use crate::trace::read_trace;
 use crate::util::shipped;
 
@@ -201,7 +199,7 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
             println!(
                 "client loop held up {} times for more than {} us: {:.1} ms in all, longest {:.1} ms",
                 s.count,
-                crate::daemon::walk::STALL.as_micros(),
+                crate::util::stalls::STALL.as_micros(),
                 s.total_ms,
                 s.max_ms
             );

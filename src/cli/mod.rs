@@ -6,12 +6,15 @@
 mod args;
 mod bench_cmd;
 mod bench_daemon;
+mod bench_run;
 mod control;
 mod demo;
+mod model_cmd;
 pub mod place_cmd;
 mod predict_cmd;
 mod replay_cmd;
 mod replay_via_daemon;
+mod run_cmd;
 mod serve_cmd;
 mod stats_cmd;
 mod trace_cmd;
@@ -40,7 +43,9 @@ Examples:
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
   moeplan bench place
-  moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464";
+  moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464
+  moeplan model init --model deepseek-v2-lite --scale 0.03125 -o tiny-moe
+  moeplan run --model-dir tiny-moe --trace traces/sample.parquet --capacity 16 --policy lru --json";
 
 /// moeplan: expert placement and expert caching for Mixture-of-Experts serving.
 #[derive(Debug, Parser)]
@@ -79,6 +84,12 @@ pub enum Command {
     /// Fixed-workload benchmarks.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
+    /// Write a small MoE model directory (a real model's routing shape) for `moeplan run`.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
+    /// An offloaded MoE forward pass: before each layer ask the cache, move experts through
+    /// the data plane, compute; reports the output digest, tokens/s, bytes moved, hit ratio.
+    Run(run_cmd::RunArgs),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -111,6 +122,9 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<crate::config::ConfigError>()
                 .is_some_and(|c| !matches!(c, crate::config::ConfigError::Io { .. }))
             || c.downcast_ref::<BadInput>().is_some()
+            || c.downcast_ref::<crate::moe::ModelError>().is_some()
+            || c.downcast_ref::<crate::dataplane::DataPlaneError>()
+                .is_some_and(|d| matches!(d, crate::dataplane::DataPlaneError::Store { .. }))
     })
 }
 
@@ -132,6 +146,8 @@ pub fn main() -> ExitCode {
         Command::Serve(a) => serve_cmd::run(a),
         Command::Stats(c) => stats_cmd::run(c, cli.quiet),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
+        Command::Model(c) => model_cmd::run(c),
+        Command::Run(a) => run_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

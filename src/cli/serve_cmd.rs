@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::BadInput;
-use crate::daemon::listen::{self, Listener};
-use crate::daemon::state::ServerConfig;
-use crate::daemon::{server, shutdown};
+use crate::daemon::server::{self, Listener, ServerConfig, listen, shutdown};
 
 /// Options of `moeplan serve`.
 #[derive(Debug, clap::Args)]
@@ -30,7 +28,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
     /// Largest frame body, bytes.
-    #[arg(long, default_value_t = crate::daemon::frame::DEFAULT_MAX_FRAME)]
+    #[arg(long, default_value_t = crate::daemon::wire::frame::DEFAULT_MAX_FRAME)]
     pub max_frame: usize,
     /// Connections served at once.
     #[arg(long, default_value_t = 256)]

@@ -1,6 +1,8 @@
-//! Small shared helpers: progress reporting and default paths of shipped data.
+//! Small shared helpers: progress reporting, default paths of shipped data, hold-up counting.
 
 use std::path::PathBuf;
+
+pub mod stalls;
 
 /// Something that can be told how much work is done (an indicatif bar, or nothing).
 pub trait Progress: Sync {
