@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod moe;
 pub mod placement;
 pub mod predict;
+pub mod rebalance;
 pub mod replay;
 pub mod runtime;
 pub mod stats;

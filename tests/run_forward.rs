@@ -94,6 +94,7 @@ fn replayed(f: &Fixture, capacity: usize, policy: PolicyKind) -> (u64, u64, u64)
         timing: no_link(),
         train: &train,
         predictor,
+        online: None,
         prefetch: PrefetchOptions {
             lookahead: s.lookahead,
             top_n: 6,
@@ -105,12 +106,15 @@ fn replayed(f: &Fixture, capacity: usize, policy: PolicyKind) -> (u64, u64, u64)
     let steps = build_steps(&f.trace, Batching::Single);
     let mut cache =
         ExpertCache::new(cfg, build_policy(policy, &cfg, &setup, &steps).unwrap()).unwrap();
+    let mut frozen = predictor.map(moeplan::predict::Frozen);
     let r = simulate(
         &f.trace,
         &steps,
         &mut cache,
         &setup.timing,
-        predictor.map(|p| (p, setup.prefetch)),
+        frozen
+            .as_mut()
+            .map(|p| (p as &mut dyn moeplan::predict::Predictor, setup.prefetch)),
     )
     .unwrap();
     (r.cache.hits, r.transfers, r.cache.demands)

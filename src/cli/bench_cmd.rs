@@ -2,6 +2,7 @@
 //! on 4 GPUs (one node, and 2 nodes x 2), DeepSeek-V2-Lite 26x64 on 8 GPUs, DeepSeek-V3 58x256 on 64 GPUs with 64 redundant
 //! slots on a synthetic trace): time, objective, bound, gap, peak memory. Not a timed test.
 
+use anyhow::Context;
 use moeplan_solver::{Method, MethodOptions, Problem, Topology, Weights, place};
 use serde::Serialize;
 
@@ -9,7 +10,6 @@ use super::control::CliControl;
 use crate::placement::workload_from_trace;
 use crate::trace::ModelShape;
 use crate::trace::synth::{SynthParams, generate};
-use crate::util::shipped;
 
 /// Benchmarks.
 #[derive(Debug, clap::Subcommand)]
@@ -175,7 +175,10 @@ pub fn run(cmd: BenchCommand, quiet: bool) -> anyhow::Result<()> {
             continue;
         }
         let trace = match case.real {
-            Some(p) => crate::trace::read_trace(&shipped(p), None, Some(&case.shape))?,
+            Some(p) => crate::trace::read_trace(std::path::Path::new(p), None, Some(&case.shape))
+                .with_context(|| {
+                format!("reading {p} (the benchmark runs in the source tree)")
+            })?,
             None => generate(&SynthParams::default_for(case.shape), args.tokens, 7, None),
         };
         let w = workload_from_trace(&trace, 0);

@@ -117,6 +117,9 @@ impl RoutingStats {
             markov,
             mix,
             learned: None,
+            // The online half-life and prior weight are cross-validated on token order, which
+            // statistics do not keep: files trained from statistics use the defaults.
+            online: None,
         })
     }
 

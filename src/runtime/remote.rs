@@ -9,8 +9,8 @@ use anyhow::Context;
 
 use super::side::{CacheSide, Counts, LayerPlan, Move};
 use crate::daemon::client::Client;
-use crate::daemon::wire::{Loaded, Prefetch, Register, Routing, State, Step, Transfer};
 use crate::daemon::wire::protocol::{RequestBody, ResponseBody};
+use crate::daemon::wire::{Loaded, Prefetch, Register, Routing, State, Step, Transfer};
 use crate::trace::{Trace, dequantize_weight};
 
 /// Bound on the prefetches pulled after one layer (the daemon's queue is smaller).

@@ -198,6 +198,7 @@ pub fn run(spec: &RunSpec<'_>) -> anyhow::Result<RunReport> {
                 timing: no_link(),
                 train: &train,
                 predictor,
+                online: None,
                 prefetch: PrefetchOptions { lookahead, top_n },
                 half_life: spec.half_life,
                 beta: spec.beta,

@@ -7,6 +7,7 @@ mod format;
 pub mod jsonl;
 mod model;
 pub mod parquet;
+pub mod sample;
 mod shape;
 pub mod synth;
 
@@ -14,4 +15,6 @@ pub use builder::TraceBuilder;
 pub use error::{Problem, TraceError};
 pub use format::{Format, TraceFormat, read_trace, write_trace};
 pub use model::{Trace, dequantize_weight, quantize_weight};
-pub use shape::ModelShape;
+pub use shape::{
+    MAX_EXPERTS, MAX_LAYER_EXPERTS, MAX_MOE_LAYERS, MAX_PAIR_ENTRIES, MAX_TOP_K, ModelShape,
+};

@@ -16,6 +16,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::ChunkReader;
 
 use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
 
@@ -25,6 +26,8 @@ pub const SHAPE_KEY: &str = "moeplan.shape";
 pub const VERSION_KEY: &str = "moeplan.trace_version";
 /// The version this build writes and reads.
 pub const PARQUET_VERSION: &str = "1";
+/// Most tokens reserved up front from the footer's row count.
+const MAX_RESERVED_TOKENS: usize = 1 << 20;
 /// Tokens per row group / record batch.
 const TOKENS_PER_BATCH: usize = 8192;
 
@@ -64,22 +67,184 @@ fn column<'a, T: 'static>(
         })
 }
 
+/// Reads a canonical Parquet trace from any source of bytes (a file, or bytes in memory);
+/// `path` names it in errors.
+pub fn read_parquet<R: ChunkReader + 'static>(
+    reader: R,
+    path: &Path,
+    shape_hint: Option<&ModelShape>,
+) -> Result<Trace, TraceError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| pq_err(path, e))?;
+    let kv = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    let get = |k: &str| kv.iter().find(|x| x.key == k).and_then(|x| x.value.clone());
+    let version = get(VERSION_KEY)
+        .ok_or_else(|| pq_err(path, format!("metadata key `{VERSION_KEY}` missing")))?;
+    if version != PARQUET_VERSION {
+        return Err(pq_err(
+            path,
+            format!("trace version {version} unsupported (this build reads {PARQUET_VERSION})"),
+        ));
+    }
+    let shape_json = get(SHAPE_KEY)
+        .ok_or_else(|| pq_err(path, format!("metadata key `{SHAPE_KEY}` missing")))?;
+    let shape: ModelShape =
+        serde_json::from_str(&shape_json).map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
+    shape
+        .check()
+        .map_err(|m| pq_err(path, format!("{SHAPE_KEY}: {m}")))?;
+    if let Some(h) = shape_hint
+        && *h != shape
+    {
+        return Err(pq_err(
+            path,
+            format!("trace shape {shape:?} differs from the model's {h:?}"),
+        ));
+    }
+    let rows = builder.metadata().file_metadata().num_rows() as usize;
+    if rows == 0 {
+        return Err(TraceError::file(path, Problem::Empty("no rows".into())));
+    }
+    let (layers, k) = (shape.moe_layers, shape.top_k);
+    // The row count comes from the file's footer: reserve no more than a bounded guess
+    // (a lying footer must not size an allocation); the columns grow with the real rows.
+    let mut tb = TraceBuilder::new(shape, (rows / layers).min(MAX_RESERVED_TOKENS));
+    let reader = builder
+        .with_batch_size((TOKENS_PER_BATCH * layers).min(1 << 18))
+        .build()
+        .map_err(|e| pq_err(path, e))?;
+    let mut e16 = Vec::with_capacity(layers * k);
+    let mut w32 = Vec::with_capacity(layers * k);
+    let (mut ids, mut w64) = (Vec::with_capacity(k), Vec::with_capacity(k));
+    let mut row: u64 = 0;
+    let mut cur: Option<(i64, i64, i32)> = None;
+    for batch in reader {
+        let batch = batch.map_err(|e| pq_err(path, e))?;
+        let token = column::<Int64Array>(&batch, "token", path)?;
+        let seq = column::<Int64Array>(&batch, "seq", path)?;
+        let pos = column::<Int32Array>(&batch, "pos", path)?;
+        let layer = column::<Int16Array>(&batch, "layer", path)?;
+        let experts = column::<ListArray>(&batch, "experts", path)?;
+        let weights = column::<ListArray>(&batch, "weights", path)?;
+        for i in 0..batch.num_rows() {
+            row += 1;
+            let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
+            for (name, col) in [
+                ("token", token as &dyn Array),
+                ("seq", seq as &dyn Array),
+                ("pos", pos as &dyn Array),
+                ("layer", layer as &dyn Array),
+                ("experts", experts as &dyn Array),
+                ("weights", weights as &dyn Array),
+            ] {
+                if col.is_null(i) {
+                    return Err(bad(name, Problem::Other("null".into())));
+                }
+            }
+            let l = layer.value(i) as usize;
+            let expected_layer = e16.len() / k;
+            if l != expected_layer {
+                return Err(bad(
+                    "layer",
+                    Problem::Other(format!(
+                        "expected layer {expected_layer} (rows are ordered by token, then layer 0..{layers})"
+                    )),
+                ));
+            }
+            let key = (token.value(i), seq.value(i), pos.value(i));
+            if l == 0 {
+                if key.0 != tb.len() as i64 {
+                    return Err(bad(
+                        "token",
+                        Problem::Other(format!(
+                            "token {} where {} was expected (the global token index, 0-based)",
+                            key.0,
+                            tb.len()
+                        )),
+                    ));
+                }
+                cur = Some(key);
+            } else if cur != Some(key) {
+                return Err(bad(
+                    "token",
+                    Problem::Other("token/seq/pos change within a token's layers".into()),
+                ));
+            }
+            let ev = experts.value(i);
+            let ev = ev
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .ok_or_else(|| pq_err(path, "experts items must be int32"))?;
+            let wv = weights.value(i);
+            let wv = wv
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .ok_or_else(|| pq_err(path, "weights items must be float"))?;
+            if ev.null_count() > 0 || wv.null_count() > 0 {
+                return Err(bad("experts", Problem::Other("null item".into())));
+            }
+            ids.clear();
+            ids.extend(ev.values().iter().map(|&e| e as i64));
+            w64.clear();
+            w64.extend(wv.values().iter().map(|&w| w as f64));
+            TraceBuilder::check_topk(&shape, &ids, &w64).map_err(|(j, p)| {
+                let f = if matches!(
+                    p,
+                    Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. }
+                ) {
+                    "weights"
+                } else {
+                    "experts"
+                };
+                bad(&format!("{f}[{j}]"), p)
+            })?;
+            e16.extend(ids.iter().map(|&e| e as u16));
+            w32.extend_from_slice(wv.values());
+            if l + 1 == layers {
+                let (s, p) = (key.1, key.2);
+                if !(0..=u32::MAX as i64).contains(&s) || p < 0 {
+                    return Err(bad(
+                        "seq",
+                        Problem::Other(format!("seq {s} / pos {p} out of range")),
+                    ));
+                }
+                tb.check_order(s as u32, p as u32)
+                    .map_err(|pr| bad("seq", pr))?;
+                tb.push_token(s as u32, p as u32, &e16, &w32);
+                e16.clear();
+                w32.clear();
+            }
+        }
+    }
+    if !e16.is_empty() {
+        return Err(TraceError::invalid(
+            path,
+            row,
+            "layer",
+            Problem::Truncated {
+                expected: format!("{layers} layers for the last token"),
+                found: (e16.len() / k).to_string(),
+            },
+        ));
+    }
+    Ok(tb.finish())
+}
+
 impl TraceFormat for ParquetFormat {
     fn name(&self) -> &'static str {
         "parquet"
     }
 
     fn read(&self, path: &Path, shape_hint: Option<&ModelShape>) -> Result<Trace, TraceError> {
-        let mut whole = None;
-        read_chunks(path, shape_hint, usize::MAX, &mut |chunk, _| {
-            whole = Some(chunk);
-            Ok(())
-        })?;
-        Ok(whole.expect("a non-empty file yields a chunk"))
+        let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
+        read_parquet(file, path, shape_hint)
     }
 
     fn write(&self, trace: &Trace, path: &Path) -> Result<(), TraceError> {
-        let schema = Arc::new(schema());
         let shape_json = serde_json::to_string(trace.shape()).expect("shape serialises");
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
@@ -90,51 +255,12 @@ impl TraceFormat for ParquetFormat {
                 KeyValue::new(SHAPE_KEY.to_string(), shape_json),
             ]))
             .build();
-        let file = File::create(path).map_err(|e| TraceError::io(path, e))?;
-        let mut writer =
-            ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| pq_err(path, e))?;
-        let layers = trace.shape().moe_layers;
-        let n = trace.num_tokens();
-        let mut start = 0;
-        while start < n {
-            let end = (start + TOKENS_PER_BATCH).min(n);
-            let rows = (end - start) * layers;
-            let mut token = Vec::with_capacity(rows);
-            let mut seq = Vec::with_capacity(rows);
-            let mut pos = Vec::with_capacity(rows);
-            let mut layer = Vec::with_capacity(rows);
-            let mut eb = ListBuilder::new(Int32Builder::new());
-            let mut wb = ListBuilder::new(Float32Builder::new());
-            for t in start..end {
-                for l in 0..layers {
-                    token.push(t as i64);
-                    seq.push(trace.seq_id(t) as i64);
-                    pos.push(trace.position(t) as i32);
-                    layer.push(l as i16);
-                    for &e in trace.experts(t, l) {
-                        eb.values().append_value(e as i32);
-                    }
-                    eb.append(true);
-                    for &q in trace.weights_q(t, l) {
-                        wb.values().append_value(dequantize_weight(q));
-                    }
-                    wb.append(true);
-                }
+        crate::util::atomic_write(path, |file| write_batches(trace, file, props)).map_err(|e| {
+            match e.downcast::<parquet::errors::ParquetError>() {
+                Ok(pe) => pq_err(path, pe),
+                Err(e) => TraceError::write(path, e),
             }
-            let cols: Vec<ArrayRef> = vec![
-                Arc::new(Int64Array::from(token)),
-                Arc::new(Int64Array::from(seq)),
-                Arc::new(Int32Array::from(pos)),
-                Arc::new(Int16Array::from(layer)),
-                Arc::new(eb.finish()),
-                Arc::new(wb.finish()),
-            ];
-            let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| pq_err(path, e))?;
-            writer.write(&batch).map_err(|e| pq_err(path, e))?;
-            start = end;
-        }
-        writer.close().map_err(|e| pq_err(path, e))?;
-        Ok(())
+        })
     }
 }
 
@@ -204,7 +330,11 @@ pub fn read_chunks(
         return Err(TraceError::file(path, Problem::Empty("no rows".into())));
     }
     let (layers, k) = (shape.moe_layers, shape.top_k);
-    let mut tb = TraceBuilder::new(shape, (rows / layers).min(chunk_tokens));
+    let mut tb = TraceBuilder::new(
+        shape,
+        (rows / layers).min(chunk_tokens).min(MAX_RESERVED_TOKENS),
+    );
+    let mut done: usize = 0;
     let mut ids: Vec<i64> = Vec::new();
     let reader = builder
         .with_batch_size(TOKENS_PER_BATCH * layers)
@@ -227,6 +357,10 @@ pub fn read_chunks(
             row += 1;
             let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
             for (name, col) in [
+                ("token", token as &dyn Array),
+                ("seq", seq as &dyn Array),
+                ("pos", pos as &dyn Array),
+                ("layer", layer as &dyn Array),
                 ("experts", experts as &dyn Array),
                 ("weights", weights as &dyn Array),
             ] {
@@ -246,6 +380,16 @@ pub fn read_chunks(
             }
             let key = (token.value(i), seq.value(i), pos.value(i));
             if l == 0 {
+                if key.0 != (done + tb.len()) as i64 {
+                    return Err(bad(
+                        "token",
+                        Problem::Other(format!(
+                            "token {} where {} was expected (the global token index, 0-based)",
+                            key.0,
+                            done + tb.len()
+                        )),
+                    ));
+                }
                 cur = Some(key);
             } else if cur != Some(key) {
                 return Err(bad(
@@ -298,6 +442,7 @@ pub fn read_chunks(
                 e16.clear();
                 w32.clear();
                 if tb.len() >= chunk_tokens {
+                    done += tb.len();
                     sink(tb.take_chunk(), &ids)?;
                     ids.clear();
                 }
@@ -319,4 +464,57 @@ pub fn read_chunks(
         sink(tb.finish(), &ids)?;
     }
     Ok(shape)
+}
+
+/// A Parquet or Arrow error carried through the I/O error of [`crate::util::atomic_write`].
+fn pe(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+/// Writes `trace` as row groups of [`TOKENS_PER_BATCH`] tokens into `file`.
+fn write_batches(trace: &Trace, file: &mut File, props: WriterProperties) -> std::io::Result<()> {
+    let schema = Arc::new(schema());
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pe)?;
+    let layers = trace.shape().moe_layers;
+    let n = trace.num_tokens();
+    let mut start = 0;
+    while start < n {
+        let end = (start + TOKENS_PER_BATCH).min(n);
+        let rows = (end - start) * layers;
+        let mut token = Vec::with_capacity(rows);
+        let mut seq = Vec::with_capacity(rows);
+        let mut pos = Vec::with_capacity(rows);
+        let mut layer = Vec::with_capacity(rows);
+        let mut eb = ListBuilder::new(Int32Builder::new());
+        let mut wb = ListBuilder::new(Float32Builder::new());
+        for t in start..end {
+            for l in 0..layers {
+                token.push(t as i64);
+                seq.push(trace.seq_id(t) as i64);
+                pos.push(trace.position(t) as i32);
+                layer.push(l as i16);
+                for &e in trace.experts(t, l) {
+                    eb.values().append_value(e as i32);
+                }
+                eb.append(true);
+                for &q in trace.weights_q(t, l) {
+                    wb.values().append_value(dequantize_weight(q));
+                }
+                wb.append(true);
+            }
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(token)),
+            Arc::new(Int64Array::from(seq)),
+            Arc::new(Int32Array::from(pos)),
+            Arc::new(Int16Array::from(layer)),
+            Arc::new(eb.finish()),
+            Arc::new(wb.finish()),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols).map_err(pe)?;
+        writer.write(&batch).map_err(pe)?;
+        start = end;
+    }
+    writer.close().map_err(pe)?;
+    Ok(())
 }

@@ -46,6 +46,17 @@ impl TestDaemon {
         Self::start_on(ServerConfig::default(), true)
     }
 
+    /// Starts a daemon as `moeplan serve --busy-poll` runs it (one current-thread runtime).
+    pub fn start_on_busy_poll() -> Self {
+        Self::start_on(
+            ServerConfig {
+                busy_poll: true,
+                ..Default::default()
+            },
+            true,
+        )
+    }
+
     fn start_on(config: ServerConfig, single: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("d.sock");

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::busy::{BusyGuard, Next};
 use super::connection;
 use super::http;
 use super::listen::{Accepted, Listener};
@@ -62,19 +63,38 @@ pub async fn run(
     let busy_task = shared.config.busy_poll.then(|| {
         // A yielded task is resumed only after the runtime has polled its I/O driver without
         // blocking, so while this task lives the thread never sleeps in epoll_wait.
-        let stop = stop.clone();
+        let (stop, shared) = (stop.clone(), shared.clone());
         tokio::spawn(async move {
             // Passes that took long: the thread was descheduled, or requests took that long.
             let (mut held, mut pass) = (Stalls::default(), std::time::Instant::now());
+            let mut guard = BusyGuard::default();
             while !stop.is_shutdown() {
                 tokio::task::yield_now().await;
-                held.record(pass.elapsed());
+                let gap = pass.elapsed();
+                held.record(gap);
+                if let Next::Sleep(d) = guard.pass(gap) {
+                    // Contended: sleep like a daemon without --busy-poll, then try again.
+                    shared
+                        .metrics
+                        .busy_poll_fallbacks
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(
+                        back_off_s = d.as_secs_f64(),
+                        "busy-poll: contended, sleeping"
+                    );
+                    let mut s = stop.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(d) => {}
+                        () = s.recv() => {}
+                    }
+                }
                 pass = std::time::Instant::now();
             }
             tracing::info!(
                 held = held.count,
                 held_ms = held.total_ms,
                 longest_ms = held.max_ms,
+                fallbacks = guard.fallbacks,
                 "busy-poll passes over 0.5 ms"
             );
         })

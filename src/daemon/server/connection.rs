@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::cmd::{self, ConnState, Ctx, check_room};
+use super::cmd::{self, ConnState, Ctx, check_budget, check_room};
 use super::shutdown::Shutdown;
 use super::state::Shared;
 use crate::daemon::wire::frame::{self, FrameError, HEADER_LEN};
@@ -25,6 +25,20 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Outgoing bytes that trigger a write even while more requests are buffered.
 pub const FLUSH_AT: usize = 64 * 1024;
+
+/// Time a new connection may take to send its `hello` before it needs a permit of the
+/// pre-handshake budget.
+pub const HANDSHAKE_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// What woke a connection waiting for input.
+enum Wake {
+    /// Bytes arrived (0: end of stream).
+    Read(usize),
+    /// The grace period without a `hello` ended.
+    Grace,
+    /// The handshake deadline passed.
+    Deadline,
+}
 
 /// Whether to go on after a request.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,6 +115,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let max = shared.config.max_frame;
+    // A connection has `handshake_timeout` to send its `hello`. One that has not sent it within
+    // [`HANDSHAKE_GRACE`] (a runtime sends it at once) must hold a permit of the pre-handshake
+    // budget until it does: idle connections cannot take the slots of runtimes.
+    let now = tokio::time::Instant::now();
+    let (grace, deadline) = (now + HANDSHAKE_GRACE, now + shared.config.handshake_timeout);
+    let mut pending = None;
     let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut wbuf: Vec<u8> = Vec::with_capacity(4096);
     loop {
@@ -133,15 +153,41 @@ where
             }
         }
         rbuf.drain(..start);
+        if state.handshaken {
+            pending.take();
+        }
         flush(stream, &mut wbuf, shared).await?;
         if flow == Flow::Close || shutdown.is_shutdown() {
             return Ok(());
         }
         rbuf.reserve(READ_CHUNK);
-        let n = tokio::select! {
+        let waiting = !state.handshaken;
+        let wake = tokio::select! {
             biased;
-            r = stream.read_buf(&mut rbuf) => r?,
+            r = stream.read_buf(&mut rbuf) => Wake::Read(r?),
             () = shutdown.recv() => return Ok(()),
+            () = tokio::time::sleep_until(deadline), if waiting => Wake::Deadline,
+            () = tokio::time::sleep_until(grace), if waiting && pending.is_none() => Wake::Grace,
+        };
+        let n = match wake {
+            Wake::Read(n) => n,
+            Wake::Grace => {
+                if let Ok(p) = shared.pending.try_acquire() {
+                    pending = Some(p);
+                    continue;
+                }
+                let msg = "too many connections waiting for their hello".to_string();
+                reply_error(shared, &mut wbuf, 0, ErrorCode::LimitReached, msg);
+                return flush(stream, &mut wbuf, shared).await;
+            }
+            Wake::Deadline => {
+                let msg = format!(
+                    "no hello within {:.1} s of connecting",
+                    shared.config.handshake_timeout.as_secs_f64()
+                );
+                reply_error(shared, &mut wbuf, 0, ErrorCode::HandshakeRequired, msg);
+                return flush(stream, &mut wbuf, shared).await;
+            }
         };
         if n == 0 {
             if !rbuf.is_empty() {
@@ -219,10 +265,11 @@ fn handle(state: &mut ConnState, shared: &Shared, body: &[u8], out: &mut Vec<u8>
     shared.metrics.request(op);
     let body = match req.body {
         RequestBody::Register(r) if state.handshaken && r.reads_files() => {
-            if let Err(e) = check_room(&Ctx {
+            let ctx = Ctx {
                 conn: state,
                 shared,
-            }) {
+            };
+            if let Err(e) = check_room(&ctx).and_then(|()| check_budget(&r, &ctx)) {
                 return Handled::Done(reply_error(shared, out, req.id, e.code, e.message));
             }
             return Handled::Deferred(req.id, Box::new(r));

@@ -1,7 +1,7 @@
 //! A minimal loopback HTTP/1.1 responder: `GET /metrics` (Prometheus text) and `GET /healthz`.
 //!
 //! One request per connection (`Connection: close`); request heads over 8 KiB or slower than
-//! 5 s are dropped. Enough for a Prometheus scraper and a liveness probe, no web framework.
+//! 5 s are dropped, and at most `max_metrics_connections` are served at once. Enough for a Prometheus scraper and a liveness probe, no web framework.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,14 +17,28 @@ const MAX_HEAD: usize = 8 * 1024;
 /// Time a client gets to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves HTTP on `listener` until shutdown.
+/// Serves HTTP on `listener` until shutdown, at most `max_metrics_connections` connections at
+/// once: one over the budget is closed at once, so idle scrapers cannot use up the daemon's file
+/// descriptors (runtimes' connections come first).
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: Shutdown) {
+    let budget = Arc::new(tokio::sync::Semaphore::new(
+        shared.config.max_metrics_connections.max(1),
+    ));
     loop {
         tokio::select! {
             () = shutdown.recv() => return,
             a = listener.accept() => match a {
                 Ok((s, _)) => {
-                    tokio::spawn(respond(s, shared.clone()));
+                    let Ok(permit) = budget.clone().try_acquire_owned() else {
+                        tracing::debug!("metrics connection refused: budget full");
+                        drop(s);
+                        continue;
+                    };
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        respond(s, shared).await;
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics accept failed");
@@ -58,8 +72,11 @@ async fn respond(mut s: TcpStream, shared: Arc<Shared>) {
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = s.write_all(msg.as_bytes()).await;
-    let _ = s.shutdown().await;
+    let _ = tokio::time::timeout(HEAD_TIMEOUT, async {
+        let _ = s.write_all(msg.as_bytes()).await;
+        let _ = s.shutdown().await;
+    })
+    .await;
 }
 
 /// Status line, content type and body for a request head.

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -87,6 +87,63 @@ pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     res
+}
+
+/// An exclusive lock on `<socket>.lock`, held by the daemon serving that socket for as long as
+/// it runs (released by the kernel however the process ends). The lock file itself stays.
+#[derive(Debug)]
+pub struct SocketLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl SocketLock {
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The lock file of the socket `path`: `path` with `.lock` appended.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+/// Takes the socket's lock, then binds it ([`bind_unix`]). Two daemons started together on one
+/// path cannot both decide the socket is stale: the second finds the lock taken and gets
+/// `AddrInUse`. The caller keeps the lock until it has removed the socket at shutdown.
+pub fn bind_unix_locked(path: &Path) -> io::Result<(UnixListener, SocketLock)> {
+    let lock = lock_path(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!(
+                    "a daemon already listens on {} (another moeplan serve holds {})",
+                    path.display(),
+                    lock.display()
+                ),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    let l = bind_unix(path)?;
+    Ok((
+        l,
+        SocketLock {
+            _file: file,
+            path: lock,
+        },
+    ))
 }
 
 /// Binds TCP at `addr`; refuses a non-loopback address unless `allow_remote`.

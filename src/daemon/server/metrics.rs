@@ -30,6 +30,8 @@ pub struct Metrics {
     step_nanos: AtomicU64,
     /// Largest outgoing buffer any connection held, bytes (shows backpressure bounds it).
     pub out_buffer_high_water: AtomicU64,
+    /// Times `--busy-poll` fell back to sleeping under CPU contention (see [`super::busy`]).
+    pub busy_poll_fallbacks: AtomicU64,
 }
 
 impl Metrics {
@@ -94,6 +96,17 @@ impl Metrics {
             o,
             "moeplan_connections_active {}",
             get(&self.connections_active)
+        );
+        head(
+            &mut o,
+            "busy_poll_fallbacks_total",
+            "counter",
+            "Times --busy-poll slept instead of spinning because the CPU was contended.",
+        );
+        let _ = writeln!(
+            o,
+            "moeplan_busy_poll_fallbacks_total {}",
+            get(&self.busy_poll_fallbacks)
         );
         head(&mut o, "sessions_active", "gauge", "Live sessions.");
         let _ = writeln!(o, "moeplan_sessions_active {}", registry.live_count());

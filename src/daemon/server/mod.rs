@@ -5,6 +5,7 @@
 //! Built on [`crate::daemon::wire`]; knows nothing of the clients.
 
 mod accept;
+pub mod busy;
 pub mod cmd;
 mod connection;
 pub mod engine;

@@ -69,7 +69,12 @@ impl Session {
 }
 
 /// Bound on the closed sessions remembered for the shutdown report.
-const MAX_CLOSED: usize = 4096;
+pub const MAX_CLOSED: usize = 4096;
+
+/// Bound on the (layer, expert) keys of all live sessions together: each key costs a session's
+/// cache a few tens of bytes, so this caps the daemon's session memory near 1 GiB whatever the
+/// runtimes register (one DeepSeek-V3 session has 14,848 keys).
+pub const MAX_LIVE_KEYS: u64 = 1 << 24;
 
 /// Every live session, and the final counters of those closed.
 #[derive(Debug, Default)]
@@ -80,13 +85,18 @@ pub struct Registry {
     live: Mutex<BTreeMap<u64, SessionHandle>>,
     /// Final counters of closed sessions (the most recent [`MAX_CLOSED`]).
     closed: Mutex<Vec<SessionStats>>,
+    /// (layer, expert) keys of the live sessions (see [`MAX_LIVE_KEYS`]).
+    live_keys: AtomicU64,
 }
 
 impl Registry {
     /// Adds a session built by `make(id)`; returns its handle.
     pub fn insert(&self, make: impl FnOnce(u64) -> Session) -> SessionHandle {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let handle = Arc::new(Mutex::new(make(id)));
+        let session = make(id);
+        self.live_keys
+            .fetch_add(session_keys(&session.shape), Ordering::Relaxed);
+        let handle = Arc::new(Mutex::new(session));
         self.live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -99,6 +109,8 @@ impl Registry {
         let stats = {
             let mut s = lock(handle);
             s.engine.release_all();
+            self.live_keys
+                .fetch_sub(session_keys(&s.shape), Ordering::Relaxed);
             s.stats()
         };
         self.live
@@ -132,6 +144,11 @@ impl Registry {
         handles.iter().map(|h| lock(h).stats()).collect()
     }
 
+    /// (layer, expert) keys of the live sessions together.
+    pub fn live_keys(&self) -> u64 {
+        self.live_keys.load(Ordering::Relaxed)
+    }
+
     /// Number of live sessions.
     pub fn live_count(&self) -> usize {
         self.live.lock().unwrap_or_else(|p| p.into_inner()).len()
@@ -144,4 +161,9 @@ impl Registry {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+}
+
+/// The (layer, expert) keys of a session of `shape`.
+pub fn session_keys(shape: &ModelShape) -> u64 {
+    (shape.moe_layers * shape.experts) as u64
 }

@@ -30,5 +30,5 @@ pub use register::{CapacityMode, Register, RegisterReply};
 pub use stats::{SessionStats, Stats, StatsReply};
 pub use step::{
     ExpertRef, MAX_STEP_EXPERTS, MAX_STEP_TOKENS, Placement, Routing, State, Step, StepReply,
-    Transfer,
+    Transfer, reply_bound,
 };

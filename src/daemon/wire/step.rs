@@ -154,3 +154,63 @@ impl StepReply {
         })
     }
 }
+
+/// Encoded bytes of one [`Placement`] at most (MessagePack map with every field at its largest).
+const PLACEMENT_BYTES: usize = 48;
+/// Encoded bytes of one [`Transfer`] at most.
+const TRANSFER_BYTES: usize = 72;
+/// Encoded bytes of a step reply's envelope and counters at most.
+const REPLY_OVERHEAD: usize = 128;
+
+/// An upper bound on the encoded size of the reply to a step of `distinct` experts that may
+/// issue `prefetch` prefetches: each expert has a placement and at most one load.
+pub fn reply_bound(distinct: usize, prefetch: usize) -> usize {
+    REPLY_OVERHEAD + distinct * (PLACEMENT_BYTES + TRANSFER_BYTES) + prefetch * TRANSFER_BYTES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::wire::protocol::{Response, ResponseBody};
+
+    /// [`reply_bound`] holds for a reply whose every field is at its largest.
+    #[test]
+    fn reply_bound_covers_the_largest_fields() {
+        let big = ExpertRef {
+            layer: u16::MAX,
+            expert: u16::MAX,
+        };
+        let t = Transfer {
+            layer: u16::MAX,
+            expert: u16::MAX,
+            slot: Some(u32::MAX),
+            evict: Some(big),
+        };
+        let p = Placement {
+            expert: u16::MAX,
+            slot: Some(u32::MAX),
+            state: State::InFlight,
+            gpu: Some(u16::MAX),
+        };
+        for (n, m) in [(0, 0), (1, 0), (7, 3), (300, 1000)] {
+            let reply = StepReply {
+                placements: vec![p; n],
+                hits: u32::MAX,
+                misses: u32::MAX,
+                loads: vec![t; n],
+                prefetch: vec![t; m],
+            };
+            let resp = Response {
+                id: u64::MAX,
+                body: ResponseBody::Step(reply),
+            };
+            let mut out = Vec::new();
+            crate::daemon::wire::frame::encode(&resp, usize::MAX, &mut out).unwrap();
+            assert!(
+                out.len() <= reply_bound(n, m),
+                "{n} {m}: {} bytes",
+                out.len()
+            );
+        }
+    }
+}

@@ -11,7 +11,7 @@ mod register;
 mod stats;
 mod step;
 
-pub use register::{Prepared, check_room, prepare};
+pub use register::{MAX_NAME_LEN, Prepared, check_budget, check_room, prepare};
 
 use std::collections::HashMap;
 

@@ -15,14 +15,43 @@ impl Apply for Register {
 
     fn apply(self, ctx: &mut Ctx<'_>) -> Result<RegisterReply, ErrorReply> {
         check_room(ctx)?;
+        check_budget(&self, ctx)?;
         prepare(self)?.install(ctx)
     }
+}
+
+/// Longest session name, bytes (names are kept in the metrics and the closed-session history).
+pub const MAX_NAME_LEN: usize = 256;
+
+/// `limit_reached` when this session would take the live sessions' keys beyond the daemon's
+/// budget (`max_live_keys`, default [`crate::daemon::server::session::MAX_LIVE_KEYS`]; checked
+/// before anything is allocated for it).
+pub fn check_budget(reg: &Register, ctx: &Ctx<'_>) -> Result<(), ErrorReply> {
+    let keys = reg.moe_layers as u64 * reg.experts as u64;
+    let live = ctx.shared.registry.live_keys();
+    let budget = ctx.shared.config.max_live_keys;
+    if live + keys > budget {
+        return Err(ErrorReply::new(
+            ErrorCode::LimitReached,
+            format!(
+                "the daemon's sessions hold {live} (layer, expert) keys; {keys} more would \
+                 exceed its budget of {budget}: close sessions first"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the settings and builds the session's engine, reading its files: everything but
 /// adding it to a connection (no shared state, so it may run on another thread).
 pub fn prepare(reg: Register) -> Result<Prepared, ErrorReply> {
     let bad = |m: String| ErrorReply::new(ErrorCode::BadRequest, m);
+    if reg.name.len() > MAX_NAME_LEN {
+        return Err(bad(format!(
+            "name: {} bytes, at most {MAX_NAME_LEN}",
+            reg.name.len()
+        )));
+    }
     let shape = ModelShape {
         moe_layers: reg.moe_layers as usize,
         experts: reg.experts as usize,

@@ -7,7 +7,7 @@ use crate::daemon::server::engine::{StepInput, StepOutcome, TokenRouting};
 use crate::daemon::server::session::lock;
 use crate::daemon::wire::{
     ErrorCode, ErrorReply, ExpertRef, MAX_STEP_EXPERTS, MAX_STEP_TOKENS, Placement, State, Step,
-    StepReply, Transfer,
+    StepReply, Transfer, reply_bound,
 };
 use crate::trace::ModelShape;
 
@@ -50,6 +50,26 @@ impl Apply for Step {
                 return Err(e);
             }
         };
+        // Refused before it changes anything: a reply that could exceed the frame limit would
+        // be refused after the cache had already moved (loads issued, experts pinned).
+        let distinct = self.experts.len().min(s.shape.experts);
+        let issue = self
+            .prefetch
+            .map_or(s.engine.prefetch_top(), |n| n as usize)
+            .min(s.engine.slots() as usize);
+        let worst = reply_bound(distinct, issue);
+        if worst > ctx.shared.config.max_frame {
+            s.rejected += 1;
+            return Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "the reply to {distinct} experts with up to {issue} prefetches could take \
+                     {worst} bytes, over the daemon's frame limit of {}: send fewer experts or \
+                     a smaller `prefetch` (nothing was changed)",
+                    ctx.shared.config.max_frame
+                ),
+            ));
+        }
         let input = StepInput {
             layer,
             experts: &self.experts,
