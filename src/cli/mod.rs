@@ -19,6 +19,7 @@ mod replay_via_daemon;
 mod report_cmd;
 mod run_cmd;
 mod serve_cmd;
+mod stats_cmd;
 mod trace_cmd;
 mod values;
 
@@ -91,6 +92,9 @@ pub enum Command {
     Serve(serve_cmd::ServeArgs),
     /// Write one self-contained HTML page of charts: load, placement, affinity, cache, predictor.
     Report(report_cmd::ReportArgs),
+    /// Work with routing statistics files (`trace aggregate` writes them).
+    #[command(subcommand)]
+    Stats(stats_cmd::StatsCommand),
     /// List and show the model and hardware configs built into the binary.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -167,6 +171,7 @@ pub fn main() -> ExitCode {
         Command::Rebalance(a) => rebalance_cmd::run_cmd(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Report(a) => report_cmd::run(a, cli.quiet),
+        Command::Stats(c) => stats_cmd::run(c, cli.quiet),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
         Command::Config(c) => config_cmd::run(c),
         Command::Model(c) => model_cmd::run(c),

@@ -37,6 +37,8 @@ pub enum TraceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Aggregate traces into a routing statistics file (mergeable sums; see docs/fleet.md).
+    Aggregate(super::stats_cmd::AggregateArgs),
     /// Convert a trace between formats (ESFT -> Parquet/JSONL, Parquet <-> JSONL).
     #[command(after_help = "Example:\n  moeplan trace convert -t ESFT_DIR/law -o law.parquet")]
     Convert {
@@ -88,6 +90,7 @@ pub enum TraceCommand {
 /// Runs a trace subcommand.
 pub fn run(cmd: TraceCommand, quiet: bool) -> anyhow::Result<()> {
     match cmd {
+        TraceCommand::Aggregate(a) => super::stats_cmd::aggregate(a, quiet)?,
         TraceCommand::Stats {
             input,
             against,
