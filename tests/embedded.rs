@@ -26,12 +26,22 @@ impl Alone {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(&self.bin)
-            .args(args)
-            .current_dir(&self.cwd)
-            .env("CI", "true")
-            .output()
-            .unwrap()
+        // A copy just written can be briefly "busy" (ETXTBSY) while another test thread's
+        // fork still holds the writer's descriptor before its exec closes it: retry.
+        for _ in 0..50 {
+            match Command::new(&self.bin)
+                .args(args)
+                .current_dir(&self.cwd)
+                .env("CI", "true")
+                .output()
+            {
+                Err(e) if e.raw_os_error() == Some(26) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                r => return r.unwrap(),
+            }
+        }
+        panic!("{} stayed busy (ETXTBSY)", self.bin.display());
     }
 
     fn ok(&self, args: &[&str]) -> String {

@@ -27,6 +27,16 @@ pub const MAX_NAME_LEN: usize = 256;
 /// budget (`max_live_keys`, default [`crate::daemon::server::session::MAX_LIVE_KEYS`]; checked
 /// before anything is allocated for it).
 pub fn check_budget(reg: &Register, ctx: &Ctx<'_>) -> Result<(), ErrorReply> {
+    // A shape beyond the documented limits is a bad request naming the field, whatever the
+    // budget left.
+    ModelShape {
+        moe_layers: reg.moe_layers as usize,
+        experts: reg.experts as usize,
+        top_k: reg.top_k as usize,
+        first_moe_layer: 0,
+    }
+    .check()
+    .map_err(|m| ErrorReply::new(ErrorCode::BadRequest, format!("model shape: {m}")))?;
     let keys = reg.moe_layers as u64 * reg.experts as u64;
     let live = ctx.shared.registry.live_keys();
     let budget = ctx.shared.config.max_live_keys;
