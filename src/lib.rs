@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod export;
 pub mod placement;
 pub mod predict;
 pub mod replay;

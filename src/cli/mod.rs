@@ -8,6 +8,7 @@ mod bench_cmd;
 mod bench_daemon;
 mod control;
 mod demo;
+mod export_cmd;
 pub mod place_cmd;
 mod predict_cmd;
 mod replay_cmd;
@@ -38,6 +39,7 @@ Examples:
       --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
+  moeplan export --plan plan.json --to sglang -o placement.json
   moeplan bench place
   moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464";
 
@@ -70,6 +72,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Plan where experts live (expert parallelism): contiguous, round-robin, EPLB, affinity, ILP.
     Place(place_cmd::PlaceArgs),
+    /// Write what SGLang, vLLM, vLLM-Ascend, KTransformers or llama.cpp load, from a plan or a
+    /// trace, and print the launch flags.
+    Export(export_cmd::ExportArgs),
     /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
     Serve(serve_cmd::ServeArgs),
     /// Fixed-workload benchmarks.
@@ -126,6 +131,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Place(a) => place_cmd::run(a, cli.quiet),
         Command::Serve(a) => serve_cmd::run(a),
+        Command::Export(a) => export_cmd::run(a),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
     };
     match result {
