@@ -132,13 +132,10 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Exported> {
             sglang_placement(plan.as_ref().expect("needs_plan"), &model, out_path(args)?)
                 .map_err(export_err)
         }
-        Target::Vllm => {
-            vllm_initial_mapping(plan.as_ref().expect("needs_plan"), out_path(args)?)
-                .map_err(export_err)
-        }
+        Target::Vllm => vllm_initial_mapping(plan.as_ref().expect("needs_plan"), out_path(args)?)
+            .map_err(export_err),
         Target::VllmAscend => {
-            vllm_ascend_map(plan.as_ref().expect("needs_plan"), out_path(args)?)
-                .map_err(export_err)
+            vllm_ascend_map(plan.as_ref().expect("needs_plan"), out_path(args)?).map_err(export_err)
         }
         Target::SglangCounts => {
             let model = model_of(args, plan_file.as_ref())?;
@@ -176,7 +173,9 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Exported> {
             }
             r.launch = match (&c.n_cpu_moe, c.override_tensor.is_empty()) {
                 (_, true) => "(none: every layer's experts fit on the GPU)".into(),
-                (Some(n), false) => format!("-ot \"{}\"   (same as --n-cpu-moe {n})", c.override_tensor),
+                (Some(n), false) => {
+                    format!("-ot \"{}\"   (same as --n-cpu-moe {n})", c.override_tensor)
+                }
                 (None, false) => format!("-ot \"{}\"", c.override_tensor),
             };
             r.notes.push(format!(

@@ -87,6 +87,13 @@ pub struct PlaceArgs {
     /// Also write SGLang's `--init-expert-location` JSON.
     #[arg(long, value_name = "FILE")]
     pub sglang: Option<PathBuf>,
+    /// Also export the chosen plan for an engine (sglang, vllm, vllm-ascend), as
+    /// `moeplan export --plan` would; the report goes to stderr.
+    #[arg(long, value_enum, requires = "export")]
+    pub to: Option<crate::export::Target>,
+    /// The file `--to` writes.
+    #[arg(long, value_name = "FILE", requires = "to")]
+    pub export: Option<PathBuf>,
     /// Weight of the load-imbalance term (sum over layers of IR).
     #[arg(long, default_value_t = 1.0)]
     pub balance_weight: f64,
@@ -209,8 +216,9 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
     let hw = HardwareConfig::load(&resolve("hardware", &args.hardware))
         .with_context(|| format!("loading hardware config {:?}", args.hardware))?;
     let read = |p: &PathBuf| -> anyhow::Result<Trace> {
-        let t =
-            read_trace(p, None, None).with_context(|| format!("reading trace {}", p.display()))?;
+        // The model's shape lets shapeless engine formats (SGLang's raw routed experts) be read.
+        let t = read_trace(p, None, Some(&model.shape()))
+            .with_context(|| format!("reading trace {}", p.display()))?;
         check_trace(0, &t, &model).map_err(|e| bad(format!("{}: {e}", p.display())))?;
         Ok(t)
     };
@@ -365,6 +373,25 @@ fn write_outputs(
     if let Some(path) = &args.sglang {
         let text = serde_json::to_string(&sglang_location(plan, &inputs.model))?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let (Some(to), Some(path)) = (args.to, &args.export) {
+        use crate::export::{Target, sglang_placement, vllm_ascend_map, vllm_initial_mapping};
+        let report = match to {
+            Target::Sglang => sglang_placement(plan, &inputs.model, path),
+            Target::Vllm => vllm_initial_mapping(plan, path),
+            Target::VllmAscend => vllm_ascend_map(plan, path),
+            other => {
+                return Err(bad(format!(
+                    "place --to {other:?}: this target is made from a trace; use `moeplan export \
+                     --to ...` with -t"
+                )));
+            }
+        }
+        .map_err(|e| match e.downcast::<crate::export::ExportError>() {
+            Ok(x) => bad(x),
+            Err(e) => e,
+        })?;
+        eprint!("{}", report.render());
     }
     Ok(())
 }

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use super::{Exported, ExportError, decoder_counts, write_atomic};
+use super::{ExportError, Exported, decoder_counts, write_atomic};
 use crate::config::ModelConfig;
 use crate::trace::Trace;
 use crate::trace::torch::{DType, Tensor, TensorData, TorchValue, write_torch};
@@ -36,7 +36,9 @@ pub fn kt_counts(
     let mut data = Vec::with_capacity(model.layers * model.experts);
     for row in &counts {
         for &c in row {
-            data.push(i32::try_from(c).map_err(|_| ExportError(format!("count {c} exceeds int32")))?);
+            data.push(
+                i32::try_from(c).map_err(|_| ExportError(format!("count {c} exceeds int32")))?,
+            );
         }
     }
     let value = TorchValue::Dict(vec![(
@@ -106,17 +108,26 @@ pub fn kt_permutation(
             _ => trivial.as_slice(),
         })
         .collect();
-    let text = serde_json::to_string(&serde_json::json!({ "physical_to_logical_map": rows }))? + "\n";
+    let text =
+        serde_json::to_string(&serde_json::json!({ "physical_to_logical_map": rows }))? + "\n";
     write_atomic(path, &text)?;
     let total: u64 = counts.iter().flatten().sum();
     let kept: u64 = order
         .iter()
         .enumerate()
-        .map(|(l, o)| o[..n].iter().map(|&e| counts[model.first_moe_layer + l][e as usize]).sum::<u64>())
+        .map(|(l, o)| {
+            o[..n]
+                .iter()
+                .map(|&e| counts[model.first_moe_layer + l][e as usize])
+                .sum::<u64>()
+        })
         .sum();
     Ok(Exported {
         files: vec![path.display().to_string()],
-        launch: format!("--kt-num-gpu-experts {n} --init-expert-location {}", path.display()),
+        launch: format!(
+            "--kt-num-gpu-experts {n} --init-expert-location {}",
+            path.display()
+        ),
         notes: vec![format!(
             "the first {n} slots of each MoE layer hold its {n} most used experts: {:.1}% of the \
              trace's expert selections",

@@ -52,7 +52,9 @@ pub fn parse_bytes(s: &str) -> Result<u64, ExportError> {
         u => return Err(ExportError(format!("unknown size unit {u:?} in {s:?}"))),
     };
     if !(v.is_finite() && v >= 0.0) {
-        return Err(ExportError(format!("size {s:?} must be a non-negative number")));
+        return Err(ExportError(format!(
+            "size {s:?} must be a non-negative number"
+        )));
     }
     Ok((v * mul) as u64)
 }
@@ -93,7 +95,10 @@ pub fn llamacpp_offload(
     }
     let mut order: Vec<usize> = (0..model.moe_layers).collect();
     order.sort_by(|&a, &b| distinct[b].total_cmp(&distinct[a]).then(a.cmp(&b)));
-    let mut gpu: Vec<usize> = order[..fit].iter().map(|l| l + model.first_moe_layer).collect();
+    let mut gpu: Vec<usize> = order[..fit]
+        .iter()
+        .map(|l| l + model.first_moe_layer)
+        .collect();
     gpu.sort_unstable();
     let cpu: Vec<usize> = (model.first_moe_layer..model.first_moe_layer + model.moe_layers)
         .filter(|b| !gpu.contains(b))

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use moeplan_solver::Plan;
 
-use super::{Exported, ExportError, decoder_counts, require_json, write_atomic};
+use super::{ExportError, Exported, decoder_counts, require_json, write_atomic};
 use crate::config::ModelConfig;
 use crate::placement::sglang_location;
 use crate::trace::Trace;

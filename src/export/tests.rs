@@ -23,7 +23,12 @@ fn plan() -> Plan {
 
 /// Tokens route to experts {0, 1} at layer 0, {t % 8, (t + 1) % 8} at layer 1, {2, 3} at 2.
 fn trace(tokens: u32) -> Trace {
-    let shape = ModelShape { moe_layers: 3, experts: 8, top_k: 2, first_moe_layer: 1 };
+    let shape = ModelShape {
+        moe_layers: 3,
+        experts: 8,
+        top_k: 2,
+        first_moe_layer: 1,
+    };
     let mut b = TraceBuilder::new(shape, tokens as usize);
     for t in 0..tokens {
         let a = (t % 8) as u16;
@@ -44,7 +49,10 @@ fn sglang_placement_has_one_row_per_decoder_layer_and_prints_the_flags() {
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[0], serde_json::json!([0, 1, 2, 3, 4, 5, 6, 7, 0, 1]));
     assert_eq!(rows[2], serde_json::json!([1, 2, 3, 4, 5, 6, 7, 0, 1, 2]));
-    assert!(r.launch.starts_with("--ep-size 2 --ep-num-redundant-experts 2 --init-expert-location"));
+    assert!(
+        r.launch
+            .starts_with("--ep-size 2 --ep-num-redundant-experts 2 --init-expert-location")
+    );
     assert!(r.notes.iter().any(|n| n.contains("--enable-eplb")));
     assert!(sglang_placement(&plan(), &model(), &dir.path().join("loc.txt")).is_err());
 }
@@ -69,11 +77,19 @@ fn vllm_ascend_lists_each_devices_experts_per_moe_layer() {
     assert_eq!(l1["layer_id"], 1);
     assert_eq!(l1["device_count"], 2);
     assert_eq!(l1["device_list"][1]["device_id"], 1);
-    assert_eq!(l1["device_list"][1]["device_expert"], serde_json::json!([6, 7, 0, 1, 2]));
+    assert_eq!(
+        l1["device_list"][1]["device_expert"],
+        serde_json::json!([6, 7, 0, 1, 2])
+    );
     // Two replicas of one expert on one device are refused.
     let mut twice = plan();
     twice.layer_mut(0)[9] = 5;
-    assert!(vllm_ascend_map(&twice, &p).unwrap_err().to_string().contains("twice"));
+    assert!(
+        vllm_ascend_map(&twice, &p)
+            .unwrap_err()
+            .to_string()
+            .contains("twice")
+    );
 }
 
 #[test]
@@ -102,7 +118,10 @@ fn counts_cover_decoder_layers_with_dense_rows_zero() {
     let p = dir.path().join("c.json");
     sglang_counts(&trace(16), &model(), &p).unwrap();
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-    assert_eq!(v["logical_count"][3], serde_json::json!([0, 0, 16, 16, 0, 0, 0, 0]));
+    assert_eq!(
+        v["logical_count"][3],
+        serde_json::json!([0, 0, 16, 16, 0, 0, 0, 0])
+    );
 }
 
 #[test]
@@ -110,9 +129,14 @@ fn kt_counts_pt_reads_back_as_int32_buffer_layers_experts() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.pt");
     let r = kt_counts(&trace(16), &model(), Some(2), &p).unwrap();
-    assert!(r.launch.contains("--kt-expert-placement-strategy frequency --kt-num-gpu-experts 2"));
+    assert!(
+        r.launch
+            .contains("--kt-expert-placement-strategy frequency --kt-num-gpu-experts 2")
+    );
     let f = TorchFile::open(&p).unwrap();
-    let Node::Tensor(t) = f.node(f.get(f.root(), "logical_count").unwrap()) else { panic!() };
+    let Node::Tensor(t) = f.node(f.get(f.root(), "logical_count").unwrap()) else {
+        panic!()
+    };
     let t = f.tensor(t).unwrap();
     assert_eq!(t.shape, vec![1, 4, 8]);
     assert_eq!(t.dtype, crate::trace::torch::DType::I32);
@@ -142,7 +166,10 @@ fn llamacpp_keeps_the_layers_that_touch_most_experts() {
     assert_eq!(c.distinct_per_batch, vec![2.0, 8.0, 2.0]);
     assert_eq!(c.gpu_blocks, vec![1, 2]);
     assert_eq!(c.cpu_blocks, vec![3]);
-    assert_eq!(c.override_tensor, "blk\\.(3)\\.ffn_(up|down|gate|gate_up)_(ch|)exps=CPU");
+    assert_eq!(
+        c.override_tensor,
+        "blk\\.(3)\\.ffn_(up|down|gate|gate_up)_(ch|)exps=CPU"
+    );
     assert_eq!(c.n_cpu_moe, None);
     let c = llamacpp_offload(&trace(64), &m, 8 * 12288, 16).unwrap();
     assert_eq!(c.gpu_blocks, vec![2]);

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use moeplan_solver::Plan;
 
-use super::{Exported, ExportError, require_json, write_atomic};
+use super::{ExportError, Exported, require_json, write_atomic};
 
 /// The `eplb_initial_mapping` JSONL (experimental).
 pub fn vllm_initial_mapping(plan: &Plan, path: &Path) -> anyhow::Result<Exported> {
@@ -59,7 +59,11 @@ pub fn vllm_ascend_map(plan: &Plan, path: &Path) -> anyhow::Result<Exported> {
         let mut devices = Vec::with_capacity(plan.gpus);
         for g in 0..plan.gpus {
             let local = &row[g * plan.slots_per_gpu..(g + 1) * plan.slots_per_gpu];
-            if let Some((i, e)) = local.iter().enumerate().find(|(i, e)| local[..*i].contains(e)) {
+            if let Some((i, e)) = local
+                .iter()
+                .enumerate()
+                .find(|(i, e)| local[..*i].contains(e))
+            {
                 return Err(ExportError(format!(
                     "layer {l}: GPU {g} holds expert {e} twice (slot {i}); vLLM-Ascend maps a \
                      logical expert to one local slot per device"

@@ -95,7 +95,10 @@ impl TraceBuilder {
     /// `[moe_layers][top_k]` flattened, each layer checked by [`TraceBuilder::check_ids`], kept in
     /// the order given. A trace is built either all with weights or all without.
     pub fn push_token_unweighted(&mut self, seq: u32, pos: u32, experts: &[u16]) {
-        debug_assert!(self.trace.weights.is_empty(), "mixed weighted and unweighted tokens");
+        debug_assert!(
+            self.trace.weights.is_empty(),
+            "mixed weighted and unweighted tokens"
+        );
         debug_assert_eq!(experts.len(), self.trace.shape.entries_per_token());
         self.note_seq(seq);
         self.trace.seq.push(seq);

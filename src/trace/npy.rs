@@ -46,7 +46,10 @@ pub fn read_npy_ints(bytes: &[u8]) -> Result<NpyInts, String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape {shape_text}")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad shape {shape_text}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let (size, signed, big) = match descr.as_bytes() {
         [o, k @ (b'u' | b'i'), n @ b'1'..=b'8'] if matches!(o, b'<' | b'|' | b'=' | b'>') => {
@@ -156,7 +159,11 @@ mod tests {
     #[test]
     fn refuses_floats_short_bodies_and_bad_magic() {
         let mut b = write_npy_u(&[4], &[1, 2, 3, 4], false);
-        assert!(read_npy_ints(&b[..b.len() - 1]).unwrap_err().contains("data bytes"));
+        assert!(
+            read_npy_ints(&b[..b.len() - 1])
+                .unwrap_err()
+                .contains("data bytes")
+        );
         let f = swap(b.clone(), b"|u1", b"<f4");
         assert!(read_npy_ints(&f).unwrap_err().contains("not an integer"));
         b[0] = 0;

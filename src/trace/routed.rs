@@ -34,8 +34,10 @@ fn need_shape<'a>(path: &Path, hint: Option<&'a ModelShape>) -> Result<&'a Model
     hint.ok_or_else(|| {
         TraceError::file(
             path,
-            other("routed experts returned by an engine carry no expert count (and SGLang's no \
-                   shape): pass --model"),
+            other(
+                "routed experts returned by an engine carry no expert count (and SGLang's no \
+                   shape): pass --model",
+            ),
         )
     })
 }
@@ -70,7 +72,10 @@ fn push_sequence(
                 if let Some(j) = row.iter().position(|&x| x != 0) {
                     return Err(bad(
                         format!("[{t}][{dl}][{j}]"),
-                        other(format!("dense layer {dl} holds expert {} (expected 0)", row[j])),
+                        other(format!(
+                            "dense layer {dl} holds expert {} (expected 0)",
+                            row[j]
+                        )),
                     ));
                 }
                 continue;
@@ -109,7 +114,11 @@ fn decode(text: &str, shape: &ModelShape) -> Result<(Vec<usize>, Vec<i64>), Stri
         .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
         .collect();
     Ok((
-        vec![bytes.len() / row, shape.first_moe_layer + shape.moe_layers, shape.top_k],
+        vec![
+            bytes.len() / row,
+            shape.first_moe_layer + shape.moe_layers,
+            shape.top_k,
+        ],
         data,
     ))
 }
@@ -118,11 +127,18 @@ fn decode(text: &str, shape: &ModelShape) -> Result<(Vec<usize>, Vec<i64>), Stri
 fn routed_fields(v: &serde_json::Value) -> Vec<(String, &str)> {
     let mut out = Vec::new();
     let items: Vec<(String, &serde_json::Value)> = match v {
-        serde_json::Value::Array(a) => a.iter().enumerate().map(|(i, x)| (format!("[{i}]."), x)).collect(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (format!("[{i}]."), x))
+            .collect(),
         x => vec![(String::new(), x)],
     };
     for (pre, x) in items {
-        if let Some(s) = x.pointer("/meta_info/routed_experts").and_then(|s| s.as_str()) {
+        if let Some(s) = x
+            .pointer("/meta_info/routed_experts")
+            .and_then(|s| s.as_str())
+        {
             out.push((format!("{pre}meta_info.routed_experts"), s));
         }
         if let Some(s) = x.get("routed_experts").and_then(|s| s.as_str()) {
@@ -167,21 +183,27 @@ pub fn read_responses(path: &Path, hint: Option<&ModelShape>) -> Result<Trace, T
                 path,
                 ln,
                 "routed_experts",
-                other("missing: start the engine with --enable-return-routed-experts \
+                other(
+                    "missing: start the engine with --enable-return-routed-experts \
                        (SGLang: meta_info.routed_experts or choices[].sglext.routed_experts; \
-                       vLLM: choices[].routed_experts)"),
+                       vLLM: choices[].routed_experts)",
+                ),
             ));
         }
         for (name, text) in fields {
             let (dims, data) = decode(text, shape)
                 .map_err(|m| TraceError::invalid(path, ln, name.clone(), other(m)))?;
-            let bad = |f: String, p: Problem| TraceError::invalid(path, ln, format!("{name}{f}"), p);
+            let bad =
+                |f: String, p: Problem| TraceError::invalid(path, ln, format!("{name}{f}"), p);
             push_sequence(&mut b, seq, &dims, &data, &bad)?;
             seq += 1;
         }
     }
     if b.is_empty() {
-        return Err(TraceError::file(path, Problem::Empty("no routed tokens".into())));
+        return Err(TraceError::file(
+            path,
+            Problem::Empty("no routed tokens".into()),
+        ));
     }
     Ok(b.finish())
 }
@@ -200,13 +222,26 @@ pub fn read_npy(path: &Path, hint: Option<&ModelShape>) -> Result<Trace, TraceEr
     let per = dims.iter().product::<usize>();
     for s in 0..seqs {
         let bad = |f: String, p: Problem| {
-            let f = if seqs > 1 { format!("array[{s}]{f}") } else { format!("array{f}") };
+            let f = if seqs > 1 {
+                format!("array[{s}]{f}")
+            } else {
+                format!("array{f}")
+            };
             TraceError::invalid(path, s as u64 + 1, f, p)
         };
-        push_sequence(&mut b, s as u32, dims, &a.data[s * per..(s + 1) * per], &bad)?;
+        push_sequence(
+            &mut b,
+            s as u32,
+            dims,
+            &a.data[s * per..(s + 1) * per],
+            &bad,
+        )?;
     }
     if b.is_empty() {
-        return Err(TraceError::file(path, Problem::Empty("no routed tokens".into())));
+        return Err(TraceError::file(
+            path,
+            Problem::Empty("no routed tokens".into()),
+        ));
     }
     Ok(b.finish())
 }
@@ -216,7 +251,12 @@ mod tests {
     use super::*;
 
     fn shape() -> ModelShape {
-        ModelShape { moe_layers: 2, experts: 8, top_k: 2, first_moe_layer: 1 }
+        ModelShape {
+            moe_layers: 2,
+            experts: 8,
+            top_k: 2,
+            first_moe_layer: 1,
+        }
     }
 
     #[test]
@@ -227,7 +267,11 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(&raw);
         let (d1, v1) = decode(&b64, &shape()).unwrap();
         let npy = super::super::npy::write_npy_u(&[2, 3, 2], &ids.map(|x| x as u16), false);
-        let (d2, v2) = decode(&base64::engine::general_purpose::STANDARD.encode(npy), &shape()).unwrap();
+        let (d2, v2) = decode(
+            &base64::engine::general_purpose::STANDARD.encode(npy),
+            &shape(),
+        )
+        .unwrap();
         assert_eq!((d1, v1), (d2, v2));
     }
 
@@ -256,7 +300,10 @@ impl super::TraceFormat for Responses {
         read_responses(path, shape)
     }
     fn write(&self, _: &Trace, path: &Path) -> Result<(), TraceError> {
-        Err(TraceError::file(path, other("engine responses are read, not written")))
+        Err(TraceError::file(
+            path,
+            other("engine responses are read, not written"),
+        ))
     }
 }
 
@@ -268,6 +315,9 @@ impl super::TraceFormat for Npy {
         read_npy(path, shape)
     }
     fn write(&self, _: &Trace, path: &Path) -> Result<(), TraceError> {
-        Err(TraceError::file(path, other("routed-expert arrays are read, not written")))
+        Err(TraceError::file(
+            path,
+            other("routed-expert arrays are read, not written"),
+        ))
     }
 }

@@ -17,7 +17,9 @@
 //! into requests by `extend_seq_lens` (one token per request in decode passes); a request whose
 //! first position continues an open sequence (next position equal, earliest-opened first, one
 //! request per sequence per pass; SGLang keeps running requests in batch order) extends it,
-//! otherwise it opens a new sequence. Ranks' files are merged: files whose records hold the same
+//! otherwise it opens a new sequence. A decode token may continue any open sequence, an extend
+//! chunk only one whose last chunk was an extend (chunked prefill): so a new request whose
+//! cached prefix is as long as a decoding sequence is not taken for it. Ranks' files are merged: files whose records hold the same
 //! tokens (tensor-parallel ranks) must agree on every id and count once; files holding other
 //! tokens (data-parallel attention) add their sequences.
 
@@ -39,7 +41,13 @@ struct Pass {
     topk: Vec<i64>,
     tokens: usize,
     width: usize,
+    /// `forward_mode` (`ForwardMode` in model_executor/forward_batch_info.py).
+    mode: i64,
 }
+
+/// `ForwardMode.DECODE` and `ForwardMode.MIXED` (sglang 0.5.23, `IntEnum` from `auto()`).
+const DECODE: i64 = 2;
+const MIXED: i64 = 3;
 
 /// One rank's file.
 struct Dump {
@@ -87,14 +95,25 @@ fn open(path: &Path) -> Result<TorchFile, TraceError> {
     TorchFile::from_bytes(&bytes).map_err(|e| TraceError::file(path, other(e.to_string())))
 }
 
-fn ints(f: &TorchFile, id: Id, path: &Path, rec: usize, field: &str) -> Result<Vec<i64>, TraceError> {
+fn ints(
+    f: &TorchFile,
+    id: Id,
+    path: &Path,
+    rec: usize,
+    field: &str,
+) -> Result<Vec<i64>, TraceError> {
     match f.node(id) {
         Node::List(v) | Node::Tuple(v) => v
             .iter()
             .enumerate()
             .map(|(i, &x)| match f.node(x) {
                 Node::Int(n) => Ok(*n),
-                _ => Err(inv(path, rec, format!("{field}[{i}]"), other(format!("expected an int, found {}", f.kind(x))))),
+                _ => Err(inv(
+                    path,
+                    rec,
+                    format!("{field}[{i}]"),
+                    other(format!("expected an int, found {}", f.kind(x))),
+                )),
             })
             .collect(),
         Node::Tensor(t) => f
@@ -102,7 +121,12 @@ fn ints(f: &TorchFile, id: Id, path: &Path, rec: usize, field: &str) -> Result<V
             .ok()
             .and_then(|t| t.ints())
             .ok_or_else(|| inv(path, rec, field, other("expected an integer tensor"))),
-        _ => Err(inv(path, rec, field, other(format!("expected a list of ints, found {}", f.kind(id))))),
+        _ => Err(inv(
+            path,
+            rec,
+            field,
+            other(format!("expected a list of ints, found {}", f.kind(id))),
+        )),
     }
 }
 
@@ -115,16 +139,37 @@ fn int_tensor(
     dims: usize,
 ) -> Result<(Vec<usize>, Vec<i64>), TraceError> {
     let Node::Tensor(t) = f.node(id) else {
-        return Err(inv(path, rec, field, other(format!("expected a tensor, found {}", f.kind(id)))));
+        return Err(inv(
+            path,
+            rec,
+            field,
+            other(format!("expected a tensor, found {}", f.kind(id))),
+        ));
     };
     let t = f
         .tensor(t)
         .map_err(|e| inv(path, rec, field, other(e.to_string())))?;
     if t.shape.len() != dims {
-        return Err(inv(path, rec, field, other(format!("expected {dims} dimensions, found shape {:?}", t.shape))));
+        return Err(inv(
+            path,
+            rec,
+            field,
+            other(format!(
+                "expected {dims} dimensions, found shape {:?}",
+                t.shape
+            )),
+        ));
     }
     let v = t.ints().ok_or_else(|| {
-        inv(path, rec, field, other(format!("expected an integer tensor, found {}", t.dtype.torch_name())))
+        inv(
+            path,
+            rec,
+            field,
+            other(format!(
+                "expected an integer tensor, found {}",
+                t.dtype.torch_name()
+            )),
+        )
     })?;
     Ok((t.shape, v))
 }
@@ -160,47 +205,100 @@ fn read_dump(path: &Path) -> Result<Dump, TraceError> {
     let mut passes = Vec::with_capacity(recs.len());
     for (i, &r) in recs.iter().enumerate() {
         let get = |k: &str| {
-            f.get(r, k).ok_or_else(|| inv(path, i, format!("records[{i}].{k}"), other("missing")))
+            f.get(r, k)
+                .ok_or_else(|| inv(path, i, format!("records[{i}].{k}"), other("missing")))
         };
         let fld = |k: &str| format!("records[{i}].{k}");
         let positions = ints(&f, get("positions")?, path, i, &fld("positions"))?;
         let input_ids = ints(&f, get("input_ids")?, path, i, &fld("input_ids"))?;
         let tokens = input_ids.len();
         if positions.len() != tokens {
-            return Err(inv(path, i, fld("positions"), Problem::TokenCountMismatch {
-                expected: tokens,
-                found: positions.len(),
-                reference: fld("input_ids"),
-            }));
+            return Err(inv(
+                path,
+                i,
+                fld("positions"),
+                Problem::TokenCountMismatch {
+                    expected: tokens,
+                    found: positions.len(),
+                    reference: fld("input_ids"),
+                },
+            ));
         }
+        let mode = match f.node(get("forward_mode")?) {
+            Node::Int(m) => *m,
+            _ => return Err(inv(path, i, fld("forward_mode"), other("expected an int"))),
+        };
         let esl = get("extend_seq_lens")?;
         let segments = match f.node(esl) {
             Node::None => vec![1; tokens],
             _ => ints(&f, esl, path, i, &fld("extend_seq_lens"))?
                 .into_iter()
-                .map(|n| usize::try_from(n).map_err(|_| inv(path, i, fld("extend_seq_lens"), other(format!("negative length {n}")))))
+                .map(|n| {
+                    usize::try_from(n).map_err(|_| {
+                        inv(
+                            path,
+                            i,
+                            fld("extend_seq_lens"),
+                            other(format!("negative length {n}")),
+                        )
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         };
         if segments.iter().sum::<usize>() != tokens {
-            return Err(inv(path, i, fld("extend_seq_lens"), other(format!(
-                "lengths add up to {}, the record has {tokens} tokens",
-                segments.iter().sum::<usize>()
-            ))));
+            return Err(inv(
+                path,
+                i,
+                fld("extend_seq_lens"),
+                other(format!(
+                    "lengths add up to {}, the record has {tokens} tokens",
+                    segments.iter().sum::<usize>()
+                )),
+            ));
         }
-        let (tshape, topk) = int_tensor(&f, get("topk_ids_of_layer")?, path, i, &fld("topk_ids_of_layer"), 3)?;
+        let (tshape, topk) = int_tensor(
+            &f,
+            get("topk_ids_of_layer")?,
+            path,
+            i,
+            &fld("topk_ids_of_layer"),
+            3,
+        )?;
         if tshape[0] != layers || tshape[1] != tokens {
-            return Err(inv(path, i, fld("topk_ids_of_layer"), other(format!(
-                "shape {tshape:?}, expected [{layers}, {tokens}, width] (layers of the map, tokens of input_ids)"
-            ))));
+            return Err(inv(
+                path,
+                i,
+                fld("topk_ids_of_layer"),
+                other(format!(
+                    "shape {tshape:?}, expected [{layers}, {tokens}, width] (layers of the map, tokens of input_ids)"
+                )),
+            ));
         }
-        passes.push(Pass { record: i, positions, input_ids, segments, topk, tokens, width: tshape[2] });
+        passes.push(Pass {
+            record: i,
+            positions,
+            input_ids,
+            segments,
+            topk,
+            tokens,
+            width: tshape[2],
+            mode,
+        });
     }
-    Ok(Dump { path: path.into(), map, layers, physical, passes })
+    Ok(Dump {
+        path: path.into(),
+        map,
+        layers,
+        physical,
+        passes,
+    })
 }
 
 fn retag_file(e: TraceError, path: &Path) -> TraceError {
     match e {
-        TraceError::Invalid { field, problem, .. } => TraceError::file(path, other(format!("`{field}`: {problem}"))),
+        TraceError::Invalid { field, problem, .. } => {
+            TraceError::file(path, other(format!("`{field}`: {problem}")))
+        }
         e => e,
     }
 }
@@ -210,7 +308,10 @@ fn infer_shape(dumps: &[Dump], hint: Option<&ModelShape>) -> Result<ModelShape, 
     let d0 = &dumps[0];
     let experts = d0.map.iter().copied().max().unwrap_or(-1) + 1;
     if let Some(bad) = d0.map.iter().find(|&&x| x < 0) {
-        return Err(TraceError::file(&d0.path, other(format!("`last_physical_to_logical_map` holds {bad}"))));
+        return Err(TraceError::file(
+            &d0.path,
+            other(format!("`last_physical_to_logical_map` holds {bad}")),
+        ));
     }
     // A MoE layer is one any token was routed at.
     let mut moe = vec![false; d0.layers];
@@ -219,7 +320,10 @@ fn infer_shape(dumps: &[Dump], hint: Option<&ModelShape>) -> Result<ModelShape, 
         for p in &d.passes {
             for (l, m) in moe.iter_mut().enumerate() {
                 let rows = &p.topk[l * p.tokens * p.width..(l + 1) * p.tokens * p.width];
-                if let Some(row) = rows.chunks_exact(p.width).find(|r| r.iter().any(|&x| x >= 0)) {
+                if let Some(row) = rows
+                    .chunks_exact(p.width)
+                    .find(|r| r.iter().any(|&x| x >= 0))
+                {
                     *m = true;
                     top_k.get_or_insert(row.iter().take_while(|&&x| x >= 0).count());
                 }
@@ -231,20 +335,31 @@ fn infer_shape(dumps: &[Dump], hint: Option<&ModelShape>) -> Result<ModelShape, 
         (Some(h), _) => {
             let decoder = h.first_moe_layer + h.moe_layers;
             if decoder != d0.layers {
-                return Err(TraceError::file(&d0.path, other(format!(
-                    "`last_physical_to_logical_map` has {} layers, the model has {decoder} decoder layers",
-                    d0.layers
-                ))));
+                return Err(TraceError::file(
+                    &d0.path,
+                    other(format!(
+                        "`last_physical_to_logical_map` has {} layers, the model has {decoder} decoder layers",
+                        d0.layers
+                    )),
+                ));
             }
             if experts as usize != h.experts {
-                return Err(TraceError::file(&d0.path, other(format!(
-                    "`last_physical_to_logical_map` names {experts} logical experts, the model has {}",
-                    h.experts
-                ))));
+                return Err(TraceError::file(
+                    &d0.path,
+                    other(format!(
+                        "`last_physical_to_logical_map` names {experts} logical experts, the model has {}",
+                        h.experts
+                    )),
+                ));
             }
             *h
         }
-        (None, None) => return Err(TraceError::file(&d0.path, Problem::Empty("no token was routed at any layer".into()))),
+        (None, None) => {
+            return Err(TraceError::file(
+                &d0.path,
+                Problem::Empty("no token was routed at any layer".into()),
+            ));
+        }
         (None, Some(first)) => ModelShape {
             moe_layers: d0.layers - first,
             experts: experts as usize,
@@ -252,19 +367,27 @@ fn infer_shape(dumps: &[Dump], hint: Option<&ModelShape>) -> Result<ModelShape, 
             first_moe_layer: first,
         },
     };
-    shape.check().map_err(|m| TraceError::file(&d0.path, other(m)))?;
+    shape
+        .check()
+        .map_err(|m| TraceError::file(&d0.path, other(m)))?;
     for d in dumps {
         if d.map != d0.map || d.layers != d0.layers {
-            return Err(TraceError::file(&d.path, other(format!(
-                "`last_physical_to_logical_map` differs from the one in {} (ranks of one dump share it)",
-                d0.path.display()
-            ))));
+            return Err(TraceError::file(
+                &d.path,
+                other(format!(
+                    "`last_physical_to_logical_map` differs from the one in {} (ranks of one dump share it)",
+                    d0.path.display()
+                )),
+            ));
         }
         for p in &d.passes {
             if p.width < shape.top_k {
-                return Err(inv(&d.path, p.record, format!("records[{}].topk_ids_of_layer", p.record), other(format!(
-                    "{} columns, top-k is {}", p.width, shape.top_k
-                ))));
+                return Err(inv(
+                    &d.path,
+                    p.record,
+                    format!("records[{}].topk_ids_of_layer", p.record),
+                    other(format!("{} columns, top-k is {}", p.width, shape.top_k)),
+                ));
             }
         }
     }
@@ -273,9 +396,15 @@ fn infer_shape(dumps: &[Dump], hint: Option<&ModelShape>) -> Result<ModelShape, 
 
 /// Reads the per-token dumps `paths` (one per rank) into one trace.
 pub fn read_dumps(paths: &[PathBuf], hint: Option<&ModelShape>) -> Result<Trace, TraceError> {
-    let dumps = paths.iter().map(|p| read_dump(p)).collect::<Result<Vec<_>, _>>()?;
+    let dumps = paths
+        .iter()
+        .map(|p| read_dump(p))
+        .collect::<Result<Vec<_>, _>>()?;
     if dumps.is_empty() {
-        return Err(TraceError::file(Path::new("."), Problem::Empty("no recorder files".into())));
+        return Err(TraceError::file(
+            Path::new("."),
+            Problem::Empty("no recorder files".into()),
+        ));
     }
     let shape = infer_shape(&dumps, hint)?;
     // Tensor-parallel ranks record the same tokens: keep one, check the others agree.
@@ -299,7 +428,10 @@ pub fn read_dumps(paths: &[PathBuf], hint: Option<&ModelShape>) -> Result<Trace,
         }
     }
     if b.is_empty() {
-        return Err(TraceError::file(&paths[0], Problem::Empty("no tokens".into())));
+        return Err(TraceError::file(
+            &paths[0],
+            Problem::Empty("no tokens".into()),
+        ));
     }
     Ok(b.finish())
 }
@@ -315,27 +447,39 @@ fn same_tokens(a: &Dump, b: &Dump) -> bool {
 fn agree(a: &Dump, b: &Dump) -> Result<(), TraceError> {
     for (x, y) in a.passes.iter().zip(&b.passes) {
         if x.topk != y.topk || x.width != y.width {
-            return Err(inv(&b.path, y.record, format!("records[{}].topk_ids_of_layer", y.record), other(format!(
-                "ranks disagree: same tokens as record {} of {}, other experts",
-                x.record,
-                a.path.display()
-            ))));
+            return Err(inv(
+                &b.path,
+                y.record,
+                format!("records[{}].topk_ids_of_layer", y.record),
+                other(format!(
+                    "ranks disagree: same tokens as record {} of {}, other experts",
+                    x.record,
+                    a.path.display()
+                )),
+            ));
         }
     }
     Ok(())
 }
 
 /// Appends `d`'s sequences to `seqs` (start position, logical ids token-major).
-fn rebuild(d: &Dump, shape: &ModelShape, seqs: &mut Vec<(u32, Vec<u16>)>) -> Result<(), TraceError> {
+fn rebuild(
+    d: &Dump,
+    shape: &ModelShape,
+    seqs: &mut Vec<(u32, Vec<u16>)>,
+) -> Result<(), TraceError> {
     let (k, first, layers) = (shape.top_k, shape.first_moe_layer, shape.moe_layers);
     let base = seqs.len();
     // Open sequences by the position they expect next, earliest opened first.
     let mut open: HashMap<i64, VecDeque<usize>> = HashMap::new();
     let mut used_in_pass: Vec<u64> = Vec::new();
+    let mut last_extend: Vec<bool> = Vec::new();
     let mut ids = Vec::with_capacity(k);
     for (pass_no, p) in d.passes.iter().enumerate() {
         let stamp = pass_no as u64 + 1;
-        let field = |l: usize, t: usize, j: usize| format!("records[{}].topk_ids_of_layer[{l}][{t}][{j}]", p.record);
+        let field = |l: usize, t: usize, j: usize| {
+            format!("records[{}].topk_ids_of_layer[{l}][{t}][{j}]", p.record)
+        };
         let mut t0 = 0;
         for &len in &p.segments {
             let seg = t0..t0 + len;
@@ -345,64 +489,96 @@ fn rebuild(d: &Dump, shape: &ModelShape, seqs: &mut Vec<(u32, Vec<u16>)>) -> Res
             }
             let start = p.positions[seg.start];
             if start < 0 || start > u32::MAX as i64 {
-                return Err(inv(&d.path, p.record, format!("records[{}].positions[{}]", p.record, seg.start), other(format!("position {start}"))));
+                return Err(inv(
+                    &d.path,
+                    p.record,
+                    format!("records[{}].positions[{}]", p.record, seg.start),
+                    other(format!("position {start}")),
+                ));
             }
             for t in seg.clone().skip(1) {
                 if p.positions[t] != p.positions[t - 1] + 1 {
-                    return Err(inv(&d.path, p.record, format!("records[{}].positions[{t}]", p.record), other(format!(
-                        "position {} does not follow {} within one request",
-                        p.positions[t],
-                        p.positions[t - 1]
-                    ))));
+                    return Err(inv(
+                        &d.path,
+                        p.record,
+                        format!("records[{}].positions[{t}]", p.record),
+                        other(format!(
+                            "position {} does not follow {} within one request",
+                            p.positions[t],
+                            p.positions[t - 1]
+                        )),
+                    ));
                 }
             }
-            // Which sequence does this request continue?
+            // Which sequence does this request continue? A decode token (or a one-token request
+            // of a mixed pass) any open one; an extend chunk only one whose last chunk was an
+            // extend too (chunked prefill): a decoding request never extends again.
+            let decode = p.mode == DECODE || (len == 1 && p.mode == MIXED);
             let mut seq = None;
-            if let Some(q) = open.get_mut(&start) {
-                if let Some(i) = q.iter().position(|&s| used_in_pass[s - base] != stamp) {
-                    seq = q.remove(i);
-                }
+            if let Some(q) = open.get_mut(&start)
+                && let Some(i) = q.iter().position(|&s| {
+                    used_in_pass[s - base] != stamp && (decode || last_extend[s - base])
+                })
+            {
+                seq = q.remove(i);
             }
             let s = match seq {
                 Some(s) => s,
                 None => {
                     seqs.push((start as u32, Vec::new()));
                     used_in_pass.push(0);
+                    last_extend.push(false);
                     seqs.len() - 1
                 }
             };
             used_in_pass[s - base] = stamp;
+            last_extend[s - base] = !decode;
             for t in seg.clone() {
                 for l in 0..layers {
                     let dl = first + l;
-                    let row = &p.topk[(dl * p.tokens + t) * p.width..(dl * p.tokens + t + 1) * p.width];
+                    let row =
+                        &p.topk[(dl * p.tokens + t) * p.width..(dl * p.tokens + t + 1) * p.width];
                     ids.clear();
                     for (j, &ph) in row[..k].iter().enumerate() {
                         if ph < 0 || ph as usize >= d.physical {
-                            return Err(inv(&d.path, p.record, field(dl, t, j), other(format!(
-                                "physical expert {ph} outside the map's {} slots",
-                                d.physical
-                            ))));
+                            return Err(inv(
+                                &d.path,
+                                p.record,
+                                field(dl, t, j),
+                                other(format!(
+                                    "physical expert {ph} outside the map's {} slots",
+                                    d.physical
+                                )),
+                            ));
                         }
                         ids.push(d.map[dl * d.physical + ph as usize]);
                     }
                     if let Some(j) = row[k..].iter().position(|&x| x != -1) {
-                        return Err(inv(&d.path, p.record, field(dl, t, k + j), other(format!(
-                            "{} past the top-{k} (expected -1)",
-                            row[k + j]
-                        ))));
+                        return Err(inv(
+                            &d.path,
+                            p.record,
+                            field(dl, t, k + j),
+                            other(format!("{} past the top-{k} (expected -1)", row[k + j])),
+                        ));
                     }
-                    TraceBuilder::check_ids(shape, &ids).map_err(|(j, pr)| inv(&d.path, p.record, field(dl, t, j), pr))?;
+                    TraceBuilder::check_ids(shape, &ids)
+                        .map_err(|(j, pr)| inv(&d.path, p.record, field(dl, t, j), pr))?;
                     seqs[s].1.extend(ids.iter().map(|&e| e as u16));
                 }
                 // Dense layers must be unrouted.
                 for dl in 0..first {
-                    let row = &p.topk[(dl * p.tokens + t) * p.width..(dl * p.tokens + t + 1) * p.width];
+                    let row =
+                        &p.topk[(dl * p.tokens + t) * p.width..(dl * p.tokens + t + 1) * p.width];
                     if let Some(j) = row.iter().position(|&x| x != -1) {
-                        return Err(inv(&d.path, p.record, field(dl, t, j), other(format!(
-                            "dense layer {dl} (before the first MoE layer {first}) holds expert {}",
-                            row[j]
-                        ))));
+                        return Err(inv(
+                            &d.path,
+                            p.record,
+                            field(dl, t, j),
+                            other(format!(
+                                "dense layer {dl} (before the first MoE layer {first}) holds expert {}",
+                                row[j]
+                            )),
+                        ));
                     }
                 }
             }
@@ -417,17 +593,24 @@ fn rebuild(d: &Dump, shape: &ModelShape, seqs: &mut Vec<(u32, Vec<u16>)>) -> Res
 pub fn read_stat_counts(path: &Path) -> Result<Vec<Vec<u64>>, TraceError> {
     let f = open(path)?;
     let id = f.get(f.root(), "logical_count").ok_or_else(|| {
-        TraceError::file(path, other(format!(
-            "no `logical_count` key (found {}): not an SGLang stat dump nor a counts file",
-            f.kind(f.root())
-        )))
+        TraceError::file(
+            path,
+            other(format!(
+                "no `logical_count` key (found {}): not an SGLang stat dump nor a counts file",
+                f.kind(f.root())
+            )),
+        )
     })?;
-    let (shape, v) = int_tensor(&f, id, path, 0, "logical_count", 3).map_err(|e| retag_file(e, path))?;
+    let (shape, v) =
+        int_tensor(&f, id, path, 0, "logical_count", 3).map_err(|e| retag_file(e, path))?;
     let (layers, experts) = (shape[1], shape[2]);
     let mut out = vec![vec![0u64; experts]; layers];
     for (i, &c) in v.iter().enumerate() {
         if c < 0 {
-            return Err(TraceError::file(path, other(format!("`logical_count` holds {c}"))));
+            return Err(TraceError::file(
+                path,
+                other(format!("`logical_count` holds {c}")),
+            ));
         }
         out[(i / experts) % layers][i % experts] += c as u64;
     }
@@ -459,6 +642,9 @@ impl super::TraceFormat for SglangDump {
     }
 
     fn write(&self, _: &Trace, path: &Path) -> Result<(), TraceError> {
-        Err(TraceError::file(path, other("SGLang recorder dumps are read, not written")))
+        Err(TraceError::file(
+            path,
+            other("SGLang recorder dumps are read, not written"),
+        ))
     }
 }

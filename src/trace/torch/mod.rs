@@ -144,8 +144,8 @@ impl TorchFile {
     /// Reads a torch file held in memory.
     pub fn from_bytes(bytes: &[u8]) -> Result<TorchFile, TorchError> {
         let arch = |e: String| TorchError::Archive(e);
-        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-            .map_err(|e| arch(e.to_string()))?;
+        let mut zip =
+            zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| arch(e.to_string()))?;
         let first = zip
             .name_for_index(0)
             .ok_or_else(|| arch("empty archive".into()))?

@@ -55,7 +55,11 @@ pub enum Node {
     Dict(Vec<(Id, Id)>),
     Class(Class),
     /// A persistent id `('storage', class, key, location, numel)`, any location.
-    Storage { dtype: DType, key: String, numel: u64 },
+    Storage {
+        dtype: DType,
+        key: String,
+        numel: u64,
+    },
     Tensor(TensorRef),
 }
 
@@ -477,10 +481,7 @@ impl Vm<'_> {
                 0x93 => {
                     let name = self.pop()?;
                     let module = self.pop()?;
-                    let (m, n) = (
-                        self.str_of(module, "module")?,
-                        self.str_of(name, "name")?,
-                    );
+                    let (m, n) = (self.str_of(module, "module")?, self.str_of(name, "name")?);
                     self.global(&m, &n)?
                 }
                 b'Q' => {

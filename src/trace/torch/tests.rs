@@ -7,8 +7,8 @@ use super::*;
 fn zip_with(pkl: &[u8], storages: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let o = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let o =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     zip.start_file("x/data.pkl", o).unwrap();
     zip.write_all(pkl).unwrap();
     for (k, b) in storages {
@@ -49,7 +49,10 @@ fn writes_and_reads_back_a_dict_of_tensors() {
         panic!()
     };
     assert_eq!(f.tensor(r).unwrap(), t);
-    assert_eq!(f.node(f.get(root, "n").unwrap()), &Node::Int(-5_000_000_000));
+    assert_eq!(
+        f.node(f.get(root, "n").unwrap()),
+        &Node::Int(-5_000_000_000)
+    );
     assert_eq!(f.node(f.get(root, "name").unwrap()), &Node::Str("é".into()));
     assert_eq!(f.node(f.get(root, "f").unwrap()), &Node::Float(0.25));
     assert_eq!(f.node(f.get(root, "none").unwrap()), &Node::None);
@@ -63,7 +66,10 @@ fn writes_and_reads_back_a_dict_of_tensors() {
 fn any_other_global_is_refused_by_name() {
     let pkl = b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00lsR.";
     let e = TorchFile::from_bytes(&zip_with(pkl, &[])).unwrap_err();
-    assert!(e.to_string().contains("global os.system is not allowed"), "{e}");
+    assert!(
+        e.to_string().contains("global os.system is not allowed"),
+        "{e}"
+    );
     let pkl = b"\x80\x02ctorch\nHalfStorage\n.";
     let e = TorchFile::from_bytes(&zip_with(pkl, &[])).unwrap_err();
     assert!(e.to_string().contains("torch.HalfStorage"), "{e}");
@@ -111,7 +117,10 @@ fn truncated_archives_and_pickles_are_errors() {
     write_torch(&p, &v).unwrap();
     let bytes = std::fs::read(&p).unwrap();
     for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
-        assert!(TorchFile::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+        assert!(
+            TorchFile::from_bytes(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
     }
     let e = TorchFile::from_bytes(&zip_with(b"\x80\x02}(X\x01\x00", &[])).unwrap_err();
     assert!(matches!(e, TorchError::Pickle { .. }), "{e}");

@@ -101,7 +101,8 @@ impl Pickler {
         // persistent id
         self.out.push(b'(');
         self.str("storage");
-        self.out.extend(format!("ctorch\n{}\n", dtype.storage_name()).as_bytes());
+        self.out
+            .extend(format!("ctorch\n{}\n", dtype.storage_name()).as_bytes());
         self.str(&key);
         self.str("cpu");
         self.int(numel as i64);
