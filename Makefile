@@ -9,6 +9,7 @@ demo: setup
 test: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo check --features cuda --lib --bins --test dataplane
 	cargo test --workspace
 	cargo build --bin moeplan
 	python3 -m pytest -q clients/python

@@ -4,12 +4,12 @@
 mod support;
 
 use moeplan::daemon::client::{Client, ClientError};
-use moeplan::daemon::cmd::{Observe, Step};
-use moeplan::daemon::frame;
-use moeplan::daemon::listen::{Listener, bind_tcp};
-use moeplan::daemon::protocol::{ErrorCode, RequestBody, ResponseBody, decode_request};
 use moeplan::daemon::server;
-use moeplan::daemon::state::ServerConfig;
+use moeplan::daemon::server::ServerConfig;
+use moeplan::daemon::server::{Listener, bind_tcp};
+use moeplan::daemon::wire::frame;
+use moeplan::daemon::wire::{ErrorCode, RequestBody, ResponseBody, decode_request};
+use moeplan::daemon::wire::{Observe, Step};
 use proptest::prelude::*;
 use support::{TestDaemon, small};
 
@@ -131,15 +131,15 @@ fn bad_register_settings_are_refused() {
     let d = TestDaemon::start();
     let mut c = d.client();
     for r in [
-        moeplan::daemon::cmd::Register {
+        moeplan::daemon::wire::Register {
             capacity: 0,
             ..small(2)
         },
-        moeplan::daemon::cmd::Register {
+        moeplan::daemon::wire::Register {
             top_k: 17,
             ..small(2)
         },
-        moeplan::daemon::cmd::Register {
+        moeplan::daemon::wire::Register {
             moe_layers: 0,
             ..small(2)
         },
@@ -202,11 +202,11 @@ proptest! {
     /// Mutated valid requests never panic the decoder either.
     #[test]
     fn the_decoder_survives_mutated_requests(flips in proptest::collection::vec((0usize..64, any::<u8>()), 1..6)) {
-        let req = moeplan::daemon::protocol::Request {
+        let req = moeplan::daemon::wire::Request {
             id: 77,
             body: RequestBody::Step(Step {
                 next_scores: Some(vec![0.5; 4]),
-                routing: Some(moeplan::daemon::cmd::Routing { seqs: vec![9], experts: vec![1, 2], weights: vec![0.7, 0.3] }),
+                routing: Some(moeplan::daemon::wire::Routing { seqs: vec![9], experts: vec![1, 2], weights: vec![0.7, 0.3] }),
                 prefetch: Some(2),
                 ..Step::new(1, 3, vec![1, 2, 3])
             }),
@@ -223,6 +223,6 @@ proptest! {
             let again = rmp_serde::to_vec_named(&decode_request(&once).unwrap()).unwrap();
             prop_assert_eq!(once, again);
         }
-        let _ = moeplan::daemon::protocol::decode_response(&body);
+        let _ = moeplan::daemon::wire::decode_response(&body);
     }
 }

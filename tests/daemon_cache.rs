@@ -4,8 +4,8 @@
 mod support;
 
 use moeplan::cache::{Budget, CacheConfig, ExpertCache, Lfu, Lru, Policy, StepPlan};
-use moeplan::daemon::cmd::{CapacityMode, Register, State, Step};
-use moeplan::daemon::protocol::{RequestBody, ResponseBody};
+use moeplan::daemon::wire::{CapacityMode, Register, State, Step};
+use moeplan::daemon::wire::{RequestBody, ResponseBody};
 use moeplan::trace::read_trace;
 use support::{TestDaemon, small};
 

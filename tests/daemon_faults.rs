@@ -6,10 +6,10 @@ mod support;
 use std::io::{ErrorKind, Write};
 use std::net::Shutdown;
 
-use moeplan::daemon::FLUSH_AT;
 use moeplan::daemon::client::ClientError;
-use moeplan::daemon::cmd::StepReply;
-use moeplan::daemon::protocol::{ErrorCode, ResponseBody};
+use moeplan::daemon::server::FLUSH_AT;
+use moeplan::daemon::wire::StepReply;
+use moeplan::daemon::wire::{ErrorCode, ResponseBody};
 use serde_json::json;
 use support::{TestDaemon, error_code, hello, read_reply, small, write_frame, write_msg};
 

@@ -8,8 +8,8 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use moeplan::daemon::client::{Client, ClientError};
-use moeplan::daemon::cmd::{Register, Routing, State, Step};
-use moeplan::daemon::protocol::{ErrorCode, RequestBody, ResponseBody};
+use moeplan::daemon::wire::{ErrorCode, RequestBody, ResponseBody};
+use moeplan::daemon::wire::{Register, Routing, State, Step};
 use moeplan::predict::{Kind, PredictorSet, TrainOptions};
 use moeplan::trace::{Trace, read_trace};
 use support::TestDaemon;

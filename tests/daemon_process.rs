@@ -7,9 +7,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use moeplan::daemon::client::{Client, ClientError};
-use moeplan::daemon::cmd::Register;
-use moeplan::daemon::protocol::ErrorCode;
-use moeplan::daemon::session::SessionStats;
+use moeplan::daemon::wire::ErrorCode;
+use moeplan::daemon::wire::Register;
+use moeplan::daemon::wire::SessionStats;
 use moeplan::trace::ModelShape;
 
 fn serve(socket: &Path, extra: &[&str]) -> Child {

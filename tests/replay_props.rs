@@ -203,6 +203,7 @@ proptest! {
             timing: timing(),
             train: &[],
             predictor: Some(pred.main()),
+            online: None,
             prefetch: PrefetchOptions { lookahead: 2, top_n: 2 },
             half_life: 16.0,
             beta: 1.0,

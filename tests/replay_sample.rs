@@ -35,6 +35,7 @@ fn run(trace: &Trace, kinds: &[PolicyKind], pred: Option<&dyn Predictor>) -> Vec
         timing: timing(),
         train: &[],
         predictor: pred,
+        online: None,
         prefetch: PrefetchOptions {
             lookahead: 2,
             top_n: 6,

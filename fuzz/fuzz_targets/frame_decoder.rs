@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use moeplan::daemon::frame;
-use moeplan::daemon::protocol::{decode_request, decode_response};
+use moeplan::daemon::wire::frame;
+use moeplan::daemon::wire::{decode_request, decode_response};
 
 fuzz_target!(|data: &[u8]| {
     let mut rest = data;

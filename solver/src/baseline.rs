@@ -24,15 +24,17 @@ pub fn round_robin(p: &Problem) -> Plan {
     build(p, move |q| (q % s) * g + q / s)
 }
 
-/// EPLB on each layer's mean load share over the workloads, with `groups` expert groups
-/// (hierarchical policy when the groups divide among the nodes, else global).
+/// EPLB on each layer's token counts summed over the workloads (the integer loads EPLB is fed in
+/// service: shares would let float rounding break ties that are exact on the counts), with
+/// `groups` expert groups (hierarchical policy when the groups divide among the nodes, else
+/// global). `groups` must divide the experts (see [`eplb_groups_fit`]).
 pub fn eplb(p: &Problem, groups: usize) -> Plan {
     let (layers, e, phys) = (p.layers(), p.experts(), p.physical());
-    let share = p.mean_share();
-    let groups = if groups == 0 || e % groups != 0 {
-        1
-    } else {
+    let share = p.total_load();
+    let groups = if eplb_groups_fit(groups, e) {
         groups
+    } else {
+        1
     };
     let mut phy2log = Vec::with_capacity(layers * phys);
     for l in 0..layers {
@@ -41,4 +43,9 @@ pub fn eplb(p: &Problem, groups: usize) -> Plan {
         phy2log.extend(row.into_iter().map(|x| x as u16));
     }
     Plan::new(layers, e, p.gpus(), p.slots_per_gpu, phy2log).expect("EPLB places every expert")
+}
+
+/// Whether EPLB can use `groups` expert groups for `experts` experts (they must divide evenly).
+pub fn eplb_groups_fit(groups: usize, experts: usize) -> bool {
+    groups > 0 && experts.is_multiple_of(groups)
 }

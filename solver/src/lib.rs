@@ -12,6 +12,7 @@
 pub mod affinity;
 pub mod baseline;
 pub mod bound;
+pub mod budget;
 pub mod chain;
 pub mod control;
 pub mod eplb;
@@ -19,6 +20,7 @@ pub mod ilp;
 pub mod joint;
 pub mod kl;
 pub mod layer;
+pub mod layer_time;
 pub mod methods;
 pub mod metrics;
 pub mod mip;
@@ -28,8 +30,10 @@ pub mod problem;
 pub mod relax;
 pub mod replicate;
 
+pub use budget::{BudgetOptions, Replanned, Swap, replan};
 pub use control::{Control, ProgressEvent, Unlimited};
 pub use ilp::{IlpOptions, SolveReport};
+pub use layer_time::{LayerTime, TimeModel, layer_time};
 pub use methods::{Method, MethodOptions, Placed, place};
 pub use metrics::{Metrics, evaluate};
 pub use plan::{Plan, PlanError};

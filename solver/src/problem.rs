@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Largest link cost and objective weight accepted: beyond, the MIP's coefficients approach what
+/// HiGHS treats as infinite and its time limit no longer holds.
+pub const MAX_COEFFICIENT: f64 = 1e6;
+
 /// What one workload (a trace, or a part of one) asks of the experts, as counts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Workload {
@@ -171,7 +175,7 @@ pub enum ProblemError {
         gpus: usize,
     },
     /// Link costs out of order.
-    #[error("link costs must satisfy 0 <= cost_intra ({intra}) <= cost_inter ({inter})")]
+    #[error("link costs must satisfy 0 <= cost_intra ({intra}) <= cost_inter ({inter}) <= 1e6")]
     BadCosts { intra: f64, inter: f64 },
     /// The previous plan does not fit the problem.
     #[error(
@@ -186,7 +190,7 @@ pub enum ProblemError {
         gpus: usize,
     },
     /// A knob out of range.
-    #[error("objective weight `{name}` must be finite and >= 0, got {value}")]
+    #[error("objective weight `{name}` must be in 0..=1e6, got {value}")]
     BadWeight { name: &'static str, value: f64 },
 }
 
@@ -247,14 +251,20 @@ impl Problem {
                 }
             }
         }
-        let gpus = topology.gpus();
+        let gpus = topology
+            .nodes
+            .checked_mul(topology.gpus_per_node)
+            .unwrap_or(usize::MAX);
         if gpus == 0 {
             return Err(ProblemError::NoGpus {
                 nodes: topology.nodes,
                 gpus_per_node: topology.gpus_per_node,
             });
         }
-        if !(0.0 <= topology.cost_intra && topology.cost_intra <= topology.cost_inter) {
+        if !(0.0 <= topology.cost_intra
+            && topology.cost_intra <= topology.cost_inter
+            && topology.cost_inter <= MAX_COEFFICIENT)
+        {
             return Err(ProblemError::BadCosts {
                 intra: topology.cost_intra,
                 inter: topology.cost_inter,
@@ -265,20 +275,25 @@ impl Problem {
             ("comm", weights.comm),
             ("migration", weights.migration),
         ] {
-            if !(value.is_finite() && value >= 0.0) {
+            if !((0.0..=MAX_COEFFICIENT).contains(&value)) {
                 return Err(ProblemError::BadWeight { name, value });
             }
         }
-        let physical = experts + redundant;
-        if !physical.is_multiple_of(gpus) {
-            return Err(ProblemError::SlotsNotDivisible { physical, gpus });
-        }
-        if physical > experts * gpus {
+        let too_many = ProblemError::TooManySlots {
+            physical: usize::MAX,
+            experts,
+            gpus,
+        };
+        let physical = experts.checked_add(redundant).ok_or(too_many)?;
+        if physical > experts.saturating_mul(gpus) {
             return Err(ProblemError::TooManySlots {
                 physical,
                 experts,
                 gpus,
             });
+        }
+        if !physical.is_multiple_of(gpus) {
+            return Err(ProblemError::SlotsNotDivisible { physical, gpus });
         }
         Ok(Problem {
             workloads,
@@ -347,6 +362,17 @@ impl Problem {
     pub fn mean_share(&self) -> Vec<f64> {
         let n = self.workloads.len() as f64;
         self.fold_shares(0.0, |acc, share| acc + share / n)
+    }
+
+    /// Token counts per (layer, expert) summed over the workloads, `[layers][experts]`.
+    pub fn total_load(&self) -> Vec<f64> {
+        let mut out = vec![0.0; self.layers() * self.experts()];
+        for w in &self.workloads {
+            for (o, &x) in out.iter_mut().zip(&w.load) {
+                *o += x;
+            }
+        }
+        out
     }
 
     /// Upper envelope of the workloads' load shares, `[layers][experts]`: each expert's largest

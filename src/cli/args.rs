@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::config::{ModelConfig, resolve};
+use crate::config::{HardwareConfig, ModelConfig};
 use crate::trace::{Format, ModelShape, Trace, read_trace};
 
 /// Trace inputs: one or more paths, in any supported format.
@@ -20,8 +20,12 @@ pub struct TraceArgs {
 
 /// Loads a model config by name (`deepseek-v2-lite`) or path.
 pub fn load_model(arg: &str) -> anyhow::Result<ModelConfig> {
-    let path = resolve("models", arg);
-    ModelConfig::load(&path).with_context(|| format!("loading model config {arg:?}"))
+    ModelConfig::from_arg(arg).with_context(|| format!("loading model config {arg:?}"))
+}
+
+/// Loads a hardware config by name (`h100-8x-nvlink`) or path.
+pub fn load_hardware(arg: &str) -> anyhow::Result<HardwareConfig> {
+    HardwareConfig::from_arg(arg).with_context(|| format!("loading hardware config {arg:?}"))
 }
 
 /// Reads every trace of `args` (checked against `shape` if given) and concatenates them.

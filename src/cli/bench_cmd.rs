@@ -2,6 +2,7 @@
 //! on 4 GPUs (one node, and 2 nodes x 2), DeepSeek-V2-Lite 26x64 on 8 GPUs, DeepSeek-V3 58x256 on 64 GPUs with 64 redundant
 //! slots on a synthetic trace): time, objective, bound, gap, peak memory. Not a timed test.
 
+use anyhow::Context;
 use moeplan_solver::{Method, MethodOptions, Problem, Topology, Weights, place};
 use serde::Serialize;
 
@@ -9,7 +10,6 @@ use super::control::CliControl;
 use crate::placement::workload_from_trace;
 use crate::trace::ModelShape;
 use crate::trace::synth::{SynthParams, generate};
-use crate::util::shipped;
 
 /// Benchmarks.
 #[derive(Debug, clap::Subcommand)]
@@ -18,6 +18,8 @@ pub enum BenchCommand {
     Place(BenchPlaceArgs),
     /// Load the cache daemon: N sessions replaying a trace over the socket; step latency, steps/s.
     Daemon(super::bench_daemon::BenchDaemonArgs),
+    /// The offloaded forward pass: all-resident vs 25% lru vs 25% predictive; host copies vs memcpy.
+    Run(super::bench_run::BenchRunArgs),
 }
 
 /// `bench place` options.
@@ -160,6 +162,7 @@ pub fn run(cmd: BenchCommand, quiet: bool) -> anyhow::Result<()> {
     let args = match cmd {
         BenchCommand::Place(a) => a,
         BenchCommand::Daemon(a) => return super::bench_daemon::run(a),
+        BenchCommand::Run(a) => return super::bench_run::run_bench(a),
     };
     let mut ctl = CliControl::new(super::progress_enabled(quiet) && !args.json);
     let mut rows = Vec::new();
@@ -172,7 +175,10 @@ pub fn run(cmd: BenchCommand, quiet: bool) -> anyhow::Result<()> {
             continue;
         }
         let trace = match case.real {
-            Some(p) => crate::trace::read_trace(&shipped(p), None, Some(&case.shape))?,
+            Some(p) => crate::trace::read_trace(std::path::Path::new(p), None, Some(&case.shape))
+                .with_context(|| {
+                format!("reading {p} (the benchmark runs in the source tree)")
+            })?,
             None => generate(&SynthParams::default_for(case.shape), args.tokens, 7, None),
         };
         let w = workload_from_trace(&trace, 0);

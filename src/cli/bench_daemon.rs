@@ -7,12 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::BadInput;
-use crate::daemon::listen::{self, Listener};
-use crate::daemon::load::{self, ClientMode, LoadSpec};
-use crate::daemon::server;
-use crate::daemon::state::ServerConfig;
-use crate::trace::read_trace;
-use crate::util::shipped;
+use crate::daemon::client::load::{self, ClientMode, LoadSpec};
+use crate::daemon::server::{self, Listener, ServerConfig, listen};
+use crate::trace::sample::read_or_sample;
 
 /// Options of `moeplan bench daemon`.
 #[derive(Debug, clap::Args)]
@@ -107,12 +104,7 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
     if !(args.seconds > 0.0 && args.seconds <= 600.0) {
         return Err(BadInput("--seconds must be in (0, 600]".into()).into());
     }
-    let path = if args.trace.exists() {
-        args.trace.clone()
-    } else {
-        shipped(&args.trace.to_string_lossy())
-    };
-    let trace = read_trace(&path, None, None)?;
+    let trace = read_or_sample(&args.trace)?;
     let spec = LoadSpec {
         sessions: args.sessions,
         max_steps: args.steps,
@@ -159,7 +151,7 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
             "moeplan bench daemon: {} sessions, {} ({} tokens), capacity {}/layer, {}, \
              client {:?} (pipeline {}{}), daemon {} thread(s){}",
             args.sessions,
-            path.display(),
+            args.trace.display(),
             trace.num_tokens(),
             args.capacity,
             args.policy,
@@ -201,7 +193,7 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
             println!(
                 "client loop held up {} times for more than {} us: {:.1} ms in all, longest {:.1} ms",
                 s.count,
-                crate::daemon::walk::STALL.as_micros(),
+                crate::util::stalls::STALL.as_micros(),
                 s.total_ms,
                 s.max_ms
             );

@@ -4,14 +4,9 @@ use moeplan_solver::{Method, MethodOptions, Weights, place};
 
 use super::control::CliControl;
 use super::place_cmd::{MethodJson, MetricsJson, PlaceJson, render_table, split};
-use crate::config::{HardwareConfig, resolve};
 use crate::placement::{build_problem, score, topology};
 use crate::stats::{StatsOptions, compute, render_table as render_stats};
-use crate::trace::read_trace;
-use crate::util::shipped;
-
-/// The sample trace the demo runs on.
-pub const SAMPLE_TRACE: &str = "traces/sample.parquet";
+use crate::trace::sample::{SAMPLE_TRACE, read_or_sample, uses_embedded};
 
 /// Demo options.
 #[derive(Debug, clap::Args)]
@@ -20,15 +15,20 @@ pub struct DemoArgs {
     #[arg(long, short)]
     pub trace: Option<std::path::PathBuf>,
     /// Time limit of the demo's ILP solve, seconds.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = super::values::positive)]
     pub time_limit: f64,
 }
 
 /// Runs the demo: statistics, the placement comparison and the cache replay table.
 pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<()> {
-    let path = args.trace.clone().unwrap_or_else(|| shipped(SAMPLE_TRACE));
-    let trace = read_trace(&path, None, None)?;
-    println!("== moeplan demo: {} ==\n", path.display());
+    let path = args.trace.clone().unwrap_or_else(|| SAMPLE_TRACE.into());
+    let trace = read_or_sample(&path)?;
+    let built_in = if uses_embedded(&path) {
+        " (built in)"
+    } else {
+        ""
+    };
+    println!("== moeplan demo: {}{built_in} ==\n", path.display());
     println!("-- trace statistics --");
     let stats = compute(&trace, None, &StatsOptions::default()).map_err(anyhow::Error::msg)?;
     print!("{}", render_stats(&stats));
@@ -45,7 +45,7 @@ fn placement(
 ) -> anyhow::Result<()> {
     // Placement: build on the first half of the sequences, score on the second (out-of-sample).
     let model = super::load_model("deepseek-v2-lite")?;
-    let hw = HardwareConfig::load(&resolve("hardware", "h100-8x-nvlink"))?;
+    let hw = super::load_hardware("h100-8x-nvlink")?;
     if trace.shape().moe_layers != model.moe_layers || trace.shape().experts != model.experts {
         println!("\n(placement comparison skipped: the trace is not DeepSeek-V2-Lite shaped)");
         return Ok(());
@@ -110,7 +110,7 @@ fn replay(path: &std::path::Path, trace: &crate::trace::Trace) -> anyhow::Result
     let mut args = super::replay_cmd::ReplayArgs::demo(path.to_path_buf());
     args.predictor = "markov".into();
     let model = super::load_model(&args.model)?;
-    let hw = HardwareConfig::load(&resolve("hardware", &args.hardware))?;
+    let hw = super::load_hardware(&args.hardware)?;
     let report = super::replay_cmd::replay(
         &args,
         trace,

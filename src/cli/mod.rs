@@ -6,21 +6,27 @@
 mod args;
 mod bench_cmd;
 mod bench_daemon;
+mod bench_run;
+mod config_cmd;
 mod control;
 mod demo;
 mod export_cmd;
+mod model_cmd;
 pub mod place_cmd;
 mod predict_cmd;
+mod rebalance_cmd;
 mod replay_cmd;
 mod replay_via_daemon;
+mod run_cmd;
 mod serve_cmd;
 mod trace_cmd;
+mod values;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use args::{TraceArgs, load_model, load_traces};
+pub use args::{TraceArgs, load_hardware, load_model, load_traces};
 
 /// Exit code for input that failed validation.
 pub const EXIT_BAD_INPUT: u8 = 3;
@@ -33,15 +39,20 @@ Examples:
   moeplan replay -t traces/esft/law.parquet --train-trace traces/esft/intent.parquet --capacity 16
   moeplan trace stats --trace traces/esft/law.parquet
   moeplan trace stats --trace traces/esft/law.parquet --against traces/esft/intent.parquet --json
-  moeplan trace convert --trace ../shared/esft/results/expert_scores/law -o law.parquet
+  moeplan trace convert --trace traces/esft-excerpt -o excerpt.parquet   # an ESFT directory
   moeplan trace synth --model deepseek-v3 --tokens 1000000 --fit traces/esft/law.parquet -o v3.parquet
   moeplan place -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval traces/esft/intent.parquet \
       --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
   moeplan export --plan plan.json --to sglang -o placement.json
+  moeplan rebalance -t traces/esft/intent.parquet -t traces/esft/law.parquet -t traces/esft/summary.parquet \
+      --model deepseek-v2-lite --hardware h100-8x-nvlink --window 1000
+  moeplan config list
   moeplan bench place
-  moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464";
+  moeplan serve --socket /tmp/moeplan.sock --metrics 127.0.0.1:9464
+  moeplan model init --model deepseek-v2-lite --scale 0.03125 -o tiny-moe
+  moeplan run --model-dir tiny-moe --trace traces/sample.parquet --capacity 16 --policy lru --json";
 
 /// moeplan: expert placement and expert caching for Mixture-of-Experts serving.
 #[derive(Debug, Parser)]
@@ -75,11 +86,23 @@ pub enum Command {
     /// Write what SGLang, vLLM, vLLM-Ascend, KTransformers or llama.cpp load, from a plan or a
     /// trace, and print the launch flags.
     Export(export_cmd::ExportArgs),
+    /// Re-balance placements over a stream of traces: static, EPLB every window, or a
+    /// move-budgeted re-plan; scored on each next window (IR, hops, layer time, moves).
+    Rebalance(rebalance_cmd::RebalanceArgs),
     /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
     Serve(serve_cmd::ServeArgs),
+    /// List and show the model and hardware configs built into the binary.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Fixed-workload benchmarks.
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
+    /// Write a small MoE model directory (a real model's routing shape) for `moeplan run`.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
+    /// An offloaded MoE forward pass: before each layer ask the cache, move experts through
+    /// the data plane, compute; reports the output digest, tokens/s, bytes moved, hit ratio.
+    Run(run_cmd::RunArgs),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -106,12 +129,23 @@ pub fn progress_enabled(quiet: bool) -> bool {
 
 /// Whether an error chain contains bad input (validation) rather than a failure.
 fn is_bad_input(e: &anyhow::Error) -> bool {
+    use crate::predict::PredictError;
+    use crate::trace::TraceError;
+    // An input that is missing, unreadable or not UTF-8 is bad input too; only failures to
+    // write outputs (and to run) are exit 1.
     e.chain().any(|c| {
-        c.downcast_ref::<crate::trace::TraceError>()
-            .is_some_and(|t| !matches!(t, crate::trace::TraceError::Io { .. }))
-            || c.downcast_ref::<crate::config::ConfigError>()
-                .is_some_and(|c| !matches!(c, crate::config::ConfigError::Io { .. }))
+        c.downcast_ref::<TraceError>()
+            .is_some_and(|t| !matches!(t, TraceError::Write { .. }))
+            || c.downcast_ref::<crate::config::ConfigError>().is_some()
+            || c.downcast_ref::<PredictError>().is_some_and(|p| {
+                !matches!(p, PredictError::Write { .. } | PredictError::Backend(_))
+            })
+            || c.downcast_ref::<crate::placement::PlacementError>()
+                .is_some()
             || c.downcast_ref::<BadInput>().is_some()
+            || c.downcast_ref::<crate::moe::ModelError>().is_some()
+            || c.downcast_ref::<crate::dataplane::DataPlaneError>()
+                .is_some_and(|d| matches!(d, crate::dataplane::DataPlaneError::Store { .. }))
     })
 }
 
@@ -130,9 +164,13 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => replay_cmd::run(a, cli.quiet),
         Command::Demo(a) => demo::run(a, cli.quiet),
         Command::Place(a) => place_cmd::run(a, cli.quiet),
+        Command::Rebalance(a) => rebalance_cmd::run_cmd(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Export(a) => export_cmd::run(a),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
+        Command::Config(c) => config_cmd::run(c),
+        Command::Model(c) => model_cmd::run(c),
+        Command::Run(a) => run_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

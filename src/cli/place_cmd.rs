@@ -4,15 +4,19 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use moeplan_solver::{Method, MethodOptions, Metrics, Plan, Problem, SolveReport, Weights, place};
+use moeplan_solver::{
+    BudgetOptions, LayerTime, Method, MethodOptions, Metrics, Plan, Problem, SolveReport,
+    TimeModel, Weights, layer_time, place, replan,
+};
 use serde::Serialize;
 
 use super::BadInput;
-use super::args::load_model;
+use super::args::{load_hardware, load_model};
 use super::control::CliControl;
-use crate::config::{HardwareConfig, ModelConfig, resolve};
+use crate::config::{HardwareConfig, ModelConfig};
 use crate::placement::{
-    PlacementError, PlanFile, build_problem, check_trace, score, sglang_location, topology,
+    PlacementError, PlanFile, build_problem, check_trace, score, sglang_location, time_model,
+    topology, workload_from_trace,
 };
 use crate::trace::{Trace, read_trace};
 
@@ -55,15 +59,17 @@ moeplan place -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval t
 moeplan place -t traces/esft/law.parquet --model deepseek-v2-lite --hardware h100-2x8-ib --redundant 16 \\\n      \
 --method ilp -o plan.json --sglang init_expert_location.json\n  \
 moeplan place -t new.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink --method ilp \\\n      \
---previous plan.json --migration-weight 2 -o plan2.json   # re-plan, paying for moved experts")]
+--previous plan.json --migration-weight 2 -o plan2.json   # re-plan, paying for moved experts\n  \
+moeplan place -t recent.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink \\\n      \
+--previous plan.json --move-budget 128 -o plan2.json   # at most 128 replicas copied")]
 pub struct PlaceArgs {
     /// Trace(s) to build the plan on; each is one workload (balance: the worst of them).
     #[arg(long = "trace", short = 't', required = true, value_name = "PATH")]
     pub traces: Vec<PathBuf>,
-    /// Model config (name under configs/models or path).
+    /// Model config (built-in name, see `moeplan config list`, or path to a TOML file).
     #[arg(long, short)]
     pub model: String,
-    /// Hardware config (name under configs/hardware or path).
+    /// Hardware config (built-in name, see `moeplan config list`, or path to a TOML file).
     #[arg(long)]
     pub hardware: String,
     /// Redundant physical slots per layer in total (default: the hardware's per-GPU value x GPUs).
@@ -76,7 +82,7 @@ pub struct PlaceArgs {
     #[arg(long, value_name = "TRACE")]
     pub eval: Option<PathBuf>,
     /// Time limit of the ILP solve, seconds.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = super::values::positive)]
     pub time_limit: f64,
     /// JSON on stdout instead of the table.
     #[arg(long)]
@@ -95,10 +101,10 @@ pub struct PlaceArgs {
     #[arg(long, value_name = "FILE", requires = "to")]
     pub export: Option<PathBuf>,
     /// Weight of the load-imbalance term (sum over layers of IR).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::values::non_negative)]
     pub balance_weight: f64,
     /// Weight of the communication term (sum over layer pairs of the link-cost-weighted hop rate).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::values::non_negative)]
     pub comm_weight: f64,
     /// Split each trace into N parts (by sequence) that count as separate workloads: the ILP
     /// balances the worst part, a guard against workload shift.
@@ -117,8 +123,16 @@ pub struct PlaceArgs {
     /// Weight of the migration term (needs --previous): the share of each layer's slots that must
     /// be copied to switch from the previous plan, summed over layers. 0 ignores migration; 1
     /// makes moving a whole layer cost as much as one unit of imbalance.
-    #[arg(long, default_value_t = 0.0, requires = "previous")]
+    #[arg(long, default_value_t = 0.0, requires = "previous", value_parser = super::values::non_negative)]
     pub migration_weight: f64,
+    /// One move-budgeted re-plan from --previous instead of --method: at most N replicas
+    /// copied, minimising balance + communication on the traces (row `moeplan`).
+    #[arg(long, value_name = "N", requires = "previous")]
+    pub move_budget: Option<usize>,
+    /// Tokens per batch of the layer-time model (`layer_ms` = busiest GPU's expert compute +
+    /// all-to-all dispatch and combine, from the hardware config).
+    #[arg(long, default_value_t = crate::placement::DEFAULT_TIME_BATCH)]
+    pub time_batch: usize,
 }
 
 /// The solver part of a JSON row: the solver's report and the wall-clock seconds.
@@ -140,6 +154,9 @@ pub struct MetricsJson {
     /// `hops_per_token` x one hidden vector (`hidden_size` x 2 bytes, bf16): bytes a token sends
     /// between GPUs when every expert output goes to each next-layer expert's GPU unaggregated.
     pub a2a_bytes_per_token: f64,
+    /// The layer-time model (`compute_ms`, `a2a_ms`, `layer_ms` per MoE layer), when computed.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub layer_time: Option<LayerTime>,
 }
 
 impl MetricsJson {
@@ -148,7 +165,20 @@ impl MetricsJson {
         MetricsJson {
             metrics,
             a2a_bytes_per_token: metrics.hops_per_token * model.hidden_size as f64 * 2.0,
+            layer_time: None,
         }
+    }
+
+    /// Adds the layer time of `plan` on `trace`.
+    pub fn with_layer_time(
+        mut self,
+        plan: &Plan,
+        trace: &Trace,
+        topo: &moeplan_solver::Topology,
+        time: &TimeModel,
+    ) -> Self {
+        self.layer_time = Some(layer_time(&workload_from_trace(trace, 0), plan, topo, time));
+        self
     }
 }
 
@@ -212,9 +242,15 @@ fn bad(e: impl std::fmt::Display) -> anyhow::Error {
 
 /// Loads and checks the inputs of `args`.
 pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
+    // Outputs are checked first, not found unwritable after a full solve.
+    for (flag, p) in [("--output", &args.output), ("--sglang", &args.sglang)] {
+        if let Some(p) = p {
+            crate::util::check_writable(p)
+                .map_err(|e| bad(format!("{flag} {}: {e}", p.display())))?;
+        }
+    }
     let model = load_model(&args.model)?;
-    let hw = HardwareConfig::load(&resolve("hardware", &args.hardware))
-        .with_context(|| format!("loading hardware config {:?}", args.hardware))?;
+    let hw = load_hardware(&args.hardware)?;
     let read = |p: &PathBuf| -> anyhow::Result<Trace> {
         // The model's shape lets shapeless engine formats (SGLang's raw routed experts) be read.
         let t = read_trace(p, None, Some(&model.shape()))
@@ -230,6 +266,36 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
     let eval = args.eval.as_ref().map(read).transpose()?;
     if args.splits == 0 {
         return Err(bad("--splits must be at least 1"));
+    }
+    if args.eplb_groups != 0
+        && !moeplan_solver::baseline::eplb_groups_fit(args.eplb_groups, model.experts)
+    {
+        return Err(bad(format!(
+            "--eplb-groups {}: must divide the model's {} experts",
+            args.eplb_groups, model.experts
+        )));
+    }
+    let groups = if args.eplb_groups == 0 {
+        hw.nodes
+    } else {
+        args.eplb_groups
+    };
+    if !groups.is_multiple_of(hw.nodes) {
+        tracing::warn!(
+            "EPLB: {groups} groups do not divide among {} nodes; EPLB uses its global policy",
+            hw.nodes
+        );
+    }
+    let max_redundant = model.experts * (hw.gpus() - 1);
+    if let Some(r) = args.redundant
+        && r > max_redundant
+    {
+        return Err(bad(format!(
+            "--redundant {r}: at most {max_redundant} for {} experts on {} GPUs \
+             (at most one replica of an expert per GPU)",
+            model.experts,
+            hw.gpus()
+        )));
     }
     let parts: Vec<Trace> = traces.iter().flat_map(|t| split(t, args.splits)).collect();
     let refs: Vec<&Trace> = parts.iter().collect();
@@ -298,23 +364,44 @@ pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
     let sc = moeplan_solver::objective::Scaled::new(&inputs.problem);
     let mut rows = Vec::new();
     let mut chosen: Option<(Plan, MethodJson)> = None;
-    let methods = args.method.methods();
+    let time = time_model(&inputs.model, &inputs.hw, args.time_batch.max(1));
+    let metrics = |plan: &Plan, t: &Trace| {
+        MetricsJson::new(score(plan, t, &topo, args.batch_tokens), &inputs.model)
+            .with_layer_time(plan, t, &topo, &time)
+    };
+    let methods = match args.move_budget {
+        Some(_) => Vec::new(),
+        None => args.method.methods(),
+    };
+    if let (Some(budget), Some(prev)) = (args.move_budget, &previous) {
+        let start = std::time::Instant::now();
+        let opts = BudgetOptions {
+            moves: budget,
+            balance: args.balance_weight,
+            comm: args.comm_weight,
+        };
+        let r = replan(prev, &workload_from_trace(&combined, 0), &topo, opts);
+        let seconds = start.elapsed().as_secs_f64();
+        let row = MethodJson {
+            name: "moeplan".into(),
+            in_sample: metrics(&r.plan, &combined),
+            eval: inputs.eval.as_ref().map(|t| metrics(&r.plan, t)),
+            solver: None,
+            objective: sc.value(&r.plan),
+            seconds,
+            experts_moved: Some(r.moves),
+        };
+        chosen = Some((r.plan.clone(), row.clone()));
+        rows.push(row);
+    }
     for &m in &methods {
         ctl.restart(args.time_limit, m.name());
         let placed = place(m, &inputs.problem, &opts, &ctl).map_err(bad)?;
         let seconds = ctl.elapsed();
         let row = MethodJson {
             name: m.name().into(),
-            in_sample: MetricsJson::new(
-                score(&placed.plan, &combined, &topo, args.batch_tokens),
-                &inputs.model,
-            ),
-            eval: inputs.eval.as_ref().map(|t| {
-                MetricsJson::new(
-                    score(&placed.plan, t, &topo, args.batch_tokens),
-                    &inputs.model,
-                )
-            }),
+            in_sample: metrics(&placed.plan, &combined),
+            eval: inputs.eval.as_ref().map(|t| metrics(&placed.plan, t)),
             solver: placed
                 .report
                 .clone()
@@ -372,7 +459,8 @@ fn write_outputs(
     }
     if let Some(path) = &args.sglang {
         let text = serde_json::to_string(&sglang_location(plan, &inputs.model))?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        crate::util::atomic_write_bytes(path, (text + "\n").as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let (Some(to), Some(path)) = (args.to, &args.export) {
         use crate::export::{Target, sglang_placement, vllm_ascend_map, vllm_initial_mapping};
@@ -401,19 +489,20 @@ fn fmt_metrics(m: Option<&MetricsJson>) -> String {
         Some(j) => {
             let m = &j.metrics;
             format!(
-                "{:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7.3} {:>6.0}",
+                "{:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7.3} {:>6.0} {:>7.4}",
                 m.ir_mean,
                 m.ir_worst,
                 m.hop_rate,
                 m.hop_rate_top1,
                 m.hop_rate_internode,
                 m.layer_time_proxy,
-                j.a2a_bytes_per_token / 1024.0
+                j.a2a_bytes_per_token / 1024.0,
+                j.layer_time.map_or(f64::NAN, |t| t.layer_ms)
             )
         }
         None => format!(
-            "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}",
-            "-", "-", "-", "-", "-", "-", "-"
+            "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6} {:>7}",
+            "-", "-", "-", "-", "-", "-", "-", "-"
         ),
     }
 }
@@ -432,8 +521,8 @@ pub fn render_table(out: &PlaceJson) -> String {
             .map_or(String::new(), |e| format!("; eval on {e}"))
     );
     let head = format!(
-        "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}",
-        "IRmean", "IRwst", "H", "Htop1", "Hnode", "proxy", "a2aKB"
+        "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6} {:>7}",
+        "IRmean", "IRwst", "H", "Htop1", "Hnode", "proxy", "a2aKB", "layerms"
     );
     let moved = out.methods.iter().any(|r| r.experts_moved.is_some());
     s += &format!(
@@ -445,7 +534,7 @@ pub fn render_table(out: &PlaceJson) -> String {
         "secs",
         if moved { "  moved" } else { "" }
     );
-    s += &format!("{:<12} | {:^55} | {:^55} |\n", "", "in-sample", "eval");
+    s += &format!("{:<12} | {:^63} | {:^63} |\n", "", "in-sample", "eval");
     for r in &out.methods {
         let (status, gap) = match &r.solver {
             Some(sv) => (
@@ -470,6 +559,7 @@ pub fn render_table(out: &PlaceJson) -> String {
     s += "IR: busiest GPU / mean (per layer: mean, worst); H: cross-GPU hop rate (all k x k pairs), \
           Htop1: top-1 only, Hnode: inter-node; proxy: sum over layers of the busiest GPU's load per \
           token (per batch); moved: replicas copied to switch from --previous; a2aKB: all-to-all KiB per token (cross-GPU pairs x one bf16 hidden \
-          vector); objective: balance x sum IR (worst build workload) + comm x sum link cost.\n";
+          vector); layerms: layer-time model, ms per MoE layer (busiest GPU's expert compute + all-to-all \
+          dispatch and combine at --time-batch tokens); objective: balance x sum IR (worst build workload) + comm x sum link cost.\n";
     s
 }

@@ -6,7 +6,9 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use super::{BadInput, TraceArgs, load_model};
-use crate::predict::{Kind, PredictError, PredictorSet, TrainOptions, evaluate};
+use crate::predict::{
+    Kind, OnlineOptions, PredictError, PredictorSet, TrainOptions, evaluate, evaluate_online,
+};
 use crate::trace::{Trace, read_trace};
 use crate::util::Progress;
 
@@ -22,7 +24,7 @@ pub enum PredictCommand {
     Train {
         #[command(flatten)]
         input: TraceArgs,
-        /// Model config (name in configs/models or path) the traces must match.
+        /// Model config (built-in name, see `moeplan config list`, or path to a TOML file) the traces must match.
         #[arg(long, short)]
         model: Option<String>,
         /// Which predictor to train (the file also holds the baselines it was built with).
@@ -49,15 +51,32 @@ pub enum PredictCommand {
     },
     /// recall@K (K = k and 2k) of a predictor file and its baselines on a trace.
     #[command(
-        after_help = "Example:\n  moeplan predict eval --predictor predictor.safetensors -t traces/esft/intent.parquet --json\n\n\
+        after_help = "Examples:\n  moeplan predict eval --predictor predictor.safetensors -t traces/esft/intent.parquet --json\n  \
+        moeplan predict eval --predictor predictor.safetensors -t traces/esft/intent.parquet --online\n  \
+        moeplan predict eval --predictor none --online -t traces/esft/intent.parquet --warmup 1000\n\n\
         JSON: {\"version\", \"shape\", \"tokens\", \"ks\", \"predictors\": [{\"name\", \"recall\": {H: {K: r}}}]}\n\
         where predictors[].recall[h][K] is the mean over tokens and layers l of\n\
-        |top-K predicted for layer l+h ∩ true top-k at l+h| / k (keys are decimal strings)."
+        |top-K predicted for layer l+h ∩ true top-k at l+h| / k (keys are decimal strings).\n\
+        With --online, each token is predicted from the tokens before it (trace order), then its\n\
+        routing updates the predictors; the JSON adds \"online\": true and \"warmup\"."
     )]
     Eval {
-        /// Predictor file written by `predict train`.
+        /// Predictor file written by `predict train`, or `none` (with --online: cold start,
+        /// no offline training).
         #[arg(long, short)]
         predictor: PathBuf,
+        /// Score prequentially: predictors learn from every token after predicting it.
+        #[arg(long)]
+        online: bool,
+        /// Online half-life in tokens (default: the file's cross-validated value, else 2000).
+        #[arg(long, requires = "online")]
+        half_life: Option<f64>,
+        /// Online weight of the offline prior in pseudo-tokens (default: the file's, else 16).
+        #[arg(long, requires = "online")]
+        prior_weight: Option<f32>,
+        /// Tokens observed before scoring starts (online only).
+        #[arg(long, default_value_t = 0, requires = "online")]
+        warmup: usize,
         #[command(flatten)]
         input: TraceArgs,
         /// Score look-ahead 1..=N only (default: the predictor's).
@@ -90,6 +109,8 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
             max_cases,
             output,
         } => {
+            crate::util::check_writable(&output)
+                .map_err(|e| super::BadInput(format!("{}: {e}", output.display())))?;
             let shape = model
                 .as_deref()
                 .map(load_model)
@@ -156,6 +177,12 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
                         r.holdout_cases
                     );
                 }
+                if let Some(o) = &set.online {
+                    eprintln!(
+                        "online options (cross-validated): half-life {} tokens, prior weight {}",
+                        o.half_life, o.prior_weight
+                    );
+                }
                 if let Some(m) = &set.mix {
                     eprintln!(
                         "mix weights (markov/static/temporal) per h: {:?}",
@@ -173,22 +200,54 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
         }
         PredictCommand::Eval {
             predictor,
+            online,
+            half_life,
+            prior_weight,
+            warmup,
             input,
             lookahead,
             json,
         } => {
-            let set = PredictorSet::load(&predictor).map_err(classify)?;
-            let trace = super::load_traces(&input, Some(set.shape()))?;
-            let d = lookahead.unwrap_or(set.lookahead());
-            if d == 0 || d > set.lookahead() {
-                return Err(BadInput(format!(
-                    "--lookahead must be in 1..={} for this predictor",
-                    set.lookahead()
-                ))
-                .into());
-            }
-            let k = set.shape().top_k;
-            let report = evaluate(&set.all(), &trace, d, &[k, 2 * k]);
+            let report = if predictor.as_os_str() == "none" {
+                if !online {
+                    return Err(
+                        BadInput("--predictor none (cold start) needs --online".into()).into(),
+                    );
+                }
+                let trace = super::load_traces(&input, None)?;
+                let shape = *trace.shape();
+                let d = lookahead.unwrap_or(4);
+                if d == 0 || d >= shape.moe_layers {
+                    return Err(BadInput(format!(
+                        "--lookahead must be in 1..{} for {} MoE layers",
+                        shape.moe_layers, shape.moe_layers
+                    ))
+                    .into());
+                }
+                let opts = online_options(half_life, prior_weight, OnlineOptions::DEFAULT)?;
+                let mut ps = crate::predict::online::cold_set(shape, d, opts);
+                let k = shape.top_k;
+                evaluate_online(&mut ps, &trace, d, &[k, 2 * k], warmup..trace.num_tokens())
+            } else {
+                let set = PredictorSet::load(&predictor).map_err(classify)?;
+                let trace = super::load_traces(&input, Some(set.shape()))?;
+                let d = lookahead.unwrap_or(set.lookahead());
+                if d == 0 || d > set.lookahead() {
+                    return Err(BadInput(format!(
+                        "--lookahead must be in 1..={} for this predictor",
+                        set.lookahead()
+                    ))
+                    .into());
+                }
+                let k = set.shape().top_k;
+                if online {
+                    let opts = online_options(half_life, prior_weight, set.online_options(None))?;
+                    let mut ps = set.all_online(opts);
+                    evaluate_online(&mut ps, &trace, d, &[k, 2 * k], warmup..trace.num_tokens())
+                } else {
+                    evaluate(&set.all(), &trace, d, &[k, 2 * k])
+                }
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -199,10 +258,31 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `base` with the half-life and prior weight given on the command line.
+fn online_options(
+    half_life: Option<f64>,
+    prior_weight: Option<f32>,
+    base: OnlineOptions,
+) -> Result<OnlineOptions, BadInput> {
+    let o = OnlineOptions {
+        half_life: half_life.unwrap_or(base.half_life),
+        prior_weight: prior_weight.unwrap_or(base.prior_weight),
+    };
+    if o.half_life.is_nan() || o.half_life <= 0.0 {
+        return Err(BadInput(
+            "--half-life must be positive (inf: no decay)".into(),
+        ));
+    }
+    if !o.prior_weight.is_finite() || o.prior_weight < 0.0 {
+        return Err(BadInput("--prior-weight must be finite and >= 0".into()));
+    }
+    Ok(o)
+}
+
 /// Bad files and arguments are bad input (exit 3); I/O and backend failures are not.
 fn classify(e: PredictError) -> anyhow::Error {
     match e {
-        PredictError::Io { .. } | PredictError::Backend(_) => e.into(),
+        PredictError::Write { .. } | PredictError::Backend(_) => e.into(),
         other => BadInput(other.to_string()).into(),
     }
 }

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{BadInput, TraceArgs, load_model, load_traces};
+use super::{BadInput, TraceArgs, load_hardware, load_model, load_traces};
 use crate::cache::{Budget, Lfu, PolicyKind, Predictive};
-use crate::config::{HardwareConfig, ModelConfig, resolve};
-use crate::predict::{Kind, Predictor, PredictorSet, TrainOptions};
+use crate::config::{HardwareConfig, ModelConfig};
+use crate::predict::{Kind, OnlineOptions, OnlinePredictor, Predictor, PredictorSet, TrainOptions};
 use crate::replay::{
     Batching, PolicyReport, PrefetchOptions, ReplayReport, ReplaySetup, TimingModel, run_policies,
 };
@@ -28,14 +28,16 @@ pub enum CapacityMode {
     moeplan replay -t traces/sample.parquet --capacity 16\n  \
     moeplan replay -t traces/esft/law.parquet --train-trace traces/esft/intent.parquet \
     --train-trace traces/esft/summary.parquet --capacity 16 --json\n  \
-    moeplan replay -t traces/esft/law.parquet --capacity 16 --concurrent 8 --schedule")]
+    moeplan replay -t traces/esft/law.parquet --capacity 16 --concurrent 8 --schedule\n  \
+    moeplan replay -t traces/esft/law.parquet --train-trace traces/esft/intent.parquet \
+    --train-trace traces/esft/summary.parquet --capacity 16 --predictor markov --online")]
 pub struct ReplayArgs {
     #[command(flatten)]
     pub input: TraceArgs,
-    /// Model config (name in configs/models or path).
+    /// Model config (built-in name, see `moeplan config list`, or path to a TOML file).
     #[arg(long, short, default_value = "deepseek-v2-lite")]
     pub model: String,
-    /// Hardware config (name in configs/hardware or path).
+    /// Hardware config (built-in name, see `moeplan config list`, or path to a TOML file).
     #[arg(long, default_value = "rtx4090-pcie4")]
     pub hardware: String,
     /// Experts resident per layer (with --capacity-mode shared: C x layers slots in total).
@@ -61,6 +63,11 @@ pub struct ReplayArgs {
     /// set's main one.
     #[arg(long)]
     pub predictor_name: Option<String>,
+    /// `predictive` with an online predictor: it learns from every step it serves (blended
+    /// with the offline one at the file's cross-validated half-life and prior weight).
+    /// `--predictor none --online`: cold start, no offline training.
+    #[arg(long)]
+    pub online: bool,
     /// Training traces (out-of-sample): rank `static` and train the predictor. Repeatable.
     #[arg(long = "train-trace", value_name = "PATH")]
     pub train_trace: Vec<PathBuf>,
@@ -84,14 +91,14 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub prefetch_top: Option<usize>,
     /// Half-life of `lfu` and `predictive` frequencies, in visits of a layer.
-    #[arg(long, default_value_t = Lfu::DEFAULT_HALF_LIFE)]
+    #[arg(long, default_value_t = Lfu::DEFAULT_HALF_LIFE, value_parser = super::values::positive)]
     pub half_life: f64,
     /// Weight of predictions against the reuse history in `predictive`.
-    #[arg(long, default_value_t = Predictive::DEFAULT_BETA)]
+    #[arg(long, default_value_t = Predictive::DEFAULT_BETA, value_parser = super::values::non_negative)]
     pub beta: f64,
     /// Priority (in chance-of-use units) a prefetch candidate must have above the expert it
     /// would evict; higher prefetches less.
-    #[arg(long, default_value_t = Predictive::DEFAULT_MARGIN)]
+    #[arg(long, default_value_t = Predictive::DEFAULT_MARGIN, value_parser = super::values::finite)]
     pub prefetch_margin: f64,
     /// Print JSON instead of the table.
     #[arg(long)]
@@ -118,6 +125,7 @@ impl ReplayArgs {
             policy: PolicyKind::ALL.to_vec(),
             predictor: "mix".into(),
             predictor_name: None,
+            online: false,
             train_trace: Vec::new(),
             batch: 1,
             concurrent: None,
@@ -158,9 +166,7 @@ fn batching(a: &ReplayArgs) -> anyhow::Result<Batching> {
 /// Runs `moeplan replay`.
 pub fn run(args: ReplayArgs, _quiet: bool) -> anyhow::Result<()> {
     let model = load_model(&args.model)?;
-    let hw_path = resolve("hardware", &args.hardware);
-    let hw = HardwareConfig::load(&hw_path)
-        .with_context(|| format!("loading hardware config {:?}", args.hardware))?;
+    let hw = load_hardware(&args.hardware)?;
     let shape = model.shape();
     let trace = load_traces(&args.input, Some(&shape))?;
     let batching = batching(&args)?;
@@ -257,21 +263,51 @@ pub fn replay(
     }
     let budget = match args.capacity_mode {
         CapacityMode::PerLayer => Budget::PerLayer(args.capacity),
-        CapacityMode::Shared => Budget::Shared(args.capacity * shape.moe_layers),
+        CapacityMode::Shared => Budget::Shared(args.capacity.saturating_mul(shape.moe_layers)),
     };
     let train_refs: Vec<&Trace> = train.iter().collect();
-    let lookahead = args
-        .lookahead
-        .clamp(1, shape.moe_layers.saturating_sub(1).max(1));
-    let set = if args.policy.contains(&PolicyKind::Predictive) {
+    let predictive = args.policy.contains(&PolicyKind::Predictive);
+    let lookahead = args.lookahead;
+    if predictive && (lookahead == 0 || lookahead >= shape.moe_layers) {
+        return Err(BadInput(format!(
+            "--lookahead must be in 1..={} (the model has {} MoE layers)",
+            shape.moe_layers.saturating_sub(1),
+            shape.moe_layers
+        ))
+        .into());
+    }
+    // Without `predictive` the look-ahead is unused; keep it in range as before.
+    let lookahead = lookahead.clamp(1, shape.moe_layers.saturating_sub(1).max(1));
+    let cold = args.online && args.predictor == "none";
+    let set = if predictive && !cold {
         Some(load_predictor(args, trace, &train_refs, lookahead)?)
     } else {
         None
     };
-    let predictor: Option<&dyn Predictor> = match (&set, &args.predictor_name) {
-        (None, _) => None,
-        (Some(s), None) => Some(s.main()),
-        (Some(s), Some(n)) => Some(
+    let online = match (predictive && args.online, &set) {
+        (false, _) => None,
+        (true, Some(s)) => {
+            let name = args.predictor_name.as_deref().unwrap_or(s.main().name());
+            let o = OnlinePredictor::from_set(s, name, s.online_options(None))
+                .ok_or_else(|| BadInput(format!("predictor {name:?} has no online version")))?;
+            Some(o)
+        }
+        (true, None) => {
+            let name = args.predictor_name.as_deref().unwrap_or("mix");
+            let o = OnlinePredictor::cold(name, shape, lookahead, OnlineOptions::DEFAULT)
+                .ok_or_else(|| {
+                    BadInput(format!(
+                        "cold start has no predictor {name:?} (static, markov, mix)"
+                    ))
+                })?;
+            Some(o)
+        }
+    };
+    let predictor: Option<&dyn Predictor> = match (&online, &set, &args.predictor_name) {
+        (Some(o), _, _) => Some(o),
+        (None, None, _) => None,
+        (None, Some(s), None) => Some(s.main()),
+        (None, Some(s), Some(n)) => Some(
             s.get(n)
                 .ok_or_else(|| BadInput(format!("the predictor set has no predictor {n:?}")))?,
         ),
@@ -294,7 +330,8 @@ pub fn replay(
         batching,
         timing: TimingModel::new(model, hw, args.cpu_offload),
         train: &train_refs,
-        predictor,
+        predictor: if online.is_some() { None } else { predictor },
+        online: online.as_ref(),
         prefetch,
         half_life: args.half_life,
         beta: args.beta,
@@ -349,15 +386,29 @@ pub fn replay(
             "train".into()
         },
         predictor: predictor.map(|p| {
-            let src = if Path::new(&args.predictor).is_file() {
+            let src = if cold {
+                "cold start, no offline training"
+            } else if Path::new(&args.predictor).is_file() {
                 args.predictor.as_str()
             } else if train.is_empty() {
                 "trained in-sample"
             } else {
                 "trained on --train-trace"
             };
-            format!("{} ({src})", p.name())
+            match &online {
+                Some(o) => {
+                    let op = o.options();
+                    format!(
+                        "{} online, half-life {} tokens, prior weight {} ({src})",
+                        p.name(),
+                        op.half_life,
+                        op.prior_weight
+                    )
+                }
+                None => format!("{} ({src})", p.name()),
+            }
         }),
+        online: online.is_some(),
         policies,
         unscheduled,
     })

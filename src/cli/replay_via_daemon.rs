@@ -16,8 +16,7 @@ use super::BadInput;
 use super::replay_cmd::{CapacityMode, ReplayArgs};
 use crate::cache::PolicyKind;
 use crate::daemon::client::Client;
-use crate::daemon::cmd::{self, Register, Step};
-use crate::daemon::protocol::{RequestBody, ResponseBody};
+use crate::daemon::wire::{self, Register, RequestBody, ResponseBody, Step};
 use crate::replay::{Batching, Steps, TimingModel, build_steps, step_experts};
 use crate::trace::Trace;
 
@@ -112,8 +111,8 @@ pub fn replay(
     for &kind in &args.policy {
         let mut c = Client::connect_unix(socket)?;
         let (mode, capacity) = match args.capacity_mode {
-            CapacityMode::PerLayer => (cmd::CapacityMode::PerLayer, args.capacity),
-            CapacityMode::Shared => (cmd::CapacityMode::Shared, args.capacity * shape.moe_layers),
+            CapacityMode::PerLayer => (wire::CapacityMode::PerLayer, args.capacity),
+            CapacityMode::Shared => (wire::CapacityMode::Shared, args.capacity * shape.moe_layers),
         };
         let mut reg = Register {
             policy: kind.as_str().into(),

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::BadInput;
-use crate::daemon::listen::{self, Listener};
-use crate::daemon::state::ServerConfig;
-use crate::daemon::{server, shutdown};
+use crate::daemon::server::{self, Listener, ServerConfig, listen, shutdown};
+
+/// How long shutdown waits for blocking work (a `register` reading its files) before exiting.
+pub const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Options of `moeplan serve`.
 #[derive(Debug, clap::Args)]
@@ -30,7 +31,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
     /// Largest frame body, bytes.
-    #[arg(long, default_value_t = crate::daemon::frame::DEFAULT_MAX_FRAME)]
+    #[arg(long, default_value_t = crate::daemon::wire::frame::DEFAULT_MAX_FRAME)]
     pub max_frame: usize,
     /// Connections served at once.
     #[arg(long, default_value_t = 256)]
@@ -85,7 +86,13 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         busy_poll: args.busy_poll,
         ..Default::default()
     };
+    if let Some(p) = &args.stats_out {
+        // Found now, not at shutdown when the counters would be lost.
+        crate::util::check_writable(p)
+            .map_err(|e| BadInput(format!("--stats-out {}: {e}", p.display())))?;
+    }
     let rt = server::runtime(args.threads, false).context("starting the tokio runtime")?;
+    let mut socket_lock = None;
     let report = rt.block_on(async {
         let (listener, socket) = match args.tcp {
             Some(addr) => {
@@ -100,8 +107,10 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
                     .socket
                     .clone()
                     .unwrap_or_else(listen::default_socket_path);
-                let l = listen::bind_unix(&path)
+                let (l, lock) = listen::bind_unix_locked(&path)
                     .with_context(|| format!("binding {}", path.display()))?;
+                tracing::debug!(lock = %lock.path().display(), "socket lock taken");
+                socket_lock = Some(lock);
                 tracing::info!(socket = %path.display(), "listening (Unix socket, mode 0600)");
                 (Listener::Unix(l), Some(path))
             }
@@ -127,10 +136,16 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(p);
         }
         anyhow::Ok(report)
-    })?;
+    });
+    // A `register` still reading a file that never ends (a FIFO) must not keep the process
+    // alive: blocking preparations get a bounded wait, then are abandoned.
+    rt.shutdown_timeout(SHUTDOWN_WAIT);
+    drop(socket_lock);
+    let report = report?;
     if let Some(p) = &args.stats_out {
         let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(p, json + "\n").with_context(|| format!("writing {}", p.display()))?;
+        crate::util::atomic_write_bytes(p, (json + "\n").as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     eprintln!(
         "moeplan serve: stopped after {} connections, {} sessions",

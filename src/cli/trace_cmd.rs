@@ -24,7 +24,7 @@ pub enum TraceCommand {
         /// A second trace: report the per-layer Jensen-Shannon divergence of expert load.
         #[arg(long, value_name = "PATH")]
         against: Option<PathBuf>,
-        /// Model config (name in configs/models or path); required for ESFT traces of other shapes.
+        /// Model config (built-in name, see `moeplan config list`, or path to a TOML file); required for ESFT traces of other shapes.
         #[arg(long, short)]
         model: Option<String>,
         /// Largest hop distance of the transition matrices.
@@ -52,7 +52,7 @@ pub enum TraceCommand {
         #[arg(long, short)]
         model: Option<String>,
         /// Keep only the first N sequences.
-        #[arg(long)]
+        #[arg(long, value_parser = super::values::at_least_one)]
         first_sequences: Option<usize>,
         /// Output path (.parquet or .jsonl, or --to).
         #[arg(long, short)]
@@ -67,14 +67,14 @@ pub enum TraceCommand {
         moeplan trace synth --model mixtral-8x7b --tokens 20000 --seed 7 -o mixtral.jsonl"
     )]
     Synth {
-        /// Model config whose shape to generate (name in configs/models or path).
+        /// Model config whose shape to generate (built-in name, see `moeplan config list`, or path to a TOML file).
         #[arg(long, short)]
         model: String,
         /// Tokens to generate.
-        #[arg(long, default_value_t = 100_000)]
+        #[arg(long, default_value_t = 100_000, value_parser = super::values::at_least_one)]
         tokens: usize,
         /// Mean sequence length in tokens (default: the fitted trace's, else 256).
-        #[arg(long)]
+        #[arg(long, value_parser = super::values::at_least_one)]
         seq_len: Option<usize>,
         /// Random seed: the same seed and parameters give the same trace.
         #[arg(long, default_value_t = 0)]
@@ -143,6 +143,9 @@ pub fn run(cmd: TraceCommand, quiet: bool) -> anyhow::Result<()> {
                 .map(load_model)
                 .transpose()?
                 .map(|m| m.shape());
+            refuse_overwrite(input.traces.iter(), &output)?;
+            crate::util::check_writable(&output)
+                .map_err(|e| super::BadInput(format!("{}: {e}", output.display())))?;
             let mut trace = load_traces(&input, shape.as_ref())?;
             if let Some(n) = first_sequences {
                 trace = trace.first_sequences(n);
@@ -169,6 +172,14 @@ pub fn run(cmd: TraceCommand, quiet: bool) -> anyhow::Result<()> {
         } => {
             let model = load_model(&model)?;
             let shape = model.shape();
+            crate::util::check_memory(
+                &format!("--tokens {tokens} of {}", model.name),
+                crate::trace::Trace::bytes_for(&shape, tokens),
+            )
+            .map_err(super::BadInput)?;
+            refuse_overwrite(fit.iter(), &output)?;
+            crate::util::check_writable(&output)
+                .map_err(|e| super::BadInput(format!("{}: {e}", output.display())))?;
             let params = match &fit {
                 Some(p) => {
                     let real = read_trace(p, None, None)
@@ -215,6 +226,24 @@ pub fn run(cmd: TraceCommand, quiet: bool) -> anyhow::Result<()> {
                     write_start.elapsed().as_secs_f64()
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an output that is one of the inputs (the same file, also through links).
+fn refuse_overwrite<'a>(
+    inputs: impl Iterator<Item = &'a PathBuf>,
+    output: &std::path::Path,
+) -> anyhow::Result<()> {
+    for p in inputs {
+        if crate::util::same_file(p, output) {
+            return Err(super::BadInput(format!(
+                "output {} is the input {}: write to another file",
+                output.display(),
+                p.display()
+            ))
+            .into());
         }
     }
     Ok(())

@@ -1,8 +1,10 @@
 //! Model and hardware configurations (TOML under `configs/`); unknown or missing keys are errors.
 
+pub mod builtin;
 mod hardware;
 mod model;
 
+pub use builtin::{Builtin, Kind};
 pub use hardware::HardwareConfig;
 pub use model::ModelConfig;
 
@@ -11,15 +13,26 @@ use std::path::{Path, PathBuf};
 /// An error loading a configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    /// The file cannot be read (missing, unreadable, not UTF-8); the OS error is part of the
+    /// message, not a separate cause, so it is printed once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML is malformed, a key is unknown or missing, or a value has the wrong type.
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A name that is neither a file nor a built-in config.
+    #[error(
+        "no {kind} config called {name:?}: built in are {known} (`moeplan config list`); \
+         anything else must be a path to a TOML file"
+    )]
+    Unknown {
+        kind: &'static str,
+        name: String,
+        known: String,
+    },
     /// The values parse but are inconsistent.
     #[error("{path}: key `{key}`: {message}")]
     Invalid {
@@ -29,30 +42,73 @@ pub enum ConfigError {
     },
 }
 
-/// Reads and parses a TOML file into `T`, rejecting unknown keys (`T` uses `deny_unknown_fields`).
-pub(crate) fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+/// Reads a config file's text.
+pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
         path: path.into(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.into(),
+        error,
+    })
+}
+
+/// Parses TOML `text` (from `origin`, for messages) into `T`, rejecting unknown keys (`T` uses
+/// `deny_unknown_fields`).
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &Path,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: origin.into(),
         message: e.to_string().trim_end().replace('\n', " "),
     })
 }
 
-/// Resolves a config argument: a path to a file, or a bare name looked up in `configs/<kind>/`
-/// (relative to the working directory, then to the crate's source tree).
-pub fn resolve(kind: &str, arg: &str) -> PathBuf {
+/// Where a config argument points: a file, or a config built into the binary.
+#[derive(Debug)]
+pub enum Source {
+    /// A TOML file given by path.
+    File(PathBuf),
+    /// A shipped config selected by name.
+    Builtin(&'static Builtin),
+}
+
+/// Resolves a config argument: an existing file, or anything that looks like a path (contains
+/// `/` or ends in `.toml`), is a file; otherwise it is the name of a built-in config.
+pub fn resolve(kind: Kind, arg: &str) -> Result<Source, ConfigError> {
     let p = PathBuf::from(arg);
-    if p.exists() || arg.contains('/') || arg.ends_with(".toml") {
-        return p;
+    if p.is_file() || arg.contains('/') || arg.ends_with(".toml") {
+        return Ok(Source::File(p));
     }
-    let rel = PathBuf::from("configs")
-        .join(kind)
-        .join(format!("{arg}.toml"));
-    if rel.exists() {
-        return rel;
+    builtin::find(kind, arg)
+        .map(Source::Builtin)
+        .ok_or_else(|| ConfigError::Unknown {
+            kind: kind.noun(),
+            name: arg.into(),
+            known: builtin::names(kind),
+        })
+}
+
+/// Reads the config `arg` points to (see [`resolve`]) and parses it with `parse`.
+fn load_arg<T>(
+    kind: Kind,
+    arg: &str,
+    parse: impl FnOnce(&str, &Path) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    match resolve(kind, arg)? {
+        Source::File(path) => parse(&read_text(&path)?, &path),
+        Source::Builtin(b) => parse(b.text, &b.origin()),
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+impl ModelConfig {
+    /// Loads a model config by built-in name (`deepseek-v2-lite`) or path.
+    pub fn from_arg(arg: &str) -> Result<Self, ConfigError> {
+        load_arg(Kind::Model, arg, ModelConfig::parse)
+    }
+}
+
+impl HardwareConfig {
+    /// Loads a hardware config by built-in name (`h100-8x-nvlink`) or path.
+    pub fn from_arg(arg: &str) -> Result<Self, ConfigError> {
+        load_arg(Kind::Hardware, arg, HardwareConfig::parse)
+    }
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, load_toml};
+use super::{ConfigError, parse_toml, read_text};
 use crate::trace::ModelShape;
 
 /// A MoE model as placement and caching see it.
@@ -38,20 +38,29 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Loads and checks a model config.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let m: ModelConfig = load_toml(path)?;
+        Self::parse(&read_text(path)?, path)
+    }
+
+    /// Parses and checks a model config's TOML text (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        Self::check(parse_toml(text, path)?, path)
+    }
+
+    /// Checks the shape against the limits, the layer counts and the expert size.
+    fn check(m: ModelConfig, path: &Path) -> Result<Self, ConfigError> {
         let bad = |key: &str, message: String| ConfigError::Invalid {
             path: path.into(),
             key: key.into(),
             message,
         };
+        if let Err((key, msg)) = m.shape().check_field() {
+            return Err(bad(key, msg));
+        }
         if m.first_moe_layer + m.moe_layers > m.layers {
             return Err(bad(
                 "moe_layers",
                 format!("first_moe_layer + moe_layers exceeds layers ({})", m.layers),
             ));
-        }
-        if let Err(msg) = m.shape().check() {
-            return Err(bad("experts", msg));
         }
         let dtype_bytes = match m.dtype.as_str() {
             "bf16" | "fp16" => 2,
@@ -64,7 +73,16 @@ impl ModelConfig {
                 ));
             }
         };
-        let expected = 3 * m.hidden_size as u64 * m.expert_ffn_size as u64 * dtype_bytes;
+        let expected = (m.hidden_size as u64)
+            .checked_mul(m.expert_ffn_size as u64)
+            .and_then(|x| x.checked_mul(3 * dtype_bytes))
+            .filter(|&x| x <= u64::MAX / 2)
+            .ok_or_else(|| {
+                bad(
+                    "hidden_size",
+                    "hidden_size x expert_ffn_size is too large".to_string(),
+                )
+            })?;
         if m.bytes_per_expert < expected / 2 || m.bytes_per_expert > expected * 2 {
             return Err(bad(
                 "bytes_per_expert",

@@ -117,14 +117,19 @@ impl PlanFile {
     /// Writes the file as pretty JSON.
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(self)?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+        crate::util::atomic_write_bytes(path, (text + "\n").as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
     }
 
-    /// Reads a plan file.
+    /// Reads a plan file; a missing, unreadable or malformed file is a [`PlacementError`]
+    /// (bad input).
     pub fn read(path: &Path) -> anyhow::Result<PlanFile> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing plan {}", path.display()))
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PlacementError::Plan(format!("{}: {e}", path.display())))?;
+        let file = serde_json::from_str(&text).map_err(|e| {
+            PlacementError::Plan(format!("{}: not a moeplan plan file: {e}", path.display()))
+        })?;
+        Ok(file)
     }
 }
 

@@ -22,6 +22,18 @@ pub enum PlacementError {
         layers: usize,
         experts: usize,
     },
+    /// A trace's top-k or first MoE layer disagrees with the model config.
+    #[error(
+        "trace {index} has top_k {got_top_k} and first MoE layer {got_first}, model `{model}` has top_k {top_k} and first_moe_layer {first}"
+    )]
+    TraceRoutingMismatch {
+        index: usize,
+        got_top_k: usize,
+        got_first: usize,
+        model: String,
+        top_k: usize,
+        first: usize,
+    },
     /// The solver rejected the problem (slots, GPUs, costs).
     #[error(transparent)]
     Problem(#[from] moeplan_solver::ProblemError),
@@ -41,9 +53,9 @@ pub fn topology(hw: &HardwareConfig) -> Topology {
 }
 
 /// Redundant slots per layer in total: `redundant` if given, else the hardware's
-/// `redundant_slots_per_gpu` x GPUs.
+/// `redundant_slots_per_gpu` x GPUs (both bounded at config load, so this cannot overflow).
 pub fn redundant_slots(hw: &HardwareConfig, redundant: Option<usize>) -> usize {
-    redundant.unwrap_or(hw.redundant_slots_per_gpu * hw.gpus())
+    redundant.unwrap_or(hw.redundant_slots_per_gpu.saturating_mul(hw.gpus()))
 }
 
 /// One workload per trace; each trace must match the model's MoE layers and experts.
@@ -79,6 +91,16 @@ pub fn check_trace(index: usize, t: &Trace, model: &ModelConfig) -> Result<(), P
             model: model.name.clone(),
             layers: model.moe_layers,
             experts: model.experts,
+        });
+    }
+    if s.top_k != model.top_k || s.first_moe_layer != model.first_moe_layer {
+        return Err(PlacementError::TraceRoutingMismatch {
+            index,
+            got_top_k: s.top_k,
+            got_first: s.first_moe_layer,
+            model: model.name.clone(),
+            top_k: model.top_k,
+            first: model.first_moe_layer,
         });
     }
     Ok(())

@@ -5,14 +5,21 @@ use std::path::PathBuf;
 /// An error loading, saving or training a predictor.
 #[derive(Debug, thiserror::Error)]
 pub enum PredictError {
-    /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    /// The file could not be read (the OS error is in the message, printed once).
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O failure.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+    /// The file could not be written.
+    #[error("{path}: {error}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        error: std::io::Error,
     },
     /// The file is not a valid moeplan predictor file.
     #[error("{path}: not a valid predictor file: {reason}")]

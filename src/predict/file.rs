@@ -40,6 +40,9 @@ pub struct FileHeader {
     pub hidden: Option<usize>,
     /// Tokens of training data.
     pub trained_tokens: usize,
+    /// Online options cross-validated on the training traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<super::OnlineOptions>,
 }
 
 /// Named f32 tensors: name -> (shape, values).
@@ -73,20 +76,18 @@ pub(super) fn write(
         .collect::<Result<Vec<_>, _>>()?;
     let json = serde_json::to_string(header).expect("header serialises");
     let meta = HashMap::from([(HEADER_KEY.to_string(), json)]);
-    safetensors::serialize_to_file(views, Some(meta), path).map_err(|e| match e {
-        safetensors::SafeTensorError::IoError(source) => PredictError::Io {
-            path: path.to_path_buf(),
-            source,
-        },
-        other => bad(path, other.to_string()),
+    let data = safetensors::serialize(views, Some(meta)).map_err(|e| bad(path, e.to_string()))?;
+    crate::util::atomic_write_bytes(path, &data).map_err(|error| PredictError::Write {
+        path: path.to_path_buf(),
+        error,
     })
 }
 
 /// Reads and checks a predictor file: header format and version, f32 tensors.
 pub(super) fn read(path: &Path) -> Result<(FileHeader, Tensors), PredictError> {
-    let data = std::fs::read(path).map_err(|source| PredictError::Io {
+    let data = std::fs::read(path).map_err(|error| PredictError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let (_, meta) = SafeTensors::read_metadata(&data).map_err(|e| bad(path, e.to_string()))?;
     let json = meta

@@ -7,7 +7,8 @@
 //! transition matrices), [`TemporalPredictor`] (previous token of the sequence), [`MixPredictor`]
 //! (a cross-validated weighted sum of the three) and [`LearnedPredictor`] (a small MLP trained
 //! with candle). [`PredictorSet`] saves and loads any of them as one safetensors file;
-//! [`evaluate`] scores them side by side with recall@K.
+//! [`evaluate`] scores them side by side with recall@K. [`OnlinePredictor`] keeps learning from
+//! the routing it serves ([`Predictor::observe`]); [`evaluate_online`] scores it prequentially.
 
 mod error;
 mod eval;
@@ -15,6 +16,8 @@ mod file;
 pub mod learned;
 mod markov;
 mod mix;
+pub mod online;
+mod prequential;
 mod set;
 mod static_freq;
 mod temporal;
@@ -26,6 +29,8 @@ pub use file::{FILE_FORMAT, FILE_VERSION, FileHeader};
 pub use learned::{LearnedPredictor, TrainOptions, TrainReport};
 pub use markov::MarkovPredictor;
 pub use mix::{MixPredictor, MixWeights, fit_mix};
+pub use online::{OnlineOptions, OnlinePredictor};
+pub use prequential::{evaluate_online, prequential_recall};
 pub use set::{Kind, PredictorSet};
 pub use static_freq::StaticPredictor;
 pub use temporal::TemporalPredictor;
@@ -96,5 +101,38 @@ pub trait Predictor: Send + Sync {
                 self.score(v, h, o);
             }
         }
+    }
+    /// Learns from a token that has been served: `experts` is its routing at every layer,
+    /// `[moe_layers][top_k]` flattened (as [`crate::trace::Trace::token_experts`]). Called once
+    /// per token after its last layer; must not allocate. Offline predictors ignore it.
+    fn observe(&mut self, experts: &[u16]) {
+        let _ = experts;
+    }
+    /// Whether [`Predictor::observe`] changes this predictor's scores.
+    fn is_online(&self) -> bool {
+        false
+    }
+}
+
+/// An offline predictor borrowed where a learning one is expected: scores as the predictor,
+/// ignores [`Predictor::observe`].
+#[derive(Clone, Copy)]
+pub struct Frozen<'a>(pub &'a dyn Predictor);
+
+impl Predictor for Frozen<'_> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn lookahead(&self) -> usize {
+        self.0.lookahead()
+    }
+
+    fn score(&self, view: &RoutingView<'_>, h: usize, out: &mut [f32]) {
+        self.0.score(view, h, out)
+    }
+
+    fn score_batch(&self, views: &[RoutingView<'_>], h: usize, out: &mut [f32]) {
+        self.0.score_batch(views, h, out)
     }
 }

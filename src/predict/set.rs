@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::file::{self, FILE_FORMAT, FILE_VERSION, FileHeader};
 use super::{
-    LearnedPredictor, MarkovPredictor, MixPredictor, PredictError, Predictor, StaticPredictor,
-    TemporalPredictor, TrainOptions, TrainReport, fit_mix,
+    LearnedPredictor, MarkovPredictor, MixPredictor, OnlineOptions, OnlinePredictor, PredictError,
+    Predictor, StaticPredictor, TemporalPredictor, TrainOptions, TrainReport, fit_mix,
 };
 use crate::trace::Trace;
 
@@ -42,6 +42,9 @@ pub struct PredictorSet {
     pub mix: Option<MixPredictor>,
     /// The MLP (kind `learned`).
     pub learned: Option<LearnedPredictor>,
+    /// Online options cross-validated on the training traces (`None` in files written before
+    /// online prediction: [`OnlineOptions::DEFAULT`] is used).
+    pub online: Option<OnlineOptions>,
 }
 
 /// Splits one trace into two folds by alternating sequences (for cross-validation when only one
@@ -113,6 +116,7 @@ impl PredictorSet {
             }
             _ => (None, None),
         };
+        let online = super::online::tune(&folds).map_err(PredictError::Invalid)?;
         Ok((
             PredictorSet {
                 kind,
@@ -122,6 +126,7 @@ impl PredictorSet {
                 markov,
                 mix,
                 learned,
+                online: Some(online),
             },
             report,
         ))
@@ -177,6 +182,7 @@ impl PredictorSet {
             mix: self.mix.as_ref().map(|m| m.weights().to_vec()),
             hidden: self.learned.as_ref().map(|m| m.hidden()),
             trained_tokens: self.trained_tokens,
+            online: self.online,
         };
         let mut tensors: Vec<(String, Vec<usize>, &[f32])> =
             vec![("static.freq".into(), vec![l, e], &self.stat.freq)];
@@ -241,6 +247,30 @@ impl PredictorSet {
             markov,
             mix,
             learned,
+            online: h.online,
         })
+    }
+
+    /// The online options in use: `opts` if given, else the file's, else the default.
+    pub fn online_options(&self, opts: Option<OnlineOptions>) -> OnlineOptions {
+        opts.or(self.online).unwrap_or(OnlineOptions::DEFAULT)
+    }
+
+    /// Every predictor of the set (as [`PredictorSet::all`]) in its online version, learning
+    /// from [`Predictor::observe`] (`temporal` is online by nature and stays as it is).
+    pub fn all_online(&self, opts: OnlineOptions) -> Vec<Box<dyn Predictor>> {
+        self.all()
+            .into_iter()
+            .map(|p| match OnlinePredictor::from_set(self, p.name(), opts) {
+                Some(o) => Box::new(o) as Box<dyn Predictor>,
+                None => Box::new(self.temporal) as Box<dyn Predictor>,
+            })
+            .collect()
+    }
+
+    /// The main predictor in its online version.
+    pub fn main_online(&self, opts: OnlineOptions) -> OnlinePredictor {
+        let name = self.main().name().to_string();
+        OnlinePredictor::from_set(self, &name, opts).expect("main predictors have online versions")
     }
 }

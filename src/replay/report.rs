@@ -36,6 +36,8 @@ pub struct ReplayReport {
     pub static_source: String,
     /// The predictor `predictive` used, if any.
     pub predictor: Option<String>,
+    /// `predictive` ran with an online predictor (learning from the steps served).
+    pub online: bool,
     /// One entry per policy, in the order asked.
     pub policies: Vec<PolicyReport>,
     /// With token scheduling: the same policies without it (first-come first-served).

@@ -9,7 +9,7 @@ use crate::cache::{
     Budget, CacheConfig, CacheError, ExpertCache, Lfu, Lru, NextUse, Opt, Policy, PolicyKind,
     Predictive, StaticTop,
 };
-use crate::predict::Predictor;
+use crate::predict::{Frozen, OnlinePredictor, Predictor};
 use crate::trace::Trace;
 
 /// An error of a replay.
@@ -43,6 +43,9 @@ pub struct ReplaySetup<'a> {
     pub train: &'a [&'a Trace],
     /// The predictor `predictive` uses.
     pub predictor: Option<&'a dyn Predictor>,
+    /// An online predictor `predictive` uses instead (each replay starts from a copy of it and
+    /// it learns from the steps served).
+    pub online: Option<&'a OnlinePredictor>,
     /// Prefetch settings for `predictive`.
     pub prefetch: PrefetchOptions,
     /// LFU (and `predictive`'s frequency) half-life, in visits of a layer.
@@ -158,7 +161,7 @@ pub fn build_policy(
             ))
         }
         PolicyKind::Predictive => {
-            if setup.predictor.is_none() {
+            if setup.predictor.is_none() && setup.online.is_none() {
                 return Err(ReplayError::NoPredictor);
             }
             Box::new(
@@ -199,8 +202,13 @@ pub fn run_policies(
         .map(|&kind| {
             let policy = build_policy(kind, &cfg, setup, &steps)?;
             let mut cache = ExpertCache::new(cfg, policy)?;
-            let pred = match kind {
-                PolicyKind::Predictive => setup.predictor.map(|p| (p, setup.prefetch)),
+            let mut online = setup.online.cloned();
+            let mut frozen = setup.predictor.map(Frozen);
+            let pred: Option<(&mut dyn Predictor, PrefetchOptions)> = match kind {
+                PolicyKind::Predictive => match (online.as_mut(), frozen.as_mut()) {
+                    (Some(o), _) => Some((o, setup.prefetch)),
+                    (None, f) => f.map(|f| (f as &mut dyn Predictor, setup.prefetch)),
+                },
                 _ => None,
             };
             let r = simulate(setup.trace, &steps, &mut cache, &setup.timing, pred)?;

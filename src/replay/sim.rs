@@ -8,7 +8,8 @@
 //!    in flight; with CPU offload a miss runs on the CPU when that ends sooner than its transfer);
 //! 3. the layer computes once every needed expert has arrived: stall = end - t - compute;
 //! 4. the predictor scores layers `l+1..=l+lookahead` from the routing so far and the cache
-//!    queues the best-scored experts for prefetch, overlapping the compute of the layers between.
+//!    queues the best-scored experts for prefetch, overlapping the compute of the layers between;
+//! 5. after the step's last layer, an online predictor observes the step's tokens.
 
 use std::collections::VecDeque;
 
@@ -58,7 +59,7 @@ pub fn simulate<P: Policy>(
     steps: &Steps,
     cache: &mut ExpertCache<P>,
     timing: &TimingModel,
-    predictor: Option<(&dyn Predictor, PrefetchOptions)>,
+    mut predictor: Option<(&mut dyn Predictor, PrefetchOptions)>,
 ) -> Result<SimResult, CacheError> {
     let shape = *trace.shape();
     let mut r = SimResult::default();
@@ -138,7 +139,8 @@ pub fn simulate<P: Policy>(
             let end = (ready + compute).max(t + cpu_ms);
             r.stall_ms += end - t - compute;
             // 4. Predictions for the next layers, queued at t.
-            if let Some((pred, opts)) = predictor {
+            if let Some((pred, opts)) = &predictor {
+                let (pred, opts) = (&**pred, *opts);
                 let la = opts.lookahead.min(pred.lookahead());
                 for h in 1..=la {
                     if l + h >= shape.moe_layers {
@@ -158,6 +160,14 @@ pub fn simulate<P: Policy>(
             }
             cache.release(l);
             t = end;
+        }
+        // 5. An online predictor learns the step's tokens once they are fully routed.
+        if let Some((pred, _)) = &mut predictor
+            && pred.is_online()
+        {
+            for &tk in toks {
+                pred.observe(trace.token_experts(tk as usize));
+            }
         }
     }
     r.cache = *cache.stats();

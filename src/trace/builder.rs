@@ -145,7 +145,7 @@ impl TraceBuilder {
     }
 
     /// Whether a token `(seq, pos)` may follow the last one pushed: a sequence's tokens must be
-    /// contiguous and in increasing position order. Returns the problem if not.
+    /// contiguous, at consecutive positions. Returns the problem if not.
     pub fn check_order(&self, seq: u32, pos: u32) -> Result<(), Problem> {
         let t = &self.trace;
         let Some(&last_seq) = t.seq.last() else {
@@ -153,9 +153,10 @@ impl TraceBuilder {
         };
         let last_pos = *t.pos.last().unwrap();
         if seq == last_seq {
-            if pos <= last_pos {
+            if Some(pos) != last_pos.checked_add(1) {
                 return Err(Problem::Other(format!(
-                    "position {pos} does not follow position {last_pos} of sequence {seq}"
+                    "position {pos} does not follow position {last_pos} of sequence {seq} \
+                     (a sequence's positions are consecutive)"
                 )));
             }
         } else if self.closed.contains(&seq) {

@@ -32,12 +32,18 @@ pub enum Problem {
 /// An error reading or writing a trace.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
-    /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    /// The file could not be opened or read (bad input: a missing or unreadable trace). The
+    /// OS error is part of the message, not a separate cause, so it is printed once.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+    /// The output could not be written.
+    #[error("{path}: {error}")]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
     },
     /// One field of one record is invalid. `line` is 1-based (a text line or a Parquet row).
     #[error("{path}:{line}: field `{field}`: {problem}")]
@@ -76,11 +82,19 @@ impl TraceError {
         }
     }
 
-    /// Builds a [`TraceError::Io`].
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// Builds a [`TraceError::Io`] (reading).
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         TraceError::Io {
             path: path.into(),
-            source,
+            error,
+        }
+    }
+
+    /// Builds a [`TraceError::Write`].
+    pub fn write(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
+        TraceError::Write {
+            path: path.into(),
+            error,
         }
     }
 }

@@ -5,7 +5,10 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
+use super::{
+    MAX_MOE_LAYERS, ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat,
+    dequantize_weight,
+};
 
 /// The ESFT directory format.
 pub struct Esft;
@@ -21,14 +24,16 @@ pub fn default_shape(moe_layers: usize) -> ModelShape {
     }
 }
 
+/// MoE layers of DeepSeek-V2-Lite, whose traces ESFT publishes.
+pub const DEFAULT_MOE_LAYERS: usize = 26;
+
 fn layer_file(dir: &Path, l: usize) -> PathBuf {
     dir.join(format!("expert_weights_{l}.txt"))
 }
 
 /// Counts the `expert_weights_L.txt` files and checks they are numbered 1..=N without gaps.
 fn count_layers(dir: &Path) -> Result<usize, TraceError> {
-    let mut max = 0usize;
-    let mut n = 0usize;
+    let mut found = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(dir).map_err(|e| TraceError::io(dir, e))? {
         let entry = entry.map_err(|e| TraceError::io(dir, e))?;
         let name = entry.file_name();
@@ -46,26 +51,33 @@ fn count_layers(dir: &Path) -> Result<usize, TraceError> {
                     },
                 )
             })?;
-            max = max.max(l);
-            n += 1;
+            if l == 0 || l > MAX_MOE_LAYERS {
+                return Err(TraceError::file(
+                    entry.path(),
+                    Problem::Other(format!(
+                        "unexpected layer file: MoE layers are numbered 1..={MAX_MOE_LAYERS}"
+                    )),
+                ));
+            }
+            found.insert(l);
         }
     }
-    if n == 0 {
+    let Some(&max) = found.last() else {
         return Err(TraceError::file(
             dir,
             Problem::Empty("no expert_weights_L.txt files".into()),
         ));
-    }
-    if n != max {
-        let missing = (1..=max)
-            .find(|&l| !layer_file(dir, l).exists())
-            .unwrap_or(0);
+    };
+    if let Some(missing) = (1..=max).find(|l| !found.contains(l)) {
         return Err(TraceError::file(
             layer_file(dir, missing),
-            Problem::Other("layer file missing".into()),
+            Problem::Other(format!(
+                "layer file missing ({} files, numbered up to {max})",
+                found.len()
+            )),
         ));
     }
-    Ok(n)
+    Ok(max)
 }
 
 /// Splits a line (without its newline) into its id and weight halves at the empty field.
@@ -101,6 +113,7 @@ fn parse_weight(field: &[u8]) -> Option<f64> {
     let mut frac: u64 = 0;
     let mut scale: u64 = 1;
     let mut seen_dot = false;
+    let mut digits = 0;
     let mut ok = !field.is_empty() && field.len() <= 17;
     if ok {
         for &c in field {
@@ -108,8 +121,12 @@ fn parse_weight(field: &[u8]) -> Option<f64> {
                 b'0'..=b'9' if seen_dot => {
                     frac = frac * 10 + (c - b'0') as u64;
                     scale *= 10;
+                    digits += 1;
                 }
-                b'0'..=b'9' => int = int * 10 + (c - b'0') as u64,
+                b'0'..=b'9' => {
+                    int = int * 10 + (c - b'0') as u64;
+                    digits += 1;
+                }
                 b'.' if !seen_dot => seen_dot = true,
                 _ => {
                     ok = false;
@@ -118,7 +135,7 @@ fn parse_weight(field: &[u8]) -> Option<f64> {
             }
         }
     }
-    if ok {
+    if ok && digits > 0 {
         return Some(int as f64 + frac as f64 / scale as f64);
     }
     std::str::from_utf8(field).ok()?.trim().parse::<f64>().ok()
@@ -242,8 +259,21 @@ impl TraceFormat for Esft {
                 ));
             }
             Some(s) => *s,
-            None => default_shape(layers),
+            None => {
+                if layers != DEFAULT_MOE_LAYERS {
+                    tracing::warn!(
+                        "{}: {layers} layer files (expert_weights_1..{layers}.txt) taken as \
+                         {layers} MoE layers; DeepSeek-V2-Lite, the default ESFT shape, has \
+                         {DEFAULT_MOE_LAYERS}: pass --model to check the files against a model",
+                        dir.display()
+                    );
+                }
+                default_shape(layers)
+            }
         };
+        shape
+            .check()
+            .map_err(|m| TraceError::file(dir, Problem::Other(m)))?;
         let k = shape.top_k;
         let mut builder = TraceBuilder::new(shape, 0);
         // Layer 1 fixes the tokens per line; it is parsed into a side buffer, the trace is
@@ -284,35 +314,39 @@ impl TraceFormat for Esft {
         trace
             .require_weights("the ESFT format")
             .map_err(|m| TraceError::file(dir, Problem::Other(m)))?;
-        std::fs::create_dir_all(dir).map_err(|e| TraceError::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| TraceError::write(dir, e))?;
         for l in 0..trace.shape().moe_layers {
             let path = layer_file(dir, l + 1);
-            let f = std::fs::File::create(&path).map_err(|e| TraceError::io(&path, e))?;
-            let mut w = std::io::BufWriter::new(f);
-            let io = |e| TraceError::io(&path, e);
-            for r in trace.sequences() {
-                let mut first = true;
-                for t in r.clone() {
-                    for &e in trace.experts(t, l) {
-                        if !first {
-                            w.write_all(b"\t").map_err(io)?;
-                        }
-                        first = false;
-                        write!(w, "{e}").map_err(io)?;
-                    }
-                }
-                w.write_all(b"\t").map_err(io)?;
-                for t in r {
-                    for &q in trace.weights_q(t, l) {
-                        write!(w, "\t{}", dequantize_weight(q)).map_err(io)?;
-                    }
-                }
-                w.write_all(b"\n").map_err(io)?;
-            }
-            w.flush().map_err(io)?;
+            crate::util::atomic_write(&path, |f| write_layer(trace, l, f))
+                .map_err(|e| TraceError::write(&path, e))?;
         }
         Ok(())
     }
+}
+
+/// Writes layer `l` of `trace` as one ESFT layer file (one line per sequence).
+fn write_layer(trace: &Trace, l: usize, f: &mut std::fs::File) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(f);
+    for r in trace.sequences() {
+        let mut first = true;
+        for t in r.clone() {
+            for &e in trace.experts(t, l) {
+                if !first {
+                    w.write_all(b"\t")?;
+                }
+                first = false;
+                write!(w, "{e}")?;
+            }
+        }
+        w.write_all(b"\t")?;
+        for t in r {
+            for &q in trace.weights_q(t, l) {
+                write!(w, "\t{}", dequantize_weight(q))?;
+            }
+        }
+        w.write_all(b"\n")?;
+    }
+    w.flush()
 }
 
 /// Parses one layer file, validating every top-k, and hands each token's entry to `sink`
@@ -363,7 +397,11 @@ fn parse_layer_file(
         for t in 0..n {
             let (ti, wi) = (&ids[t * k..(t + 1) * k], &ws[t * k..(t + 1) * k]);
             TraceBuilder::check_topk(shape, ti, wi).map_err(|(j, p)| {
-                TraceError::invalid(path, ln, format!("ids[{}] (token {t})", t * k + j), p)
+                let field = match p {
+                    Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. } => "weights",
+                    _ => "ids",
+                };
+                TraceError::invalid(path, ln, format!("{field}[{}] (token {t})", t * k + j), p)
             })?;
             e16.clear();
             e16.extend(ti.iter().map(|&e| e as u16));

@@ -135,8 +135,17 @@ pub fn read_trace(
     Ok(trace)
 }
 
-/// Writes a trace in `format` (detected from the extension when `None`).
+/// Writes a trace in `format` (detected from the extension when `None`). A trace without tokens
+/// is refused (every reader rejects one), and so is writing onto one of the trace's own inputs.
 pub fn write_trace(trace: &Trace, path: &Path, format: Option<Format>) -> Result<(), TraceError> {
+    if trace.num_tokens() == 0 {
+        return Err(TraceError::file(
+            path,
+            Problem::Empty(
+                "refusing to write a trace with no tokens (no reader accepts one)".into(),
+            ),
+        ));
+    }
     let format = match format {
         Some(f) => f,
         None => {

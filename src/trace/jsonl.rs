@@ -209,39 +209,42 @@ impl TraceFormat for Jsonl {
     }
 
     fn write(&self, trace: &Trace, path: &Path) -> Result<(), TraceError> {
-        let f = std::fs::File::create(path).map_err(|e| TraceError::io(path, e))?;
-        let mut w = BufWriter::new(f);
-        let io = |e: std::io::Error| TraceError::io(path, e);
-        let header = Header {
-            moeplan_trace: JSONL_VERSION,
-            shape: *trace.shape(),
-            weights: trace.has_weights(),
-        };
-        serde_json::to_writer(&mut w, &header).map_err(|e| io(e.into()))?;
-        w.write_all(b"\n").map_err(io)?;
-        let layers = trace.shape().moe_layers;
-        for t in 0..trace.num_tokens() {
-            let rec = TokenRecord {
-                seq: trace.seq_id(t),
-                pos: trace.position(t),
-                experts: (0..layers)
-                    .map(|l| trace.experts(t, l).iter().map(|&e| e as i64).collect())
-                    .collect(),
-                weights: header.weights.then(|| {
-                    (0..layers)
-                        .map(|l| {
-                            trace
-                                .weights_q(t, l)
-                                .iter()
-                                .map(|&q| dequantize_weight(q))
-                                .collect()
-                        })
-                        .collect()
-                }),
-            };
-            serde_json::to_writer(&mut w, &rec).map_err(|e| io(e.into()))?;
-            w.write_all(b"\n").map_err(io)?;
-        }
-        w.flush().map_err(io)
+        crate::util::atomic_write(path, |f| write_jsonl(trace, f))
+            .map_err(|e| TraceError::write(path, e))
     }
+}
+
+fn write_jsonl(trace: &Trace, f: &mut std::fs::File) -> std::io::Result<()> {
+    let mut w = BufWriter::new(f);
+    let header = Header {
+        moeplan_trace: JSONL_VERSION,
+        shape: *trace.shape(),
+        weights: trace.has_weights(),
+    };
+    serde_json::to_writer(&mut w, &header)?;
+    w.write_all(b"\n")?;
+    let layers = trace.shape().moe_layers;
+    for t in 0..trace.num_tokens() {
+        let rec = TokenRecord {
+            seq: trace.seq_id(t),
+            pos: trace.position(t),
+            experts: (0..layers)
+                .map(|l| trace.experts(t, l).iter().map(|&e| e as i64).collect())
+                .collect(),
+            weights: header.weights.then(|| {
+                (0..layers)
+                    .map(|l| {
+                        trace
+                            .weights_q(t, l)
+                            .iter()
+                            .map(|&q| dequantize_weight(q))
+                            .collect()
+                    })
+                    .collect()
+            }),
+        };
+        serde_json::to_writer(&mut w, &rec)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
 }

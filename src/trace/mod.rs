@@ -10,6 +10,7 @@ pub mod npy;
 pub mod parquet;
 pub mod routed;
 pub mod sglang;
+pub mod sample;
 mod shape;
 pub mod synth;
 pub mod torch;
@@ -18,4 +19,6 @@ pub use builder::TraceBuilder;
 pub use error::{Problem, TraceError};
 pub use format::{Format, TraceFormat, read_trace, write_trace};
 pub use model::{Trace, dequantize_weight, quantize_weight};
-pub use shape::ModelShape;
+pub use shape::{
+    MAX_EXPERTS, MAX_LAYER_EXPERTS, MAX_MOE_LAYERS, MAX_PAIR_ENTRIES, MAX_TOP_K, ModelShape,
+};

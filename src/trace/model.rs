@@ -156,7 +156,13 @@ impl Trace {
 
     /// Bytes held by the trace's columns.
     pub fn memory_bytes(&self) -> usize {
-        self.seq.len() * 8 + self.experts.len() * 2 + self.weights.len() * 2
+        Trace::bytes_for(&self.shape, self.seq.len()).unwrap_or(usize::MAX)
+    }
+
+    /// Bytes a trace of `tokens` tokens of `shape` takes in memory (`None`: beyond `usize`).
+    pub fn bytes_for(shape: &ModelShape, tokens: usize) -> Option<usize> {
+        let entries = tokens.checked_mul(shape.entries_per_token())?;
+        entries.checked_mul(4)?.checked_add(tokens.checked_mul(8)?)
     }
 
     /// A new trace holding tokens `range` (sequence ids kept).

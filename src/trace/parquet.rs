@@ -18,6 +18,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::ChunkReader;
 
 use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
 
@@ -30,6 +31,8 @@ pub const VERSION_KEY: &str = "moeplan.trace_version";
 pub const WEIGHTS_KEY: &str = "moeplan.weights";
 /// The version this build writes and reads.
 pub const PARQUET_VERSION: &str = "1";
+/// Most tokens reserved up front from the footer's row count.
+const MAX_RESERVED_TOKENS: usize = 1 << 20;
 /// Tokens per row group / record batch.
 const TOKENS_PER_BATCH: usize = 8192;
 
@@ -74,243 +77,197 @@ fn column<'a, T: 'static>(
         })
 }
 
-impl TraceFormat for ParquetFormat {
-    fn name(&self) -> &'static str {
-        "parquet"
+/// Reads a canonical Parquet trace from any source of bytes (a file, or bytes in memory);
+/// `path` names it in errors.
+pub fn read_parquet<R: ChunkReader + 'static>(
+    reader: R,
+    path: &Path,
+    shape_hint: Option<&ModelShape>,
+) -> Result<Trace, TraceError> {
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| pq_err(path, e))?;
+    let kv = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    let get = |k: &str| kv.iter().find(|x| x.key == k).and_then(|x| x.value.clone());
+    let version = get(VERSION_KEY)
+        .ok_or_else(|| pq_err(path, format!("metadata key `{VERSION_KEY}` missing")))?;
+    if version != PARQUET_VERSION {
+        return Err(pq_err(
+            path,
+            format!("trace version {version} unsupported (this build reads {PARQUET_VERSION})"),
+        ));
     }
-
-    fn read(&self, path: &Path, shape_hint: Option<&ModelShape>) -> Result<Trace, TraceError> {
-        let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(path, e))?;
-        let kv = builder
-            .metadata()
-            .file_metadata()
-            .key_value_metadata()
-            .cloned()
-            .unwrap_or_default();
-        let get = |k: &str| kv.iter().find(|x| x.key == k).and_then(|x| x.value.clone());
-        let version = get(VERSION_KEY)
-            .ok_or_else(|| pq_err(path, format!("metadata key `{VERSION_KEY}` missing")))?;
-        if version != PARQUET_VERSION {
+    let shape_json = get(SHAPE_KEY)
+        .ok_or_else(|| pq_err(path, format!("metadata key `{SHAPE_KEY}` missing")))?;
+    let shape: ModelShape = serde_json::from_str(&shape_json)
+        .map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
+    shape
+        .check()
+        .map_err(|m| pq_err(path, format!("{SHAPE_KEY}: {m}")))?;
+    if let Some(h) = shape_hint
+        && *h != shape
+    {
+        return Err(pq_err(
+            path,
+            format!("trace shape {shape:?} differs from the model's {h:?}"),
+        ));
+    }
+    let weighted = match get(WEIGHTS_KEY).as_deref() {
+        None => true,
+        Some("none") => false,
+        Some(other) => {
             return Err(pq_err(
                 path,
-                format!("trace version {version} unsupported (this build reads {PARQUET_VERSION})"),
+                format!("{WEIGHTS_KEY}: {other:?} (expected \"none\" or no key)"),
             ));
         }
-        let shape_json = get(SHAPE_KEY)
-            .ok_or_else(|| pq_err(path, format!("metadata key `{SHAPE_KEY}` missing")))?;
-        let shape: ModelShape = serde_json::from_str(&shape_json)
-            .map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
-        shape
-            .check()
-            .map_err(|m| pq_err(path, format!("{SHAPE_KEY}: {m}")))?;
-        if let Some(h) = shape_hint
-            && *h != shape
-        {
-            return Err(pq_err(
-                path,
-                format!("trace shape {shape:?} differs from the model's {h:?}"),
-            ));
-        }
-        let weighted = match get(WEIGHTS_KEY).as_deref() {
-            None => true,
-            Some("none") => false,
-            Some(other) => {
-                return Err(pq_err(
-                    path,
-                    format!("{WEIGHTS_KEY}: {other:?} (expected \"none\" or no key)"),
+    };
+    let rows = builder.metadata().file_metadata().num_rows() as usize;
+    if rows == 0 {
+        return Err(TraceError::file(path, Problem::Empty("no rows".into())));
+    }
+    let (layers, k) = (shape.moe_layers, shape.top_k);
+    // The row count comes from the file's footer: reserve no more than a bounded guess
+    // (a lying footer must not size an allocation); the columns grow with the real rows.
+    let mut tb = TraceBuilder::new(shape, (rows / layers).min(MAX_RESERVED_TOKENS));
+    let reader = builder
+        .with_batch_size((TOKENS_PER_BATCH * layers).min(1 << 18))
+        .build()
+        .map_err(|e| pq_err(path, e))?;
+    let mut e16 = Vec::with_capacity(layers * k);
+    let mut w32 = Vec::with_capacity(layers * k);
+    let (mut ids, mut w64) = (Vec::with_capacity(k), Vec::with_capacity(k));
+    let mut row: u64 = 0;
+    let mut cur: Option<(i64, i64, i32)> = None;
+    for batch in reader {
+        let batch = batch.map_err(|e| pq_err(path, e))?;
+        let token = column::<Int64Array>(&batch, "token", path)?;
+        let seq = column::<Int64Array>(&batch, "seq", path)?;
+        let pos = column::<Int32Array>(&batch, "pos", path)?;
+        let layer = column::<Int16Array>(&batch, "layer", path)?;
+        let experts = column::<ListArray>(&batch, "experts", path)?;
+        let weights = column::<ListArray>(&batch, "weights", path)?;
+        for i in 0..batch.num_rows() {
+            row += 1;
+            let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
+            for (name, col) in [
+                ("token", token as &dyn Array),
+                ("seq", seq as &dyn Array),
+                ("pos", pos as &dyn Array),
+                ("layer", layer as &dyn Array),
+                ("experts", experts as &dyn Array),
+            ] {
+                if col.is_null(i) {
+                    return Err(bad(name, Problem::Other("null".into())));
+                }
+            }
+            if weights.is_null(i) == weighted {
+                let m = if weighted {
+                    "null"
+                } else {
+                    "set in a trace whose metadata says it has no weights"
+                };
+                return Err(bad("weights", Problem::Other(m.into())));
+            }
+            let l = layer.value(i) as usize;
+            let expected_layer = e16.len() / k;
+            if l != expected_layer {
+                return Err(bad(
+                    "layer",
+                    Problem::Other(format!(
+                        "expected layer {expected_layer} (rows are ordered by token, then layer 0..{layers})"
+                    )),
                 ));
             }
-        };
-        let rows = builder.metadata().file_metadata().num_rows() as usize;
-        if rows == 0 {
-            return Err(TraceError::file(path, Problem::Empty("no rows".into())));
-        }
-        let (layers, k) = (shape.moe_layers, shape.top_k);
-        let mut tb = TraceBuilder::new(shape, rows / layers);
-        let reader = builder
-            .with_batch_size(TOKENS_PER_BATCH * layers)
-            .build()
-            .map_err(|e| pq_err(path, e))?;
-        let mut e16 = Vec::with_capacity(layers * k);
-        let mut w32 = Vec::with_capacity(layers * k);
-        let (mut ids, mut w64) = (Vec::with_capacity(k), Vec::with_capacity(k));
-        let mut row: u64 = 0;
-        let mut cur: Option<(i64, i64, i32)> = None;
-        for batch in reader {
-            let batch = batch.map_err(|e| pq_err(path, e))?;
-            let token = column::<Int64Array>(&batch, "token", path)?;
-            let seq = column::<Int64Array>(&batch, "seq", path)?;
-            let pos = column::<Int32Array>(&batch, "pos", path)?;
-            let layer = column::<Int16Array>(&batch, "layer", path)?;
-            let experts = column::<ListArray>(&batch, "experts", path)?;
-            let weights = column::<ListArray>(&batch, "weights", path)?;
-            for i in 0..batch.num_rows() {
-                row += 1;
-                let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
-                if experts.is_null(i) {
-                    return Err(bad("experts", Problem::Other("null".into())));
-                }
-                if weights.is_null(i) == weighted {
-                    let m = if weighted {
-                        "null"
-                    } else {
-                        "set in a trace whose metadata says it has no weights"
-                    };
-                    return Err(bad("weights", Problem::Other(m.into())));
-                }
-                let l = layer.value(i) as usize;
-                let expected_layer = e16.len() / k;
-                if l != expected_layer {
+            let key = (token.value(i), seq.value(i), pos.value(i));
+            if l == 0 {
+                if key.0 != tb.len() as i64 {
                     return Err(bad(
-                        "layer",
+                        "token",
                         Problem::Other(format!(
-                            "expected layer {expected_layer} (rows are ordered by token, then layer 0..{layers})"
+                            "token {} where {} was expected (the global token index, 0-based)",
+                            key.0,
+                            tb.len()
                         )),
                     ));
                 }
-                let key = (token.value(i), seq.value(i), pos.value(i));
-                if l == 0 {
-                    cur = Some(key);
-                } else if cur != Some(key) {
-                    return Err(bad(
-                        "token",
-                        Problem::Other("token/seq/pos change within a token's layers".into()),
-                    ));
-                }
-                let ev = experts.value(i);
-                let ev = ev
-                    .as_any()
-                    .downcast_ref::<Int32Array>()
-                    .ok_or_else(|| pq_err(path, "experts items must be int32"))?;
-                if ev.null_count() > 0 {
-                    return Err(bad("experts", Problem::Other("null item".into())));
-                }
-                ids.clear();
-                ids.extend(ev.values().iter().map(|&e| e as i64));
-                if !weighted {
-                    TraceBuilder::check_ids(&shape, &ids)
-                        .map_err(|(j, p)| bad(&format!("experts[{j}]"), p))?;
-                    e16.extend(ids.iter().map(|&e| e as u16));
-                    if l + 1 == layers {
-                        let (s, p) = (key.1, key.2);
-                        let (s, p) = seq_pos(s, p).map_err(|pr| bad("seq", pr))?;
-                        tb.check_order(s, p).map_err(|pr| bad("seq", pr))?;
-                        tb.push_token_unweighted(s, p, &e16);
-                        e16.clear();
-                    }
-                    continue;
-                }
-                let wv = weights.value(i);
-                let wv = wv
-                    .as_any()
-                    .downcast_ref::<Float32Array>()
-                    .ok_or_else(|| pq_err(path, "weights items must be float"))?;
-                if wv.null_count() > 0 {
-                    return Err(bad("weights", Problem::Other("null item".into())));
-                }
-                w64.clear();
-                w64.extend(wv.values().iter().map(|&w| w as f64));
-                TraceBuilder::check_topk(&shape, &ids, &w64).map_err(|(j, p)| {
-                    let f = if matches!(
-                        p,
-                        Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. }
-                    ) {
-                        "weights"
-                    } else {
-                        "experts"
-                    };
-                    bad(&format!("{f}[{j}]"), p)
-                })?;
+                cur = Some(key);
+            } else if cur != Some(key) {
+                return Err(bad(
+                    "token",
+                    Problem::Other("token/seq/pos change within a token's layers".into()),
+                ));
+            }
+            let ev = experts.value(i);
+            let ev = ev
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .ok_or_else(|| pq_err(path, "experts items must be int32"))?;
+            if ev.null_count() > 0 {
+                return Err(bad("experts", Problem::Other("null item".into())));
+            }
+            ids.clear();
+            ids.extend(ev.values().iter().map(|&e| e as i64));
+            if !weighted {
+                TraceBuilder::check_ids(&shape, &ids)
+                    .map_err(|(j, p)| bad(&format!("experts[{j}]"), p))?;
                 e16.extend(ids.iter().map(|&e| e as u16));
-                w32.extend_from_slice(wv.values());
                 if l + 1 == layers {
                     let (s, p) = seq_pos(key.1, key.2).map_err(|pr| bad("seq", pr))?;
                     tb.check_order(s, p).map_err(|pr| bad("seq", pr))?;
-                    tb.push_token(s, p, &e16, &w32);
+                    tb.push_token_unweighted(s, p, &e16);
                     e16.clear();
-                    w32.clear();
                 }
+                continue;
+            }
+            let wv = weights.value(i);
+            let wv = wv
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .ok_or_else(|| pq_err(path, "weights items must be float"))?;
+            if wv.null_count() > 0 {
+                return Err(bad("weights", Problem::Other("null item".into())));
+            }
+            w64.clear();
+            w64.extend(wv.values().iter().map(|&w| w as f64));
+            TraceBuilder::check_topk(&shape, &ids, &w64).map_err(|(j, p)| {
+                let f = if matches!(
+                    p,
+                    Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. }
+                ) {
+                    "weights"
+                } else {
+                    "experts"
+                };
+                bad(&format!("{f}[{j}]"), p)
+            })?;
+            e16.extend(ids.iter().map(|&e| e as u16));
+            w32.extend_from_slice(wv.values());
+            if l + 1 == layers {
+                let (s, p) = seq_pos(key.1, key.2).map_err(|pr| bad("seq", pr))?;
+                tb.check_order(s, p).map_err(|pr| bad("seq", pr))?;
+                tb.push_token(s, p, &e16, &w32);
+                e16.clear();
+                w32.clear();
             }
         }
-        if !e16.is_empty() {
-            return Err(TraceError::invalid(
-                path,
-                row,
-                "layer",
-                Problem::Truncated {
-                    expected: format!("{layers} layers for the last token"),
-                    found: (e16.len() / k).to_string(),
-                },
-            ));
-        }
-        Ok(tb.finish())
     }
-
-    fn write(&self, trace: &Trace, path: &Path) -> Result<(), TraceError> {
-        let weighted = trace.has_weights();
-        let schema = Arc::new(schema_for(weighted));
-        let shape_json = serde_json::to_string(trace.shape()).expect("shape serialises");
-        let mut kv = vec![
-            KeyValue::new(VERSION_KEY.to_string(), PARQUET_VERSION.to_string()),
-            KeyValue::new(SHAPE_KEY.to_string(), shape_json),
-        ];
-        if !weighted {
-            kv.push(KeyValue::new(WEIGHTS_KEY.to_string(), "none".to_string()));
-        }
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(3).expect("valid zstd level"),
-            ))
-            .set_key_value_metadata(Some(kv))
-            .build();
-        let file = File::create(path).map_err(|e| TraceError::io(path, e))?;
-        let mut writer =
-            ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| pq_err(path, e))?;
-        let layers = trace.shape().moe_layers;
-        let n = trace.num_tokens();
-        let mut start = 0;
-        while start < n {
-            let end = (start + TOKENS_PER_BATCH).min(n);
-            let rows = (end - start) * layers;
-            let mut token = Vec::with_capacity(rows);
-            let mut seq = Vec::with_capacity(rows);
-            let mut pos = Vec::with_capacity(rows);
-            let mut layer = Vec::with_capacity(rows);
-            let mut eb = ListBuilder::new(Int32Builder::new());
-            let mut wb = ListBuilder::new(Float32Builder::new());
-            for t in start..end {
-                for l in 0..layers {
-                    token.push(t as i64);
-                    seq.push(trace.seq_id(t) as i64);
-                    pos.push(trace.position(t) as i32);
-                    layer.push(l as i16);
-                    for &e in trace.experts(t, l) {
-                        eb.values().append_value(e as i32);
-                    }
-                    eb.append(true);
-                    for &q in trace.weights_q(t, l) {
-                        wb.values().append_value(dequantize_weight(q));
-                    }
-                    wb.append(weighted);
-                }
-            }
-            let cols: Vec<ArrayRef> = vec![
-                Arc::new(Int64Array::from(token)),
-                Arc::new(Int64Array::from(seq)),
-                Arc::new(Int32Array::from(pos)),
-                Arc::new(Int16Array::from(layer)),
-                Arc::new(eb.finish()),
-                Arc::new(wb.finish()),
-            ];
-            let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| pq_err(path, e))?;
-            writer.write(&batch).map_err(|e| pq_err(path, e))?;
-            start = end;
-        }
-        writer.close().map_err(|e| pq_err(path, e))?;
-        Ok(())
+    if !e16.is_empty() {
+        return Err(TraceError::invalid(
+            path,
+            row,
+            "layer",
+            Problem::Truncated {
+                expected: format!("{layers} layers for the last token"),
+                found: (e16.len() / k).to_string(),
+            },
+        ));
     }
+    Ok(tb.finish())
 }
 
 /// A row's sequence id and position as stored, checked to fit.
@@ -319,4 +276,92 @@ fn seq_pos(s: i64, p: i32) -> Result<(u32, u32), Problem> {
         return Err(Problem::Other(format!("seq {s} / pos {p} out of range")));
     }
     Ok((s as u32, p as u32))
+}
+
+impl TraceFormat for ParquetFormat {
+    fn name(&self) -> &'static str {
+        "parquet"
+    }
+
+    fn read(&self, path: &Path, shape_hint: Option<&ModelShape>) -> Result<Trace, TraceError> {
+        let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
+        read_parquet(file, path, shape_hint)
+    }
+
+    fn write(&self, trace: &Trace, path: &Path) -> Result<(), TraceError> {
+        let shape_json = serde_json::to_string(trace.shape()).expect("shape serialises");
+        let mut kv = vec![
+            KeyValue::new(VERSION_KEY.to_string(), PARQUET_VERSION.to_string()),
+            KeyValue::new(SHAPE_KEY.to_string(), shape_json),
+        ];
+        if !trace.has_weights() {
+            kv.push(KeyValue::new(WEIGHTS_KEY.to_string(), "none".to_string()));
+        }
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).expect("valid zstd level"),
+            ))
+            .set_key_value_metadata(Some(kv))
+            .build();
+        crate::util::atomic_write(path, |file| write_batches(trace, file, props)).map_err(|e| {
+            match e.downcast::<parquet::errors::ParquetError>() {
+                Ok(pe) => pq_err(path, pe),
+                Err(e) => TraceError::write(path, e),
+            }
+        })
+    }
+}
+
+/// A Parquet or Arrow error carried through the I/O error of [`crate::util::atomic_write`].
+fn pe(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+/// Writes `trace` as row groups of [`TOKENS_PER_BATCH`] tokens into `file`.
+fn write_batches(trace: &Trace, file: &mut File, props: WriterProperties) -> std::io::Result<()> {
+    let weighted = trace.has_weights();
+    let schema = Arc::new(schema_for(weighted));
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pe)?;
+    let layers = trace.shape().moe_layers;
+    let n = trace.num_tokens();
+    let mut start = 0;
+    while start < n {
+        let end = (start + TOKENS_PER_BATCH).min(n);
+        let rows = (end - start) * layers;
+        let mut token = Vec::with_capacity(rows);
+        let mut seq = Vec::with_capacity(rows);
+        let mut pos = Vec::with_capacity(rows);
+        let mut layer = Vec::with_capacity(rows);
+        let mut eb = ListBuilder::new(Int32Builder::new());
+        let mut wb = ListBuilder::new(Float32Builder::new());
+        for t in start..end {
+            for l in 0..layers {
+                token.push(t as i64);
+                seq.push(trace.seq_id(t) as i64);
+                pos.push(trace.position(t) as i32);
+                layer.push(l as i16);
+                for &e in trace.experts(t, l) {
+                    eb.values().append_value(e as i32);
+                }
+                eb.append(true);
+                for &q in trace.weights_q(t, l) {
+                    wb.values().append_value(dequantize_weight(q));
+                }
+                wb.append(weighted);
+            }
+        }
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(token)),
+            Arc::new(Int64Array::from(seq)),
+            Arc::new(Int32Array::from(pos)),
+            Arc::new(Int16Array::from(layer)),
+            Arc::new(eb.finish()),
+            Arc::new(wb.finish()),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols).map_err(pe)?;
+        writer.write(&batch).map_err(pe)?;
+        start = end;
+    }
+    writer.close().map_err(pe)?;
+    Ok(())
 }

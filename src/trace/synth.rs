@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{ModelShape, Trace, quantize_weight};
 use crate::stats::{Transitions, expert_counts, temporal_locality};
 use crate::util::Progress;
+use crate::util::rng::SplitMix64 as Rng;
 
 /// Generator parameters (all fitted by [`SynthParams::fit`]).
 ///
@@ -40,7 +41,7 @@ pub struct SynthParams {
 
 /// Zipf(s) weights over a fixed pseudo-random ranking of `n` experts.
 fn zipf_weights(n: usize, s: f64, salt: u64) -> Vec<f64> {
-    let mut rng = Rng(0xC0FFEE ^ salt);
+    let mut rng = Rng::new(0xC0FFEE ^ salt);
     let mut rank: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         rank.swap(i, rng.below(i + 1));
@@ -147,30 +148,6 @@ impl SynthParams {
 /// Tokens of the probe trace the fit generates per round.
 const FIT_PROBE_TOKENS: usize = 6000;
 
-/// SplitMix64: small, fast and good enough for sampling; seeded per sequence for determinism.
-struct Rng(u64);
-
-impl Rng {
-    #[inline]
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    #[inline]
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-    /// Uniform in 0..n.
-    #[inline]
-    fn below(&mut self, n: usize) -> usize {
-        (((self.next() >> 32) * n as u64) >> 32) as usize
-    }
-}
-
 /// Walker alias table: O(1) sampling from a discrete distribution.
 struct Alias {
     prob: Vec<f64>,
@@ -246,7 +223,7 @@ fn weight_patterns(k: usize, rng: &mut Rng) -> Vec<u16> {
 /// expert of it by popularity keeps each expert's overall share equal to its popularity.
 fn tables(p: &SynthParams) -> Tables {
     let s = p.shape;
-    let mut rng = Rng(p.structure_seed ^ 0xA5A5_5A5A_1234_5678);
+    let mut rng = Rng::new(p.structure_seed ^ 0xA5A5_5A5A_1234_5678);
     let popularity: Vec<Alias> = p.popularity.iter().map(|w| Alias::new(w)).collect();
     let nc = p.clusters.clamp(1, s.experts);
     let mut per_layer: Vec<Vec<Vec<u16>>> = Vec::with_capacity(s.moe_layers);
@@ -302,7 +279,7 @@ pub fn generate(
     let s = params.shape;
     let tab = tables(params);
     // Sequence lengths first (sequentially), so each sequence has a fixed offset and seed.
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mean = params.mean_seq_len.max(1.0);
     let mut lens = Vec::new();
     let mut total = 0;
@@ -359,7 +336,7 @@ pub fn generate(
                     fill_sequence(
                         params,
                         tab,
-                        &mut Rng(seed_j),
+                        &mut Rng::new(seed_j),
                         &mut e_mine[span.clone()],
                         &mut w_mine[span],
                     );

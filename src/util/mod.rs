@@ -1,6 +1,11 @@
-//! Small shared helpers: progress reporting and default paths of shipped data.
+//! Small shared helpers: progress reporting, hold-up counting and the seeded generator.
 
-use std::path::PathBuf;
+mod atomic;
+pub(crate) mod rng;
+
+pub use atomic::{atomic_write, atomic_write_bytes, check_writable, same_file};
+
+pub mod stalls;
 
 /// Something that can be told how much work is done (an indicatif bar, or nothing).
 pub trait Progress: Sync {
@@ -25,13 +30,28 @@ pub fn progress_bar(total: u64, unit: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// A file shipped with the project (`traces/...`, `configs/...`): relative to the working
-/// directory if it exists there, else to the source tree the binary was built from.
-pub fn shipped(rel: &str) -> PathBuf {
-    let p = PathBuf::from(rel);
-    if p.exists() {
-        p
-    } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+/// Memory the system can still give a process, bytes (`MemAvailable` of `/proc/meminfo`;
+/// `None` where that is unknown).
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Refuses work that needs `bytes` of memory at once when the system has less available
+/// (instead of an abort on a failed allocation, or the OOM killer); says what it needs.
+pub fn check_memory(what: &str, bytes: Option<usize>) -> Result<(), String> {
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    let Some(bytes) = bytes else {
+        return Err(format!("{what} needs more memory than can be addressed"));
+    };
+    match available_memory() {
+        Some(avail) if bytes as u64 > avail => Err(format!(
+            "{what} needs {:.1} GiB in memory, {:.1} GiB are available",
+            gib(bytes as f64),
+            gib(avail as f64)
+        )),
+        _ => Ok(()),
     }
 }

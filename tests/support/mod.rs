@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use moeplan::daemon::client::Client;
-use moeplan::daemon::cmd::Register;
-use moeplan::daemon::listen::{Listener, bind_unix};
-use moeplan::daemon::protocol::{PROTOCOL_VERSION, Response};
+use moeplan::daemon::server::ServerConfig;
 use moeplan::daemon::server::{self, Report};
-use moeplan::daemon::state::ServerConfig;
+use moeplan::daemon::server::{Listener, bind_unix};
+use moeplan::daemon::wire::Register;
+use moeplan::daemon::wire::{PROTOCOL_VERSION, Response};
 
 /// A daemon serving a temporary socket until `stop`.
 pub struct TestDaemon {
@@ -44,6 +44,17 @@ impl TestDaemon {
     /// blocks its thread stalls every connection.
     pub fn start_single() -> Self {
         Self::start_on(ServerConfig::default(), true)
+    }
+
+    /// Starts a daemon as `moeplan serve --busy-poll` runs it (one current-thread runtime).
+    pub fn start_on_busy_poll() -> Self {
+        Self::start_on(
+            ServerConfig {
+                busy_poll: true,
+                ..Default::default()
+            },
+            true,
+        )
     }
 
     fn start_on(config: ServerConfig, single: bool) -> Self {
@@ -174,7 +185,7 @@ pub fn hello(s: &mut UnixStream) {
     );
     let r = read_reply(s).expect("hello reply");
     assert!(
-        matches!(r.body, moeplan::daemon::protocol::ResponseBody::Hello(_)),
+        matches!(r.body, moeplan::daemon::wire::ResponseBody::Hello(_)),
         "{r:?}"
     );
 }
@@ -194,9 +205,9 @@ pub fn read_reply(s: &mut UnixStream) -> Option<Response> {
 }
 
 /// The error code of an error reply (panics on anything else).
-pub fn error_code(r: &Response) -> moeplan::daemon::protocol::ErrorCode {
+pub fn error_code(r: &Response) -> moeplan::daemon::wire::ErrorCode {
     match &r.body {
-        moeplan::daemon::protocol::ResponseBody::Error(e) => e.code,
+        moeplan::daemon::wire::ResponseBody::Error(e) => e.code,
         other => panic!("expected an error, got {other:?}"),
     }
 }

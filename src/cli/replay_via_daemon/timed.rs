@@ -14,8 +14,9 @@ use std::collections::VecDeque;
 
 use super::expect_ok;
 use crate::daemon::client::Client;
-use crate::daemon::cmd::{Routing, State, Step, Transfer};
-use crate::daemon::protocol::{RequestBody, ResponseBody};
+use crate::daemon::wire::{
+    Loaded, Prefetch, RequestBody, ResponseBody, Routing, State, Step, Transfer,
+};
 use crate::replay::{Link, Steps, TimingModel, step_experts};
 use crate::trace::{Trace, dequantize_weight};
 
@@ -56,7 +57,7 @@ impl Clock<'_> {
         let Some((_, layer, expert)) = last else {
             return Ok(false);
         };
-        c.send(RequestBody::Loaded(crate::daemon::cmd::Loaded {
+        c.send(RequestBody::Loaded(Loaded {
             session: sid,
             layer,
             experts: vec![expert],
@@ -107,7 +108,7 @@ pub fn run(
             let mut replies = usize::from(clock.report_done(c, sid, t)?);
             let n = clock.idle_slots(t, t_hint);
             if n > 0 {
-                c.send(RequestBody::Prefetch(crate::daemon::cmd::Prefetch {
+                c.send(RequestBody::Prefetch(Prefetch {
                     session: sid,
                     max: n,
                     release: true,

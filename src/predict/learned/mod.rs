@@ -142,6 +142,21 @@ impl Predictor for LearnedPredictor {
     }
 
     fn score(&self, view: &RoutingView<'_>, h: usize, out: &mut [f32]) {
+        self.score_with(view, h, out, |o| self.markov.score(view, h, o));
+    }
+}
+
+impl LearnedPredictor {
+    /// The score with the markov feature written into `out` by `markov` (the offline matrices
+    /// in [`Predictor::score`], live counts in an online predictor).
+    #[inline]
+    pub fn score_with(
+        &self,
+        view: &RoutingView<'_>,
+        h: usize,
+        out: &mut [f32],
+        markov: impl FnOnce(&mut [f32]),
+    ) {
         let hd = self.hidden;
         let e = view.shape.experts;
         let mut buf = [0f32; MAX_HIDDEN];
@@ -154,7 +169,7 @@ impl Predictor for LearnedPredictor {
                 }
             }
         });
-        self.markov.score(view, h, out);
+        markov(out);
         let (alpha, beta) = (self.alpha[2 * (h - 1)], self.alpha[2 * (h - 1) + 1]);
         let target = view.layer + h;
         let bias = &self.b_out[target * e..(target + 1) * e];

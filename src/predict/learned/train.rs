@@ -16,6 +16,7 @@ use crate::predict::{
 };
 use crate::trace::{ModelShape, Trace};
 use crate::util::Progress;
+use crate::util::rng::SplitMix64;
 
 /// Training settings.
 #[derive(Debug, Clone, Serialize)]
@@ -121,34 +122,6 @@ struct Net {
     alpha: Var,
 }
 
-/// SplitMix64, for the seeded initial weights and shuffles.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// A normal sample (Box-Muller).
-    fn normal(&mut self) -> f32 {
-        let u = self.uniform().max(1e-12);
-        let v = self.uniform();
-        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
-    }
-    fn shuffle<T>(&mut self, xs: &mut [T]) {
-        for i in (1..xs.len()).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            xs.swap(i, j);
-        }
-    }
-}
-
 fn var(values: Vec<f32>, shape: &[usize]) -> Result<Var, PredictError> {
     Ok(Var::from_tensor(&Tensor::from_vec(
         values,
@@ -157,7 +130,7 @@ fn var(values: Vec<f32>, shape: &[usize]) -> Result<Var, PredictError> {
     )?)?)
 }
 
-fn normal_vec(rng: &mut SplitMix, n: usize, std: f32) -> Vec<f32> {
+fn normal_vec(rng: &mut SplitMix64, n: usize, std: f32) -> Vec<f32> {
     (0..n).map(|_| rng.normal() * std).collect()
 }
 
@@ -168,7 +141,7 @@ impl Net {
         hidden: usize,
         seed: u64,
     ) -> Result<Net, PredictError> {
-        let mut rng = SplitMix(seed ^ 0x6c65_6172_6e65_6400);
+        let mut rng = SplitMix64::new(seed ^ 0x6c65_6172_6e65_6400);
         let rows = features::rows(shape, lookahead);
         let e = shape.experts;
         Ok(Net {
@@ -344,7 +317,7 @@ fn by_target(cases: &[Case], size: usize, layers: usize) -> Vec<Vec<Case>> {
 
 /// Keeps a random `max` of the cases (a stride would alias with the (layer, h) cycle of each
 /// token and drop whole look-aheads).
-fn thin(mut cases: Vec<Case>, max: usize, rng: &mut SplitMix) -> Vec<Case> {
+fn thin(mut cases: Vec<Case>, max: usize, rng: &mut SplitMix64) -> Vec<Case> {
     if cases.len() > max {
         rng.shuffle(&mut cases);
         cases.truncate(max);
@@ -386,7 +359,7 @@ pub fn train(
             Ok(MarkovPredictor::fit(&tr, d, &stat))
         })
         .collect::<Result<_, PredictError>>()?;
-    let mut rng = SplitMix(opts.seed);
+    let mut rng = SplitMix64::new(opts.seed);
     let (mut train_cases, hold) = cases(folds, opts);
     let per_epoch = opts
         .max_cases

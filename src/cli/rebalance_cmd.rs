@@ -1,0 +1,143 @@
+//! `moeplan rebalance`: re-balancing policies over a stream of traces, scored window by window.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use moeplan_solver::{Method, MethodOptions, Problem, Unlimited, Weights, place};
+
+use super::{BadInput, TraceArgs, load_hardware, load_model, load_traces};
+use crate::placement::{
+    DEFAULT_TIME_BATCH, build_problem, check_trace, redundant_slots, time_model, topology,
+};
+use crate::rebalance::{
+    DEFAULT_HISTORY_HALF_LIFE, DEFAULT_MOVE_BUDGET, RebalancePolicy, RebalanceSetup, run,
+};
+use crate::trace::{Trace, read_trace};
+
+/// `moeplan rebalance` arguments.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+moeplan rebalance -t traces/esft/intent.parquet -t traces/esft/law.parquet -t traces/esft/summary.parquet \\\n      \
+--model deepseek-v2-lite --hardware h100-8x-nvlink --window 1000\n  \
+moeplan rebalance -t traces/esft/law.parquet --model deepseek-v2-lite --hardware h100-2x8-ib \\\n      \
+--window 500 --policy eplb,moeplan --move-budget 64 --train-trace traces/esft/intent.parquet --json\n\n\
+The traces are one stream, in order. After every window of W tokens each policy re-plans from\n\
+what it has seen so far; the plan is scored on the next window. static: one offline plan (EPLB\n\
+on --train-trace, else contiguous); eplb: EPLB from scratch on the last window; moeplan: at most\n\
+--move-budget moves from the plan in service, minimising balance + communication on decayed\n\
+counts. JSON: {\"window\", \"policies\": [{\"name\", \"mean_ir\", \"worst_ir\", \"mean_hop\",\n\
+\"a2a_bytes_per_token\", \"mean_layer_ms\", \"moves_per_rebalance\", \"bytes_moved_per_rebalance\",\n\
+\"replan_seconds\", \"rebalances\", \"series\": [per window]}], ...}.")]
+pub struct RebalanceArgs {
+    #[command(flatten)]
+    pub input: TraceArgs,
+    /// Model config (name under configs/models or path).
+    #[arg(long, short)]
+    pub model: String,
+    /// Hardware config (name under configs/hardware or path).
+    #[arg(long)]
+    pub hardware: String,
+    /// Tokens per window (re-balance period).
+    #[arg(long)]
+    pub window: usize,
+    /// Policies, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "static,eplb,moeplan"
+    )]
+    pub policy: Vec<RebalancePolicy>,
+    /// Most (layer, expert) replicas `moeplan` moves per re-balance.
+    #[arg(long, default_value_t = DEFAULT_MOVE_BUDGET)]
+    pub move_budget: usize,
+    /// Offline traces the `static` plan (and everyone's starting plan) is built on with EPLB.
+    #[arg(long = "train-trace", value_name = "PATH")]
+    pub train_trace: Vec<PathBuf>,
+    /// Redundant physical slots per layer in total (default: the hardware's).
+    #[arg(long)]
+    pub redundant: Option<usize>,
+    /// Half-life, in windows, of the counts `moeplan` re-plans on.
+    #[arg(long, default_value_t = DEFAULT_HISTORY_HALF_LIFE)]
+    pub history_half_life: f64,
+    /// Weight of the imbalance term of `moeplan`.
+    #[arg(long, default_value_t = 1.0)]
+    pub balance_weight: f64,
+    /// Weight of the communication term of `moeplan`.
+    #[arg(long, default_value_t = 1.0)]
+    pub comm_weight: f64,
+    /// Tokens per batch of the layer-time model.
+    #[arg(long, default_value_t = DEFAULT_TIME_BATCH)]
+    pub batch_tokens: usize,
+    /// JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `moeplan rebalance`.
+pub fn run_cmd(args: RebalanceArgs) -> anyhow::Result<()> {
+    let bad = |m: String| anyhow::Error::new(BadInput(m));
+    let model = load_model(&args.model)?;
+    let hw = load_hardware(&args.hardware)?;
+    let shape = model.shape();
+    let stream = load_traces(&args.input, Some(&shape))?;
+    check_trace(0, &stream, &model).map_err(|e| bad(e.to_string()))?;
+    if args.history_half_life.is_nan() || args.history_half_life <= 0.0 {
+        return Err(bad("--history-half-life must be positive".into()));
+    }
+    if args.batch_tokens == 0 {
+        return Err(bad("--batch-tokens must be at least 1".into()));
+    }
+    let weights = Weights {
+        balance: args.balance_weight,
+        comm: args.comm_weight,
+        migration: 0.0,
+    };
+    let train = args
+        .train_trace
+        .iter()
+        .map(|p| {
+            read_trace(p, args.input.format, Some(&shape))
+                .with_context(|| format!("reading training trace {}", p.display()))
+        })
+        .collect::<anyhow::Result<Vec<Trace>>>()?;
+    let initial = if train.is_empty() {
+        let p = build_problem(&[&stream], &model, &hw, args.redundant, weights, 0)
+            .map_err(|e| bad(format!("infeasible placement setting: {e}")))?;
+        place(
+            Method::Contiguous,
+            &p,
+            &MethodOptions::default(),
+            &Unlimited,
+        )?
+        .plan
+    } else {
+        let refs: Vec<&Trace> = train.iter().collect();
+        let all = Trace::concat(&refs).map_err(bad)?;
+        let p: Problem = build_problem(&[&all], &model, &hw, args.redundant, weights, 0)
+            .map_err(|e| bad(format!("infeasible placement setting: {e}")))?;
+        place(Method::Eplb, &p, &MethodOptions::default(), &Unlimited)?.plan
+    };
+    let setup = RebalanceSetup {
+        stream: &stream,
+        window: args.window,
+        topology: topology(&hw),
+        redundant: redundant_slots(&hw, args.redundant),
+        initial,
+        move_budget: args.move_budget,
+        weights,
+        history_half_life: args.history_half_life,
+        eplb_groups: 0,
+        time: time_model(&model, &hw, args.batch_tokens),
+        expert_bytes: model.bytes_per_expert as f64,
+    };
+    let mut report = run(&setup, &args.policy).map_err(|e| bad(e.to_string()))?;
+    report.model = model.name.clone();
+    report.hardware = hw.name.clone();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! `observe`: fire-and-forget routing counts (e.g. tokens served without asking the cache); they
+//! are counted in the session's stats and metrics and do not change the cache.
+
+use serde::{Deserialize, Serialize};
+
+/// Routing counts of one layer. There is no reply, not even an error: errors are only counted
+/// in the metrics (`moeplan_errors_total`) and the session's `rejected`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observe {
+    /// Session id.
+    pub session: u64,
+    /// MoE layer.
+    pub layer: u16,
+    /// Experts routed to.
+    pub experts: Vec<u16>,
+    /// How many tokens went to each (aligned with `experts`; empty means 1 each).
+    #[serde(default)]
+    pub counts: Vec<u32>,
+}

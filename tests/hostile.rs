@@ -1,0 +1,697 @@
+//! Probes of a hostile user against the `moeplan` commands: each once crashed (abort, panic),
+//! hung, lost data or was accepted where it had to be refused. Every run has a deadline, so a
+//! regression fails instead of hanging the suite.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `cmd` to completion within `limit`, or kills it and fails.
+fn within(mut cmd: Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}: {:?}\n{}",
+                cmd,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `moeplan args...` within 60 s.
+fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    let mut c = common::moeplan();
+    c.args(args);
+    within(c, Duration::from_secs(60))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts exit code `code` and that stderr mentions every one of `words`.
+fn expect(o: &Output, code: i32, words: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    for w in words {
+        assert!(err.contains(w), "stderr lacks {w:?}: {err}");
+    }
+}
+
+fn p(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+const HEADER_OK: &str = r#"{"moeplan_trace": 1, "shape": {"moe_layers": 2, "experts": 4, "top_k": 1, "first_moe_layer": 0}}"#;
+
+fn jsonl(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+fn token(seq: u32, pos: u32) -> String {
+    format!(r#"{{"seq": {seq}, "pos": {pos}, "experts": [[1], [2]], "weights": [[1.0], [1.0]]}}"#)
+}
+
+// ---- 2. headers that lie about the shape ----
+
+#[test]
+fn a_jsonl_header_with_a_huge_shape_is_refused_before_any_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = token(0, 0);
+    for shape in [
+        r#"{"moe_layers": 18446744073709551615, "experts": 4, "top_k": 1, "first_moe_layer": 0}"#,
+        r#"{"moe_layers": 65534, "experts": 65535, "top_k": 1, "first_moe_layer": 0}"#,
+        r#"{"moe_layers": 1000, "experts": 2000, "top_k": 64, "first_moe_layer": 0}"#,
+    ] {
+        let header = format!(r#"{{"moeplan_trace": 1, "shape": {shape}}}"#);
+        let path = jsonl(dir.path(), "huge.jsonl", &[&header, &t]);
+        let out = p(&dir.path().join("out.parquet"));
+        let pred = p(&dir.path().join("p.safetensors"));
+        for cmd in [
+            vec!["trace", "stats", "-t", &p(&path)],
+            vec!["trace", "convert", "-t", &p(&path), "-o", &out],
+            vec![
+                "predict",
+                "train",
+                "-t",
+                &p(&path),
+                "--kind",
+                "markov",
+                "-o",
+                &pred,
+            ],
+        ] {
+            let o = run(&cmd);
+            expect(&o, 3, &["huge.jsonl"]);
+        }
+    }
+}
+
+#[test]
+fn parquet_shape_metadata_with_a_huge_shape_is_refused() {
+    use arrow_array::builder::{Float32Builder, Int32Builder, ListBuilder};
+    use arrow_array::{ArrayRef, Int16Array, Int32Array, Int64Array, RecordBatch};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::metadata::KeyValue;
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lie.parquet");
+    let schema = Arc::new(moeplan::trace::parquet::schema());
+    let shape = r#"{"moe_layers": 4000000000, "experts": 65535, "top_k": 1, "first_moe_layer": 0}"#;
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new("moeplan.trace_version".into(), "1".to_string()),
+            KeyValue::new("moeplan.shape".into(), shape.to_string()),
+        ]))
+        .build();
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        schema.clone(),
+        Some(props),
+    )
+    .unwrap();
+    let mut eb = ListBuilder::new(Int32Builder::new());
+    eb.values().append_value(1);
+    eb.append(true);
+    let mut wb = ListBuilder::new(Float32Builder::new());
+    wb.values().append_value(1.0);
+    wb.append(true);
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(vec![0])),
+        Arc::new(Int64Array::from(vec![0])),
+        Arc::new(Int32Array::from(vec![0])),
+        Arc::new(Int16Array::from(vec![0])),
+        Arc::new(eb.finish()),
+        Arc::new(wb.finish()),
+    ];
+    w.write(&RecordBatch::try_new(schema, cols).unwrap())
+        .unwrap();
+    w.close().unwrap();
+    let o = run(&["trace", "stats", "-t", &p(&path)]);
+    expect(&o, 3, &["moeplan.shape", "moe_layers"]);
+}
+
+// ---- 3. infinite link costs, unchecked floats in configs ----
+
+fn hardware(dir: &Path, name: &str, edit: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string("configs/hardware/h100-8x-nvlink.toml").unwrap();
+    for (key, value) in edit {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no key {key}"))
+            .to_string();
+        text = text.replace(&line, &format!("{key} = {value}"));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn hardware_floats_must_be_finite_and_in_range() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value) in [
+        ("cost_intra_node", "inf"),
+        ("cost_inter_node", "nan"),
+        ("cpu_expert_ms", "-1.0"),
+        ("cpu_expert_ms", "nan"),
+        ("host_to_device_gbps", "inf"),
+        ("intra_node_gbps", "-5.0"),
+        ("intra_node_gbps", "nan"),
+        ("layer_compute_ms_per_token", "nan"),
+        ("hbm_gib", "0.0"),
+    ] {
+        let mut edits = vec![(key, value)];
+        if key == "cost_intra_node" {
+            edits.push(("cost_inter_node", "inf"));
+        }
+        let hw = hardware(dir.path(), "hw.toml", &edits);
+        let o = run(&[
+            "place",
+            "-q",
+            "-t",
+            "traces/sample.parquet",
+            "--model",
+            "deepseek-v2-lite",
+            "--hardware",
+            &p(&hw),
+            "--method",
+            "ilp",
+            "--time-limit",
+            "3",
+        ]);
+        expect(&o, 3, &["hw.toml", key]);
+        let o = run(&[
+            "replay",
+            "-t",
+            "traces/sample.parquet",
+            "--capacity",
+            "8",
+            "--policy",
+            "lru",
+            "--cpu-offload",
+            "--hardware",
+            &p(&hw),
+        ]);
+        expect(&o, 3, &["hw.toml", key]);
+    }
+}
+
+#[test]
+fn the_ilp_time_limit_holds_with_the_largest_costs_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let hw = hardware(
+        dir.path(),
+        "hw.toml",
+        &[("cost_intra_node", "1e6"), ("cost_inter_node", "1e6")],
+    );
+    let start = Instant::now();
+    let o = run(&[
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        &p(&hw),
+        "--method",
+        "ilp",
+        "--time-limit",
+        "2",
+        "--json",
+    ]);
+    expect(&o, 0, &[]);
+    // 2 s of solving plus loading, scoring and a slow test machine.
+    assert!(
+        start.elapsed() < Duration::from_secs(45),
+        "{:?}",
+        start.elapsed()
+    );
+    let hw = hardware(dir.path(), "hw2.toml", &[("cost_inter_node", "1e7")]);
+    let o = run(&[
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        &p(&hw),
+        "--method",
+        "ilp",
+    ]);
+    expect(&o, 3, &["cost_inter_node", "1e6"]);
+}
+
+// ---- 4. overflowing slot counts ----
+
+#[test]
+fn redundant_slots_that_would_overflow_name_the_flag_or_key() {
+    let o = run(&[
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--method",
+        "eplb",
+        "--redundant",
+        "18446744073709551608",
+    ]);
+    expect(&o, 3, &["--redundant 18446744073709551608"]);
+    let dir = tempfile::tempdir().unwrap();
+    let hw = hardware(
+        dir.path(),
+        "hw.toml",
+        &[("redundant_slots_per_gpu", "2305843009213693952")],
+    );
+    let o = run(&[
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        &p(&hw),
+        "--method",
+        "contiguous",
+    ]);
+    expect(&o, 3, &["redundant_slots_per_gpu"]);
+}
+
+// ---- 5. sizes beyond memory ----
+
+#[test]
+fn synth_beyond_memory_is_refused_with_the_size_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("v3.parquet");
+    let o = run(&[
+        "trace",
+        "synth",
+        "--model",
+        "deepseek-v3",
+        "--tokens",
+        "1000000000",
+        "-o",
+        &p(&out),
+    ]);
+    expect(&o, 3, &["GiB"]);
+    assert!(!out.exists());
+    let model = dir.path().join("absurd.toml");
+    let text = std::fs::read_to_string("configs/models/deepseek-v2-lite.toml")
+        .unwrap()
+        .replace("layers = 27", "layers = 1000000001")
+        .replace("moe_layers = 26", "moe_layers = 1000000000");
+    std::fs::write(&model, text).unwrap();
+    let o = run(&[
+        "trace",
+        "synth",
+        "--model",
+        &p(&model),
+        "--tokens",
+        "10",
+        "-o",
+        &p(&out),
+    ]);
+    expect(&o, 3, &["absurd.toml", "moe_layers"]);
+}
+
+// ---- 7. convert onto its own input ----
+
+#[test]
+fn convert_onto_its_own_input_is_refused_also_through_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    std::fs::copy("traces/sample.parquet", &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let link = dir.path().join("link.parquet");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    for out in [&input, &link] {
+        let o = run(&["trace", "convert", "-t", &p(&input), "-o", &p(out)]);
+        expect(&o, 3, &["is the input"]);
+    }
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+}
+
+#[test]
+fn a_killed_convert_leaves_no_partial_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("law.jsonl");
+    std::fs::write(&out, "previous contents\n").unwrap();
+    let mut child = common::moeplan()
+        .args([
+            "trace",
+            "convert",
+            "-t",
+            "traces/esft/law.parquet",
+            "-o",
+            &p(&out),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let _ = child.kill();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    // Either the previous file or the whole new one, never a truncated mix.
+    if text != "previous contents\n" {
+        assert!(text.ends_with('\n'));
+        let o = run(&["trace", "stats", "-t", &p(&out), "--json"]);
+        expect(&o, 0, &[]);
+    }
+}
+
+// ---- 9, 10. ESFT layer files and weights ----
+
+fn esft_copy(dir: &Path) -> PathBuf {
+    let esft = dir.join("esft");
+    let o = run(&[
+        "trace",
+        "convert",
+        "-t",
+        "traces/sample.parquet",
+        "--first-sequences",
+        "2",
+        "--to",
+        "esft",
+        "-o",
+        &p(&esft),
+    ]);
+    expect(&o, 0, &[]);
+    esft
+}
+
+#[test]
+fn an_esft_directory_missing_its_last_layer_is_not_read_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let esft = esft_copy(dir.path());
+    std::fs::remove_file(esft.join("expert_weights_26.txt")).unwrap();
+    let o = run(&[
+        "trace",
+        "stats",
+        "-t",
+        &p(&esft),
+        "--model",
+        "deepseek-v2-lite",
+    ]);
+    expect(&o, 3, &["25 layer files", "26 MoE layers"]);
+    let o = run(&["trace", "stats", "-t", &p(&esft)]);
+    expect(&o, 0, &["25 layer files", "26", "--model"]);
+    std::fs::write(esft.join("expert_weights_0.txt"), "1\t\t1\n").unwrap();
+    let o = run(&["trace", "stats", "-t", &p(&esft)]);
+    expect(&o, 3, &["expert_weights_0.txt", "unexpected layer file"]);
+}
+
+#[test]
+fn an_esft_weight_that_is_not_a_number_is_refused_naming_the_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let esft = dir.path().join("e");
+    std::fs::create_dir(&esft).unwrap();
+    std::fs::write(esft.join("expert_weights_1.txt"), "1\t2\t\t0.5\t.\n").unwrap();
+    let model = dir.path().join("m.toml");
+    let text = std::fs::read_to_string("configs/models/deepseek-v2-lite.toml")
+        .unwrap()
+        .replace("moe_layers = 26", "moe_layers = 1")
+        .replace("top_k = 6 ", "top_k = 1 ");
+    std::fs::write(&model, text).unwrap();
+    let o = run(&["trace", "stats", "-t", &p(&esft), "--model", &p(&model)]);
+    expect(&o, 3, &["weights[1]", "\".\""]);
+    std::fs::write(esft.join("expert_weights_1.txt"), "1\t2\t\t0.5\t1.5\n").unwrap();
+    let o = run(&["trace", "stats", "-t", &p(&esft), "--model", &p(&model)]);
+    expect(&o, 3, &["weights[1]"]);
+}
+
+// ---- 11. 0-token traces ----
+
+#[test]
+fn zero_token_traces_are_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.parquet");
+    let o = run(&[
+        "trace",
+        "convert",
+        "-t",
+        "traces/sample.parquet",
+        "--first-sequences",
+        "0",
+        "-o",
+        &p(&out),
+    ]);
+    expect(&o, 2, &["--first-sequences"]);
+    let o = run(&[
+        "trace",
+        "synth",
+        "--model",
+        "mixtral-8x7b",
+        "--tokens",
+        "0",
+        "-o",
+        &p(&out),
+    ]);
+    expect(&o, 2, &["--tokens"]);
+    assert!(!out.exists());
+}
+
+// ---- 18. values accepted where they should be refused ----
+
+#[test]
+fn nan_zero_and_out_of_range_flags_are_refused() {
+    let place = |extra: &[&str]| {
+        let mut a = vec![
+            "place",
+            "-q",
+            "-t",
+            "traces/sample.parquet",
+            "--model",
+            "deepseek-v2-lite",
+            "--hardware",
+            "h100-8x-nvlink",
+            "--method",
+            "eplb",
+        ];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    expect(&place(&["--time-limit", "NaN"]), 2, &["--time-limit"]);
+    expect(
+        &place(&["--eplb-groups", "3"]),
+        3,
+        &["--eplb-groups 3", "64 experts"],
+    );
+    let replay = |extra: &[&str]| {
+        let mut a = vec!["replay", "-t", "traces/sample.parquet", "--capacity", "8"];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    for (flag, v) in [
+        ("--prefetch-margin", "NaN"),
+        ("--half-life", "NaN"),
+        ("--half-life", "0"),
+        ("--beta", "NaN"),
+    ] {
+        expect(&replay(&[flag, v]), 2, &[flag]);
+    }
+    for v in ["0", "100"] {
+        expect(
+            &replay(&["--lookahead", v, "--policy", "predictive"]),
+            3,
+            &["--lookahead"],
+        );
+    }
+    let o = run(&[
+        "trace",
+        "synth",
+        "--model",
+        "mixtral-8x7b",
+        "--seq-len",
+        "0",
+        "-o",
+        "/tmp/x.jsonl",
+    ]);
+    expect(&o, 2, &["--seq-len"]);
+}
+
+// ---- 19. consistency ----
+
+#[test]
+fn traces_must_agree_with_the_model_and_be_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    // DeepSeek-V2-Lite's layers and experts, but top-1: `place` used to accept it.
+    let header = r#"{"moeplan_trace": 1, "shape": {"moe_layers": 26, "experts": 64, "top_k": 1, "first_moe_layer": 1}}"#;
+    let e: Vec<String> = (0..26).map(|l| format!("[{}]", l % 64)).collect();
+    let w: Vec<&str> = (0..26).map(|_| "[1.0]").collect();
+    let rec = format!(
+        r#"{{"seq": 0, "pos": 0, "experts": [{}], "weights": [{}]}}"#,
+        e.join(","),
+        w.join(",")
+    );
+    let path = jsonl(dir.path(), "k1.jsonl", &[header, &rec]);
+    let o = run(&[
+        "place",
+        "-q",
+        "-t",
+        &p(&path),
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--method",
+        "eplb",
+    ]);
+    expect(&o, 3, &["top_k 1", "top_k 6"]);
+    // A gap in a sequence's positions.
+    let path = jsonl(
+        dir.path(),
+        "gap.jsonl",
+        &[HEADER_OK, &token(0, 0), &token(0, 2)],
+    );
+    let o = run(&["trace", "stats", "-t", &p(&path)]);
+    expect(&o, 3, &["gap.jsonl:3", "position 2"]);
+}
+
+// ---- 20. exit codes and messages ----
+
+#[test]
+fn missing_and_unreadable_inputs_are_bad_input_with_the_os_error_once() {
+    let o = run(&["trace", "stats", "-t", "/nonexistent/t.parquet"]);
+    expect(&o, 3, &["/nonexistent/t.parquet"]);
+    assert_eq!(
+        stderr(&o).matches("os error 2").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "place",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "no-such-model",
+        "--hardware",
+        "h100-8x-nvlink",
+    ]);
+    expect(&o, 3, &["no-such-model"]);
+    assert_eq!(
+        stderr(&o).matches("os error 2").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    let mut bytes = HEADER_OK.as_bytes().to_vec();
+    bytes.extend_from_slice(b"\n{\"seq\": \xff\xfe}\n");
+    std::fs::write(&bad, bytes).unwrap();
+    expect(&run(&["trace", "stats", "-t", &p(&bad)]), 3, &["bad.jsonl"]);
+    let model = dir.path().join("k.toml");
+    let text = std::fs::read_to_string("configs/models/deepseek-v2-lite.toml")
+        .unwrap()
+        .replace("top_k = 6 ", "top_k = 65 ");
+    std::fs::write(&model, text).unwrap();
+    let o = run(&[
+        "trace",
+        "synth",
+        "--model",
+        &p(&model),
+        "--tokens",
+        "10",
+        "-o",
+        "/tmp/x.jsonl",
+    ]);
+    expect(&o, 3, &["key `top_k`"]);
+}
+
+#[test]
+fn files_of_the_wrong_kind_are_bad_input_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "{\"not\": \"a plan\"}").unwrap();
+    let o = run(&[
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--method",
+        "eplb",
+        "--previous",
+        &p(&junk),
+    ]);
+    expect(&o, 3, &["junk.json", "plan"]);
+    let o = run(&[
+        "replay",
+        "-t",
+        "traces/sample.parquet",
+        "--capacity",
+        "8",
+        "--policy",
+        "predictive",
+        "--predictor",
+        &p(&junk),
+    ]);
+    expect(&o, 3, &["junk.json"]);
+    let o = run(&[
+        "predict",
+        "eval",
+        "--predictor",
+        &p(&junk),
+        "-t",
+        "traces/sample.parquet",
+    ]);
+    expect(&o, 3, &["junk.json"]);
+}
+
+#[test]
+fn a_missing_output_directory_is_found_before_the_solve() {
+    let start = Instant::now();
+    let o = run(&[
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--method",
+        "ilp",
+        "--time-limit",
+        "30",
+        "-o",
+        "/nonexistent-dir/plan.json",
+    ]);
+    expect(&o, 3, &["--output", "/nonexistent-dir"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -1,0 +1,158 @@
+//! `moeplan rebalance`: plans never depend on windows not yet seen, runs are deterministic, the
+//! move budget holds at every re-balance, and the JSON carries the documented keys.
+
+mod common;
+
+use moeplan::config::{HardwareConfig, ModelConfig};
+use moeplan::placement::{build_problem, redundant_slots, time_model, topology};
+use moeplan::rebalance::{RebalancePolicy, RebalanceReport, RebalanceSetup, run};
+use moeplan::trace::{Trace, read_trace};
+use moeplan_solver::{Method, MethodOptions, Unlimited, Weights, place};
+
+fn sample() -> Trace {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/sample.parquet");
+    read_trace(&p, None, None).unwrap()
+}
+
+fn configs() -> (ModelConfig, HardwareConfig) {
+    let m = ModelConfig::from_arg("deepseek-v2-lite").unwrap();
+    let h = HardwareConfig::from_arg("h100-8x-nvlink").unwrap();
+    (m, h)
+}
+
+fn report(stream: &Trace, window: usize, budget: usize) -> RebalanceReport {
+    let (model, hw) = configs();
+    let p = build_problem(&[stream], &model, &hw, None, Weights::default(), 0).unwrap();
+    let initial = place(
+        Method::Contiguous,
+        &p,
+        &MethodOptions::default(),
+        &Unlimited,
+    )
+    .unwrap()
+    .plan;
+    let setup = RebalanceSetup {
+        stream,
+        window,
+        topology: topology(&hw),
+        redundant: redundant_slots(&hw, None),
+        initial,
+        move_budget: budget,
+        weights: Weights::default(),
+        history_half_life: 1.0,
+        eplb_groups: 0,
+        time: time_model(&model, &hw, 128),
+        expert_bytes: model.bytes_per_expert as f64,
+    };
+    run(&setup, &RebalancePolicy::ALL).unwrap()
+}
+
+/// The report without its clock readings.
+fn figures(r: &RebalanceReport) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap();
+    for p in v["policies"].as_array_mut().unwrap() {
+        p["replan_seconds"] = serde_json::Value::Null;
+    }
+    v
+}
+
+#[test]
+fn plans_never_see_the_windows_they_are_scored_on() {
+    let tr = sample();
+    let window = tr.num_tokens() / 6;
+    let keep = 3 * window;
+    // The stream after the third window, reversed token by token.
+    let head = tr.slice(0..keep);
+    let tail: Vec<Trace> = (keep..tr.num_tokens())
+        .rev()
+        .map(|t| tr.slice(t..t + 1))
+        .collect();
+    let mut parts = vec![&head];
+    parts.extend(tail.iter());
+    let other = Trace::concat(&parts).unwrap();
+    let (a, b) = (report(&tr, window, 32), report(&other, window, 32));
+    for (pa, pb) in a.policies.iter().zip(&b.policies) {
+        // Windows 1 and 2 are scored with plans made from windows 0 and 1 only.
+        assert_eq!(pa.series[..2], pb.series[..2], "{}", pa.name);
+    }
+    assert_ne!(
+        figures(&a),
+        figures(&b),
+        "the future does change later windows"
+    );
+}
+
+#[test]
+fn deterministic_and_within_the_move_budget() {
+    let tr = sample();
+    let window = tr.num_tokens() / 5;
+    let a = report(&tr, window, 24);
+    assert_eq!(figures(&a), figures(&report(&tr, window, 24)));
+    let m = a.policies.iter().find(|p| p.name == "moeplan").unwrap();
+    assert!(m.rebalances >= 3);
+    assert!(m.series.iter().all(|w| w.moves <= 24), "{:?}", m.series);
+    assert!(m.series.iter().any(|w| w.moves > 0));
+    let s = a.policies.iter().find(|p| p.name == "static").unwrap();
+    assert_eq!((s.rebalances, s.moves_per_rebalance), (0, 0.0));
+    let e = a.policies.iter().find(|p| p.name == "eplb").unwrap();
+    assert!(e.moves_per_rebalance > m.moves_per_rebalance);
+    assert!(e.mean_ir < s.mean_ir);
+}
+
+#[test]
+fn cli_reports_the_documented_keys() {
+    let out = common::moeplan()
+        .args([
+            "rebalance",
+            "-t",
+            "traces/sample.parquet",
+            "--model",
+            "deepseek-v2-lite",
+            "--hardware",
+            "h100-8x-nvlink",
+            "--window",
+            "500",
+            "--policy",
+            "eplb,moeplan",
+            "--move-budget",
+            "16",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v = common::ok_json(&out);
+    assert_eq!(v["window"], 500);
+    let ps = v["policies"].as_array().unwrap();
+    assert_eq!(ps.len(), 2);
+    for p in ps {
+        for key in [
+            "name",
+            "mean_ir",
+            "worst_ir",
+            "mean_hop",
+            "a2a_bytes_per_token",
+            "mean_layer_ms",
+            "moves_per_rebalance",
+            "bytes_moved_per_rebalance",
+            "replan_seconds",
+            "rebalances",
+        ] {
+            assert!(p.get(key).is_some(), "missing {key} in {p}");
+        }
+    }
+    let bad = common::moeplan()
+        .args([
+            "rebalance",
+            "-t",
+            "traces/sample.parquet",
+            "--model",
+            "deepseek-v2-lite",
+            "--hardware",
+            "h100-8x-nvlink",
+            "--window",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(3));
+}
