@@ -75,7 +75,12 @@ fn out_path(args: &ExportArgs) -> anyhow::Result<&Path> {
 fn model_of(args: &ExportArgs, plan: Option<&PlanFile>) -> anyhow::Result<ModelConfig> {
     match (&args.model, plan) {
         (Some(m), _) => load_model(m),
-        (None, Some(p)) => load_model(&p.model),
+        (None, Some(p)) => load_model(&p.model).with_context(|| {
+            format!(
+                "the plan was built for model {:?}: pass --model with its config file",
+                p.model
+            )
+        }),
         (None, None) => Err(bad(format!("--to {:?} needs --model", args.to))),
     }
 }

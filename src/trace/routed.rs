@@ -54,7 +54,7 @@ fn push_sequence(
     let decoder = shape.first_moe_layer + shape.moe_layers;
     if dims.len() != 3 || dims[1] != decoder || dims[2] != shape.top_k {
         return Err(bad(
-            "shape".into(),
+            " shape".into(),
             other(format!(
                 "array of shape {dims:?}, the model needs [tokens, {decoder} decoder layers, top-{}]",
                 shape.top_k
