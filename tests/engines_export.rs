@@ -30,7 +30,10 @@ fn plan(dir: &Path) -> String {
 }
 
 fn plan_with(dir: &Path, method: &str) -> String {
-    let p = dir.join(format!("plan-{method}.json")).display().to_string();
+    let p = dir
+        .join(format!("plan-{method}.json"))
+        .display()
+        .to_string();
     // The dump is read directly: place takes any trace format.
     ok(&[
         "place",
@@ -58,7 +61,9 @@ fn a_plan_exports_for_sglang_and_vllm_ascend_with_their_flags() {
     assert_eq!(v["version"], 2);
     assert!(v.get("replica_count").is_some() && v.get("logical_count").is_none());
     let loc = dir.path().join("loc.json").display().to_string();
-    let out = ok(&["export", "--model", MODEL, "--plan", &plan, "--to", "sglang", "-o", &loc]);
+    let out = ok(&[
+        "export", "--model", MODEL, "--plan", &plan, "--to", "sglang", "-o", &loc,
+    ]);
     assert!(
         out.contains(&format!(
             "launch flags: --ep-size 2 --ep-num-redundant-experts 2 --init-expert-location {loc}"
@@ -74,22 +79,44 @@ fn a_plan_exports_for_sglang_and_vllm_ascend_with_their_flags() {
     let asc = dir.path().join("map.json").display().to_string();
     // EPLB puts two replicas of expert 3 on one GPU here, which vLLM-Ascend cannot load: refused.
     let (code, _, err) = run(&[
-        "export", "--model", MODEL, "--plan", &plan, "--to", "vllm-ascend", "-o", &asc,
+        "export",
+        "--model",
+        MODEL,
+        "--plan",
+        &plan,
+        "--to",
+        "vllm-ascend",
+        "-o",
+        &asc,
     ]);
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("holds expert 3 twice"), "{err}");
     // The ILP plan keeps one replica of an expert per GPU.
     let ilp = plan_with(dir.path(), "ilp");
-    let out = ok(&["export", "--model", MODEL, "--plan", &ilp, "--to", "vllm-ascend", "-o", &asc]);
+    let out = ok(&[
+        "export",
+        "--model",
+        MODEL,
+        "--plan",
+        &ilp,
+        "--to",
+        "vllm-ascend",
+        "-o",
+        &asc,
+    ]);
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&asc).unwrap()).unwrap();
     assert_eq!(m["moe_layer_count"], 3);
     assert!(out.contains("expert_map_path"), "{out}");
     let vl = dir.path().join("m.jsonl").display().to_string();
-    let out = ok(&["export", "--model", MODEL, "--plan", &plan, "--to", "vllm", "-o", &vl]);
+    let out = ok(&[
+        "export", "--model", MODEL, "--plan", &plan, "--to", "vllm", "-o", &vl,
+    ]);
     assert!(out.contains("EXPERIMENTAL"), "{out}");
     // A non-.json SGLang path is bad input.
-    let (code, _, err) = run(&["export", "--model", MODEL, "--plan", &plan, "--to", "sglang", "-o", "loc.txt"]);
+    let (code, _, err) = run(&[
+        "export", "--model", MODEL, "--plan", &plan, "--to", "sglang", "-o", "loc.txt",
+    ]);
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("must end in .json"), "{err}");
 }

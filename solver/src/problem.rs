@@ -251,10 +251,7 @@ impl Problem {
                 }
             }
         }
-        let gpus = topology
-            .nodes
-            .checked_mul(topology.gpus_per_node)
-            .unwrap_or(usize::MAX);
+        let gpus = topology.nodes.saturating_mul(topology.gpus_per_node);
         if gpus == 0 {
             return Err(ProblemError::NoGpus {
                 nodes: topology.nodes,

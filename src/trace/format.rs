@@ -75,7 +75,7 @@ impl Format {
             return Ok(Format::Npy);
         }
         if name.ends_with(".jsonl") || name.ends_with(".ndjson") || name.ends_with(".json") {
-            return Ok(jsonl_kind(path)?);
+            return jsonl_kind(path);
         }
         let mut magic = [0u8; 4];
         let read = std::fs::File::open(path)

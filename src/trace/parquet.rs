@@ -84,8 +84,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
     path: &Path,
     shape_hint: Option<&ModelShape>,
 ) -> Result<Trace, TraceError> {
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| pq_err(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| pq_err(path, e))?;
     let kv = builder
         .metadata()
         .file_metadata()
@@ -103,8 +102,8 @@ pub fn read_parquet<R: ChunkReader + 'static>(
     }
     let shape_json = get(SHAPE_KEY)
         .ok_or_else(|| pq_err(path, format!("metadata key `{SHAPE_KEY}` missing")))?;
-    let shape: ModelShape = serde_json::from_str(&shape_json)
-        .map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
+    let shape: ModelShape =
+        serde_json::from_str(&shape_json).map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
     shape
         .check()
         .map_err(|m| pq_err(path, format!("{SHAPE_KEY}: {m}")))?;

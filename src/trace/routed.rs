@@ -246,6 +246,42 @@ pub fn read_npy(path: &Path, hint: Option<&ModelShape>) -> Result<Trace, TraceEr
     Ok(b.finish())
 }
 
+/// The `responses` trace format: a JSONL of saved engine responses.
+pub struct Responses;
+
+/// The `npy` trace format: routed-expert arrays saved with `np.save`.
+pub struct Npy;
+
+impl super::TraceFormat for Responses {
+    fn name(&self) -> &'static str {
+        "responses"
+    }
+    fn read(&self, path: &Path, shape: Option<&ModelShape>) -> Result<Trace, TraceError> {
+        read_responses(path, shape)
+    }
+    fn write(&self, _: &Trace, path: &Path) -> Result<(), TraceError> {
+        Err(TraceError::file(
+            path,
+            other("engine responses are read, not written"),
+        ))
+    }
+}
+
+impl super::TraceFormat for Npy {
+    fn name(&self) -> &'static str {
+        "npy"
+    }
+    fn read(&self, path: &Path, shape: Option<&ModelShape>) -> Result<Trace, TraceError> {
+        read_npy(path, shape)
+    }
+    fn write(&self, _: &Trace, path: &Path) -> Result<(), TraceError> {
+        Err(TraceError::file(
+            path,
+            other("routed-expert arrays are read, not written"),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,41 +319,5 @@ mod tests {
         assert_eq!(f[1].0, "choices[1].routed_experts");
         let v = serde_json::json!([{"meta_info": {"routed_experts": "AA=="}}]);
         assert_eq!(routed_fields(&v)[0].0, "[0].meta_info.routed_experts");
-    }
-}
-
-/// The `responses` trace format: a JSONL of saved engine responses.
-pub struct Responses;
-
-/// The `npy` trace format: routed-expert arrays saved with `np.save`.
-pub struct Npy;
-
-impl super::TraceFormat for Responses {
-    fn name(&self) -> &'static str {
-        "responses"
-    }
-    fn read(&self, path: &Path, shape: Option<&ModelShape>) -> Result<Trace, TraceError> {
-        read_responses(path, shape)
-    }
-    fn write(&self, _: &Trace, path: &Path) -> Result<(), TraceError> {
-        Err(TraceError::file(
-            path,
-            other("engine responses are read, not written"),
-        ))
-    }
-}
-
-impl super::TraceFormat for Npy {
-    fn name(&self) -> &'static str {
-        "npy"
-    }
-    fn read(&self, path: &Path, shape: Option<&ModelShape>) -> Result<Trace, TraceError> {
-        read_npy(path, shape)
-    }
-    fn write(&self, _: &Trace, path: &Path) -> Result<(), TraceError> {
-        Err(TraceError::file(
-            path,
-            other("routed-expert arrays are read, not written"),
-        ))
     }
 }

@@ -504,7 +504,7 @@ impl Vm<'_> {
     }
 
     fn pairs(&self, items: Vec<Id>) -> Result<Vec<(Id, Id)>, TorchError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.err("odd number of items for a dict"));
         }
         Ok(items.chunks_exact(2).map(|p| (p[0], p[1])).collect())
