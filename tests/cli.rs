@@ -98,7 +98,7 @@ fn bad_trace_exits_3_naming_file_line_field() {
 }
 
 #[test]
-fn usage_error_exits_2_and_missing_file_exits_1() {
+fn usage_error_exits_2_and_missing_file_exits_3() {
     assert_eq!(
         moeplan()
             .args(["trace", "stats"])
@@ -112,7 +112,8 @@ fn usage_error_exits_2_and_missing_file_exits_1() {
         .args(["trace", "stats", "-t", "no/such.parquet"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // A missing input is bad input (exit 3); exit 1 is kept for failures to write or run.
+    assert_eq!(out.status.code(), Some(3));
 }
 
 #[test]

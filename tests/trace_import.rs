@@ -175,7 +175,7 @@ fn esft_nonfinite_weight() {
         "esft_nonfinite_weight",
         "expert_weights_1.txt",
         2,
-        "ids[2]",
+        "weights[2]",
         |p| matches!(p, Problem::NonFiniteWeight { .. }),
     );
 }
@@ -186,7 +186,7 @@ fn esft_weight_out_of_range() {
         "esft_weight_out_of_range",
         "expert_weights_2.txt",
         1,
-        "ids[17]",
+        "weights[17]",
         |p| matches!(p, Problem::WeightOutOfRange { .. }),
     );
 }

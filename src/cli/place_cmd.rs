@@ -18,7 +18,7 @@ use crate::placement::{
     PlacementError, PlanFile, build_problem, check_trace, score, sglang_location, time_model,
     topology, workload_from_trace,
 };
-use crate::trace::{Trace, read_trace};
+use crate::trace::{Format, Trace, read_trace};
 
 /// Which method(s) to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -252,8 +252,11 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
     let model = load_model(&args.model)?;
     let hw = load_hardware(&args.hardware)?;
     let read = |p: &PathBuf| -> anyhow::Result<Trace> {
-        // The model's shape lets shapeless engine formats (SGLang's raw routed experts) be read.
-        let t = read_trace(p, None, Some(&model.shape()))
+        // The model's shape lets shapeless engine formats (SGLang's raw routed experts) be
+        // read; a trace that has its own is checked against the model below, by name.
+        let shape = model.shape();
+        let t = Format::detect(p)
+            .and_then(|f| read_trace(p, None, f.needs_shape().then_some(&shape)))
             .with_context(|| format!("reading trace {}", p.display()))?;
         check_trace(0, &t, &model).map_err(|e| bad(format!("{}: {e}", p.display())))?;
         Ok(t)

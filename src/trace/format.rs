@@ -53,6 +53,11 @@ impl Format {
         }
     }
 
+    /// Whether the format carries no shape of its own, so that reading it needs the model's.
+    pub fn needs_shape(self) -> bool {
+        matches!(self, Format::Responses | Format::Npy)
+    }
+
     /// Detects the format of `path`: a directory of SGLang recorder files or ESFT layer files,
     /// otherwise by extension, then by content (magic bytes; for JSONL, the first line).
     pub fn detect(path: &Path) -> Result<Format, TraceError> {
