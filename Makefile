@@ -13,6 +13,7 @@ test: setup
 	cargo test --workspace
 	cargo build --bin moeplan
 	python3 -m pytest -q clients/python
+	python3 -m pytest -q scripts/tests
 
 bench: setup
 	cargo bench --bench trace

@@ -112,7 +112,7 @@ fn usage_error_exits_2_and_missing_file_exits_3() {
         .args(["trace", "stats", "-t", "no/such.parquet"])
         .output()
         .unwrap();
-    // A missing input is bad input (exit 3); exit 1 is kept for failures to write or run.
+    // A missing input is bad input (exit 3), named with the OS error once.
     assert_eq!(out.status.code(), Some(3));
 }
 

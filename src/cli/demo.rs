@@ -17,6 +17,10 @@ pub struct DemoArgs {
     /// Time limit of the demo's ILP solve, seconds.
     #[arg(long, default_value_t = 5.0, value_parser = super::values::positive)]
     pub time_limit: f64,
+    /// Write the HTML report of the sample (`moeplan report`) to FILE instead of the tables:
+    /// built on the first half of its sequences, scored on the second.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// Runs the demo: statistics, the placement comparison and the cache replay table.
@@ -28,6 +32,9 @@ pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<()> {
     } else {
         ""
     };
+    if let Some(out) = &args.report {
+        return super::report_cmd::demo_report(&path, &trace, args.time_limit, out, quiet);
+    }
     println!("== moeplan demo: {}{built_in} ==\n", path.display());
     println!("-- trace statistics --");
     let stats = compute(&trace, None, &StatsOptions::default()).map_err(anyhow::Error::msg)?;

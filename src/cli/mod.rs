@@ -17,8 +17,10 @@ mod predict_cmd;
 mod rebalance_cmd;
 mod replay_cmd;
 mod replay_via_daemon;
+mod report_cmd;
 mod run_cmd;
 mod serve_cmd;
+mod stats_cmd;
 mod trace_cmd;
 mod values;
 
@@ -46,6 +48,8 @@ Examples:
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
   moeplan export --plan plan.json --to sglang -o placement.json
+  moeplan report -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval traces/esft/intent.parquet \
+      --model deepseek-v2-lite --hardware h100-8x-nvlink -o report.html
   moeplan rebalance -t traces/esft/intent.parquet -t traces/esft/law.parquet -t traces/esft/summary.parquet \
       --model deepseek-v2-lite --hardware h100-8x-nvlink --window 1000
   moeplan config list
@@ -91,6 +95,11 @@ pub enum Command {
     Rebalance(rebalance_cmd::RebalanceArgs),
     /// Run the expert-cache daemon that inference runtimes query before each MoE layer.
     Serve(serve_cmd::ServeArgs),
+    /// Write one self-contained HTML page of charts: load, placement, affinity, cache, predictor.
+    Report(report_cmd::ReportArgs),
+    /// Work with routing statistics files (`trace aggregate` writes them).
+    #[command(subcommand)]
+    Stats(stats_cmd::StatsCommand),
     /// List and show the model and hardware configs built into the binary.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -167,6 +176,8 @@ pub fn main() -> ExitCode {
         Command::Rebalance(a) => rebalance_cmd::run_cmd(a),
         Command::Serve(a) => serve_cmd::run(a),
         Command::Export(a) => export_cmd::run(a),
+        Command::Report(a) => report_cmd::run(a, cli.quiet),
+        Command::Stats(c) => stats_cmd::run(c, cli.quiet),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),
         Command::Config(c) => config_cmd::run(c),
         Command::Model(c) => model_cmd::run(c),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use moeplan_solver::{
     BudgetOptions, LayerTime, Method, MethodOptions, Metrics, Plan, Problem, SolveReport,
-    TimeModel, Weights, layer_time, place, replan,
+    TimeModel, Weights, Workload, evaluate, layer_time, place, replan,
 };
 use serde::Serialize;
 
@@ -15,8 +15,8 @@ use super::args::{load_hardware, load_model};
 use super::control::CliControl;
 use crate::config::{HardwareConfig, ModelConfig};
 use crate::placement::{
-    PlacementError, PlanFile, build_problem, check_trace, score, sglang_location, time_model,
-    topology, workload_from_trace,
+    PlacementError, PlanFile, check_trace, combined_workload, problem_from_workloads, score,
+    sglang_location, time_model, topology, workload_from_trace,
 };
 use crate::trace::{Format, Trace, read_trace};
 
@@ -61,11 +61,21 @@ moeplan place -t traces/esft/law.parquet --model deepseek-v2-lite --hardware h10
 moeplan place -t new.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink --method ilp \\\n      \
 --previous plan.json --migration-weight 2 -o plan2.json   # re-plan, paying for moved experts\n  \
 moeplan place -t recent.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink \\\n      \
---previous plan.json --move-budget 128 -o plan2.json   # at most 128 replicas copied")]
+--previous plan.json --move-budget 128 -o plan2.json   # at most 128 replicas copied\n  \
+moeplan place --stats stats.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink --method ilp -o plan.json")]
 pub struct PlaceArgs {
     /// Trace(s) to build the plan on; each is one workload (balance: the worst of them).
-    #[arg(long = "trace", short = 't', required = true, value_name = "PATH")]
+    #[arg(
+        long = "trace",
+        short = 't',
+        required_unless_present = "stats",
+        value_name = "PATH"
+    )]
     pub traces: Vec<PathBuf>,
+    /// Build on a routing statistics file (`trace aggregate`) instead of traces: each of its
+    /// workloads is one workload; the same plan as from the traces it was aggregated from.
+    #[arg(long, value_name = "FILE", conflicts_with = "traces")]
+    pub stats: Option<PathBuf>,
     /// Model config (built-in name, see `moeplan config list`, or path to a TOML file).
     #[arg(long, short)]
     pub model: String,
@@ -226,8 +236,8 @@ pub struct Inputs {
     pub model: ModelConfig,
     /// Hardware config.
     pub hw: HardwareConfig,
-    /// Build traces.
-    pub traces: Vec<Trace>,
+    /// The build workloads served one after the other, with per-batch loads (in-sample scoring).
+    pub in_sample: Workload,
     /// Eval trace.
     pub eval: Option<Trace>,
     /// The problem.
@@ -261,11 +271,6 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
         check_trace(0, &t, &model).map_err(|e| bad(format!("{}: {e}", p.display())))?;
         Ok(t)
     };
-    let traces = args
-        .traces
-        .iter()
-        .map(read)
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let eval = args.eval.as_ref().map(read).transpose()?;
     if args.splits == 0 {
         return Err(bad("--splits must be at least 1"));
@@ -300,14 +305,29 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
             hw.gpus()
         )));
     }
-    let parts: Vec<Trace> = traces.iter().flat_map(|t| split(t, args.splits)).collect();
-    let refs: Vec<&Trace> = parts.iter().collect();
     let weights = Weights {
         balance: args.balance_weight,
         comm: args.comm_weight,
         migration: args.migration_weight,
     };
-    let mut problem = build_problem(&refs, &model, &hw, args.redundant, weights, 0)
+    let (build, scored) = match &args.stats {
+        Some(path) => stats_workloads(path, &model, args)?,
+        None => {
+            let traces = args
+                .traces
+                .iter()
+                .map(read)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let parts: Vec<Trace> = traces.iter().flat_map(|t| split(t, args.splits)).collect();
+            let build = parts.iter().map(|t| workload_from_trace(t, 0)).collect();
+            let scored = traces
+                .iter()
+                .map(|t| workload_from_trace(t, args.batch_tokens))
+                .collect::<Vec<_>>();
+            (build, scored)
+        }
+    };
+    let mut problem = problem_from_workloads(build, &hw, args.redundant, weights)
         .map_err(|e: PlacementError| bad(format!("infeasible placement setting: {e}")))?;
     let previous = match &args.previous {
         Some(p) => Some(PlanFile::read(p)?.plan().map_err(bad)?),
@@ -324,11 +344,57 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
     Ok(Inputs {
         model,
         hw,
-        traces,
+        in_sample: combined_workload(&scored),
         eval,
         problem,
         previous,
     })
+}
+
+/// The build and scoring workloads of a statistics file (one per workload label, in label
+/// order); the per-window loads are the scoring batches.
+fn stats_workloads(
+    path: &std::path::Path,
+    model: &ModelConfig,
+    args: &PlaceArgs,
+) -> anyhow::Result<(Vec<Workload>, Vec<Workload>)> {
+    let stats = crate::fleet::read_stats(path)?;
+    let s = stats.shape;
+    if s.moe_layers != model.moe_layers || s.experts != model.experts {
+        return Err(bad(format!(
+            "{}: statistics of {} MoE layers x {} experts, model `{}` has {} x {}",
+            path.display(),
+            s.moe_layers,
+            s.experts,
+            model.name,
+            model.moe_layers,
+            model.experts
+        )));
+    }
+    if args.splits > 1 {
+        return Err(bad(
+            "--splits needs token-level traces; with --stats, aggregate the parts under their own \
+             labels (trace aggregate --label) instead",
+        ));
+    }
+    if stats.window_tokens != args.batch_tokens as u64 {
+        tracing::warn!(
+            window = stats.window_tokens,
+            batch_tokens = args.batch_tokens,
+            "the layer-time proxy uses the statistics' windows as batches"
+        );
+    }
+    let build = stats
+        .workloads
+        .values()
+        .map(|w| w.solver_workload(&s, false))
+        .collect();
+    let scored = stats
+        .workloads
+        .values()
+        .map(|w| w.solver_workload(&s, true))
+        .collect();
+    Ok((build, scored))
 }
 
 /// Splits a trace into `n` parts of whole sequences with about equal token counts.
@@ -356,8 +422,6 @@ pub fn split(t: &Trace, n: usize) -> Vec<Trace> {
 pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
     let inputs = load_inputs(&args)?;
     let previous = inputs.previous.clone();
-    let refs: Vec<&Trace> = inputs.traces.iter().collect();
-    let combined = Trace::concat(&refs).map_err(bad)?;
     let topo = topology(&inputs.hw);
     let opts = MethodOptions {
         eplb_groups: args.eplb_groups,
@@ -372,6 +436,11 @@ pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
         MetricsJson::new(score(plan, t, &topo, args.batch_tokens), &inputs.model)
             .with_layer_time(plan, t, &topo, &time)
     };
+    let metrics_w = |plan: &Plan, w: &Workload| {
+        let mut m = MetricsJson::new(evaluate(w, plan, &topo), &inputs.model);
+        m.layer_time = Some(layer_time(w, plan, &topo, &time));
+        m
+    };
     let methods = match args.move_budget {
         Some(_) => Vec::new(),
         None => args.method.methods(),
@@ -383,11 +452,11 @@ pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
             balance: args.balance_weight,
             comm: args.comm_weight,
         };
-        let r = replan(prev, &workload_from_trace(&combined, 0), &topo, opts);
+        let r = replan(prev, &inputs.in_sample, &topo, opts);
         let seconds = start.elapsed().as_secs_f64();
         let row = MethodJson {
             name: "moeplan".into(),
-            in_sample: metrics(&r.plan, &combined),
+            in_sample: metrics_w(&r.plan, &inputs.in_sample),
             eval: inputs.eval.as_ref().map(|t| metrics(&r.plan, t)),
             solver: None,
             objective: sc.value(&r.plan),
@@ -403,7 +472,7 @@ pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
         let seconds = ctl.elapsed();
         let row = MethodJson {
             name: m.name().into(),
-            in_sample: metrics(&placed.plan, &combined),
+            in_sample: metrics_w(&placed.plan, &inputs.in_sample),
             eval: inputs.eval.as_ref().map(|t| metrics(&placed.plan, t)),
             solver: placed
                 .report
@@ -427,11 +496,7 @@ pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
         hardware: inputs.hw.name.clone(),
         gpus: inputs.hw.gpus(),
         slots_per_gpu: inputs.problem.slots_per_gpu,
-        built_on: args
-            .traces
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
+        built_on: built_on(&args),
         eval_trace: args.eval.as_ref().map(|p| p.display().to_string()),
         methods: rows,
     };
@@ -443,6 +508,18 @@ pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the plans were built on: the trace paths, or the statistics file.
+fn built_on(args: &PlaceArgs) -> Vec<String> {
+    match &args.stats {
+        Some(p) => vec![p.display().to_string()],
+        None => args
+            .traces
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+    }
+}
+
 fn write_outputs(
     args: &PlaceArgs,
     inputs: &Inputs,
@@ -450,11 +527,7 @@ fn write_outputs(
     row: &MethodJson,
 ) -> anyhow::Result<()> {
     if let Some(path) = &args.output {
-        let built_on = args
-            .traces
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
+        let built_on = built_on(args);
         let mut file = PlanFile::new(plan, &inputs.model, &inputs.hw, &row.name, built_on);
         file.in_sample = Some(row.in_sample.metrics);
         file.solver = row.solver.as_ref().map(|s| s.report.clone());

@@ -15,15 +15,32 @@ use crate::util::Progress;
 /// Predict subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PredictCommand {
-    /// Train a predictor (markov, mix or learned) on one or more traces.
+    /// Train a predictor (static, markov, mix or learned) on traces or a statistics file.
     #[command(
         after_help = "Examples:\n  moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet \
         --model deepseek-v2-lite --kind learned -o predictor.safetensors\n  \
-        moeplan predict train -t traces/esft/law.parquet --kind markov -o markov.safetensors"
+        moeplan predict train -t traces/esft/law.parquet --kind markov -o markov.safetensors\n  \
+        moeplan predict train --stats stats.parquet --kind mix -o mix.safetensors\n\n\
+        With --stats (a `trace aggregate` file) static, markov and mix are the predictors the\n\
+        traces would give (mix: one cross-validation fold per workload, two or more needed);\n\
+        learned needs token-level traces."
     )]
     Train {
-        #[command(flatten)]
-        input: TraceArgs,
+        /// Trace(s) to train on: an ESFT directory, a .parquet or a .jsonl file; each is one
+        /// cross-validation fold (one trace is split in two by sequence).
+        #[arg(
+            long = "trace",
+            short = 't',
+            required_unless_present = "stats",
+            value_name = "PATH"
+        )]
+        traces: Vec<PathBuf>,
+        /// Force the trace format instead of detecting it.
+        #[arg(long, value_enum)]
+        format: Option<crate::trace::Format>,
+        /// Train on a routing statistics file (`trace aggregate`) instead of traces.
+        #[arg(long, value_name = "FILE", conflicts_with = "traces")]
+        stats: Option<PathBuf>,
         /// Model config (built-in name, see `moeplan config list`, or path to a TOML file) the traces must match.
         #[arg(long, short)]
         model: Option<String>,
@@ -99,7 +116,9 @@ impl Progress for Silent {
 pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
     match cmd {
         PredictCommand::Train {
-            input,
+            traces,
+            format,
+            stats,
             model,
             kind,
             lookahead,
@@ -116,11 +135,13 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
                 .map(load_model)
                 .transpose()?
                 .map(|m| m.shape());
-            let traces = input
-                .traces
+            if let Some(path) = stats {
+                return train_from_stats(&path, shape.as_ref(), kind, lookahead, &output, quiet);
+            }
+            let traces = traces
                 .iter()
                 .map(|p| {
-                    read_trace(p, input.format, shape.as_ref())
+                    read_trace(p, format, shape.as_ref())
                         .with_context(|| format!("reading trace {}", p.display()))
                 })
                 .collect::<anyhow::Result<Vec<Trace>>>()?;
@@ -254,6 +275,50 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
                 print!("{}", report.render());
             }
         }
+    }
+    Ok(())
+}
+
+/// `predict train --stats`: the predictor from a statistics file.
+fn train_from_stats(
+    path: &std::path::Path,
+    shape: Option<&crate::trace::ModelShape>,
+    kind: Kind,
+    lookahead: usize,
+    output: &std::path::Path,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    let stats = crate::fleet::read_stats(path)?;
+    if let Some(s) = shape
+        && *s != stats.shape
+    {
+        return Err(BadInput(format!(
+            "{}: statistics of shape {:?}, the model's is {s:?}",
+            path.display(),
+            stats.shape
+        ))
+        .into());
+    }
+    let set = stats
+        .train(kind, lookahead)
+        .map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+    set.save(output).map_err(classify)?;
+    if !quiet {
+        if let Some(m) = &set.mix {
+            eprintln!(
+                "mix weights (markov/static/temporal) per h: {:?}",
+                m.weights()
+            );
+        }
+        eprintln!(
+            "trained {:?} on the statistics of {} tokens ({} workloads) in {:.1} s; wrote {}",
+            kind,
+            set.trained_tokens,
+            stats.workloads.len(),
+            start.elapsed().as_secs_f64(),
+            output.display()
+        );
     }
     Ok(())
 }

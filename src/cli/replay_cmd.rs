@@ -252,6 +252,20 @@ pub fn replay(
     model: &ModelConfig,
     hw: &HardwareConfig,
 ) -> anyhow::Result<ReplayReport> {
+    replay_with(args, trace, train, batching, model, hw, None)
+}
+
+/// [`replay`] with the predictor set of `predictive` given (`--predictor` then only names it),
+/// so that several replays (`moeplan report`'s capacities) share one trained set.
+pub fn replay_with(
+    args: &ReplayArgs,
+    trace: &Trace,
+    train: &[Trace],
+    batching: Batching,
+    model: &ModelConfig,
+    hw: &HardwareConfig,
+    given: Option<&PredictorSet>,
+) -> anyhow::Result<ReplayReport> {
     let shape = *trace.shape();
     let max = shape.experts;
     if args.capacity == 0 || args.capacity > max {
@@ -279,12 +293,13 @@ pub fn replay(
     // Without `predictive` the look-ahead is unused; keep it in range as before.
     let lookahead = lookahead.clamp(1, shape.moe_layers.saturating_sub(1).max(1));
     let cold = args.online && args.predictor == "none";
-    let set = if predictive && !cold {
+    let loaded = if predictive && !cold && given.is_none() {
         Some(load_predictor(args, trace, &train_refs, lookahead)?)
     } else {
         None
     };
-    let online = match (predictive && args.online, &set) {
+    let set = given.or(loaded.as_ref());
+    let online = match (predictive && args.online, set) {
         (false, _) => None,
         (true, Some(s)) => {
             let name = args.predictor_name.as_deref().unwrap_or(s.main().name());
@@ -303,7 +318,7 @@ pub fn replay(
             Some(o)
         }
     };
-    let predictor: Option<&dyn Predictor> = match (&online, &set, &args.predictor_name) {
+    let predictor: Option<&dyn Predictor> = match (&online, set, &args.predictor_name) {
         (Some(o), _, _) => Some(o),
         (None, None, _) => None,
         (None, Some(s), None) => Some(s.main()),

@@ -37,6 +37,8 @@ pub enum TraceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Aggregate traces into a routing statistics file (mergeable sums; see docs/fleet.md).
+    Aggregate(super::stats_cmd::AggregateArgs),
     /// Convert or import a trace: ESFT, SGLang recorder dumps, saved SGLang/vLLM responses and
     /// .npy routed experts -> Parquet/JSONL (alias: `import`).
     #[command(
@@ -94,6 +96,7 @@ pub enum TraceCommand {
 /// Runs a trace subcommand.
 pub fn run(cmd: TraceCommand, quiet: bool) -> anyhow::Result<()> {
     match cmd {
+        TraceCommand::Aggregate(a) => super::stats_cmd::aggregate(a, quiet)?,
         TraceCommand::Stats {
             input,
             against,

@@ -7,9 +7,11 @@ mod time;
 mod workload;
 
 pub use export::{PLAN_VERSION, PlanFile, SglangLocation, sglang_location};
-pub use problem::{PlacementError, build_problem, check_trace, redundant_slots, topology};
+pub use problem::{
+    PlacementError, build_problem, check_trace, problem_from_workloads, redundant_slots, topology,
+};
 pub use time::{DEFAULT_TIME_BATCH, time_model};
-pub use workload::{DEFAULT_BATCH_TOKENS, workload_from_trace};
+pub use workload::{DEFAULT_BATCH_TOKENS, combined_workload, workload_from_trace};
 
 use moeplan_solver::{Metrics, Plan, Topology, evaluate};
 

@@ -72,6 +72,16 @@ pub fn build_problem(
         check_trace(index, t, model)?;
         workloads.push(workload_from_trace(t, batch_tokens));
     }
+    problem_from_workloads(workloads, hw, redundant, weights)
+}
+
+/// The problem of ready workloads (from traces or from a statistics file).
+pub fn problem_from_workloads(
+    workloads: Vec<moeplan_solver::Workload>,
+    hw: &HardwareConfig,
+    redundant: Option<usize>,
+    weights: Weights,
+) -> Result<Problem, PlacementError> {
     Ok(Problem::new(
         workloads,
         topology(hw),

@@ -42,3 +42,24 @@ pub fn workload_from_trace(trace: &Trace, batch_tokens: usize) -> Workload {
     }
     w
 }
+
+/// One workload standing for `parts` served one after the other: counts add up, the per-batch
+/// loads follow each other (no batch mixes two parts).
+pub fn combined_workload(parts: &[Workload]) -> Workload {
+    let first = &parts[0];
+    let mut w = Workload::zeros(first.layers, first.experts);
+    for p in parts {
+        w.tokens += p.tokens;
+        for (a, b) in [
+            (&mut w.load, &p.load),
+            (&mut w.pairs, &p.pairs),
+            (&mut w.pairs_top1, &p.pairs_top1),
+        ] {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        w.batch_load.extend_from_slice(&p.batch_load);
+    }
+    w
+}

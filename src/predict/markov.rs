@@ -23,11 +23,24 @@ impl MarkovPredictor {
     /// Counts the 1..=lookahead hop transitions of `trace`, smoothed towards `prior` (the static
     /// frequencies, usually of the same trace).
     pub fn fit(trace: &Trace, lookahead: usize, prior: &StaticPredictor) -> MarkovPredictor {
-        let shape = *trace.shape();
+        let counted: Vec<Transitions> = (1..=lookahead)
+            .map(|h| Transitions::count(trace, h))
+            .collect();
+        MarkovPredictor::from_transitions(*trace.shape(), &counted, prior)
+    }
+
+    /// The predictor of counted transitions, `transitions[h - 1]` for hop h, smoothed towards
+    /// `prior`.
+    pub fn from_transitions(
+        shape: ModelShape,
+        transitions: &[Transitions],
+        prior: &StaticPredictor,
+    ) -> MarkovPredictor {
         let e = shape.experts;
-        let probs = (1..=lookahead)
-            .map(|h| {
-                let tr = Transitions::count(trace, h);
+        let probs = transitions
+            .iter()
+            .map(|tr| {
+                let h = tr.hops;
                 let span = shape.moe_layers.saturating_sub(h);
                 let mut p = vec![0f32; span * e * e];
                 for l in 0..span {

@@ -74,16 +74,46 @@ impl Predictor for MixPredictor {
 }
 
 /// Held-out cases scored per (fold, look-ahead) when fitting; bounds the fitting time.
-const CASES_PER_FOLD: usize = 3000;
+pub const CASES_PER_FOLD: usize = 3000;
 /// Grid step of the weight simplex.
 const GRID_STEP: usize = 10;
 
+/// The held-out cases of a fold of `tokens` tokens at look-ahead `h` (`layers - h` source
+/// layers): every `case_stride`-th (token, layer) pair in token-major order, from the first.
+pub fn case_stride(tokens: usize, layers: usize, h: usize) -> usize {
+    (tokens * layers.saturating_sub(h) / CASES_PER_FOLD).max(1)
+}
+
 /// One held-out case: the three component scores and the truth.
-struct Case {
+pub struct Case {
     markov: Vec<f32>,
     stat: Vec<f32>,
     temporal: Vec<f32>,
     truth: Vec<u16>,
+}
+
+impl Case {
+    /// Scores `view` at look-ahead `h` with the fold's fitted parts; `truth` is the token's
+    /// experts at `view.layer + h`.
+    pub fn score(
+        view: &RoutingView<'_>,
+        h: usize,
+        markov: &MarkovPredictor,
+        stat: &StaticPredictor,
+        truth: &[u16],
+    ) -> Case {
+        let e = view.shape.experts;
+        let mut case = Case {
+            markov: vec![0.0; e],
+            stat: vec![0.0; e],
+            temporal: vec![0.0; e],
+            truth: truth.to_vec(),
+        };
+        markov.score(view, h, &mut case.markov);
+        stat.score(view, h, &mut case.stat);
+        TemporalPredictor { lookahead: h }.score(view, h, &mut case.temporal);
+        case
+    }
 }
 
 /// Chooses the mix weights for h in `1..=lookahead` by cross-validation over `folds` (at least
@@ -93,7 +123,7 @@ pub fn fit_mix(folds: &[&Trace], lookahead: usize) -> Result<Vec<MixWeights>, St
         return Err("mix fitting needs at least two folds".into());
     }
     let shape = *folds[0].shape();
-    let (layers, e, k) = (shape.moe_layers, shape.experts, shape.top_k);
+    let layers = shape.moe_layers;
     // cases[h - 1]: over all folds.
     let mut cases: Vec<Vec<Case>> = (0..lookahead).map(|_| Vec::new()).collect();
     for (i, held) in folds.iter().enumerate() {
@@ -106,31 +136,33 @@ pub fn fit_mix(folds: &[&Trace], lookahead: usize) -> Result<Vec<MixWeights>, St
         let train = Trace::concat(&rest)?;
         let stat = StaticPredictor::fit(&train, lookahead);
         let markov = MarkovPredictor::fit(&train, lookahead, &stat);
-        let temporal = TemporalPredictor { lookahead };
         for h in 1..=lookahead.min(layers.saturating_sub(1)) {
             let span = layers - h;
             let total = held.num_tokens() * span;
-            let stride = (total / CASES_PER_FOLD).max(1);
-            for c in (0..total).step_by(stride) {
+            for c in (0..total).step_by(case_stride(held.num_tokens(), layers, h)) {
                 let (t, l) = (c / span, c % span);
                 let view = RoutingView::from_trace(held, t, l);
-                let mut case = Case {
-                    markov: vec![0.0; e],
-                    stat: vec![0.0; e],
-                    temporal: vec![0.0; e],
-                    truth: held.experts(t, l + h).to_vec(),
-                };
-                markov.score(&view, h, &mut case.markov);
-                stat.score(&view, h, &mut case.stat);
-                temporal.score(&view, h, &mut case.temporal);
-                cases[h - 1].push(case);
+                cases[h - 1].push(Case::score(
+                    &view,
+                    h,
+                    &markov,
+                    &stat,
+                    held.experts(t, l + h),
+                ));
             }
         }
     }
+    Ok(choose_weights(&cases, &shape))
+}
+
+/// The grid search of [`fit_mix`]: per look-ahead, the weights with the best summed recall@k
+/// and recall@2k over `cases[h - 1]`.
+pub fn choose_weights(cases: &[Vec<Case>], shape: &crate::trace::ModelShape) -> Vec<MixWeights> {
+    let (e, k) = (shape.experts, shape.top_k);
     let mut scores = vec![0f32; e];
     let mut scratch = vec![0u16; e];
     let mut idx = vec![0u16; (2 * k).min(e)];
-    let weights = cases
+    cases
         .iter()
         .map(|hc| {
             let mut best = (
@@ -166,6 +198,5 @@ pub fn fit_mix(folds: &[&Trace], lookahead: usize) -> Result<Vec<MixWeights>, St
             }
             best.1
         })
-        .collect();
-    Ok(weights)
+        .collect()
 }

@@ -28,7 +28,9 @@ pub use eval::{EvalReport, PredictorRecall, evaluate, recall_at};
 pub use file::{FILE_FORMAT, FILE_VERSION, FileHeader};
 pub use learned::{LearnedPredictor, TrainOptions, TrainReport};
 pub use markov::MarkovPredictor;
-pub use mix::{MixPredictor, MixWeights, fit_mix};
+pub use mix::{
+    CASES_PER_FOLD, Case, MixPredictor, MixWeights, case_stride, choose_weights, fit_mix,
+};
 pub use online::{OnlineOptions, OnlinePredictor};
 pub use prequential::{evaluate_online, prequential_recall};
 pub use set::{Kind, PredictorSet};

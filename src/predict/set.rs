@@ -17,6 +17,8 @@ use crate::trace::Trace;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// Per-layer expert frequency.
+    Static,
     /// Direct h-hop transition matrices.
     Markov,
     /// Cross-validated markov + static + temporal mix.
@@ -102,7 +104,7 @@ impl PredictorSet {
         let stat = Arc::new(StaticPredictor::fit(&full, d));
         let markov = Arc::new(MarkovPredictor::fit(&full, d, &stat));
         let mix = match kind {
-            Kind::Markov => None,
+            Kind::Static | Kind::Markov => None,
             Kind::Mix | Kind::Learned => {
                 let w = fit_mix(&folds, d).map_err(PredictError::Invalid)?;
                 Some(MixPredictor::new(stat.clone(), markov.clone(), w))
@@ -135,6 +137,7 @@ impl PredictorSet {
     /// The main predictor.
     pub fn main(&self) -> &dyn Predictor {
         match self.kind {
+            Kind::Static => self.stat.as_ref(),
             Kind::Markov => self.markov.as_ref(),
             Kind::Mix => self.mix.as_ref().expect("mix set has a mix"),
             Kind::Learned => self.learned.as_ref().expect("learned set has a model"),
@@ -221,7 +224,7 @@ impl PredictorSet {
             reason: format!("kind {:?} needs {what} in the header", h.kind),
         };
         let mix = match (h.kind, h.mix) {
-            (Kind::Markov, _) => None,
+            (Kind::Static | Kind::Markov, _) => None,
             (_, Some(w)) if w.len() == d => {
                 Some(MixPredictor::new(stat.clone(), markov.clone(), w))
             }

@@ -17,9 +17,17 @@ pub struct StaticPredictor {
 impl StaticPredictor {
     /// Counts the frequencies of `trace` (a uniform `top_k / experts` for an empty trace).
     pub fn fit(trace: &Trace, lookahead: usize) -> StaticPredictor {
-        let shape = *trace.shape();
         let counts = crate::stats::expert_counts(trace);
-        let n = trace.num_tokens();
+        StaticPredictor::from_counts(*trace.shape(), lookahead, &counts, trace.num_tokens())
+    }
+
+    /// The frequencies of `counts` (`[moe_layers][experts]` selections) over `n` tokens.
+    pub fn from_counts(
+        shape: ModelShape,
+        lookahead: usize,
+        counts: &[u64],
+        n: usize,
+    ) -> StaticPredictor {
         let uniform = shape.top_k as f32 / shape.experts as f32;
         let freq = counts
             .iter()

@@ -10,6 +10,8 @@ pub struct TraceBuilder {
     order: Vec<(u16, u16)>,
     /// Sequence ids already closed (a sequence may not resume after another one started).
     closed: std::collections::HashSet<u32>,
+    /// The last token pushed, `(seq, pos)` (kept across [`TraceBuilder::take_chunk`]).
+    last: Option<(u32, u32)>,
 }
 
 impl TraceBuilder {
@@ -26,6 +28,7 @@ impl TraceBuilder {
             },
             order: Vec::with_capacity(shape.top_k),
             closed: Default::default(),
+            last: None,
         }
     }
 
@@ -78,7 +81,7 @@ impl TraceBuilder {
     pub fn push_token(&mut self, seq: u32, pos: u32, experts: &[u16], weights: &[f32]) {
         let k = self.trace.shape.top_k;
         debug_assert_eq!(experts.len(), self.trace.shape.entries_per_token());
-        self.note_seq(seq);
+        self.note_seq(seq, pos);
         self.trace.seq.push(seq);
         self.trace.pos.push(pos);
         for (es, ws) in experts.chunks_exact(k).zip(weights.chunks_exact(k)) {
@@ -100,7 +103,7 @@ impl TraceBuilder {
             "mixed weighted and unweighted tokens"
         );
         debug_assert_eq!(experts.len(), self.trace.shape.entries_per_token());
-        self.note_seq(seq);
+        self.note_seq(seq, pos);
         self.trace.seq.push(seq);
         self.trace.pos.push(pos);
         self.trace.experts.extend_from_slice(experts);
@@ -137,7 +140,7 @@ impl TraceBuilder {
 
     /// Appends one token whose layers are already ordered and quantised (used by fast paths).
     pub fn push_token_q(&mut self, seq: u32, pos: u32, experts: &[u16], weights_q: &[u16]) {
-        self.note_seq(seq);
+        self.note_seq(seq, pos);
         self.trace.seq.push(seq);
         self.trace.pos.push(pos);
         self.trace.experts.extend_from_slice(experts);
@@ -147,11 +150,9 @@ impl TraceBuilder {
     /// Whether a token `(seq, pos)` may follow the last one pushed: a sequence's tokens must be
     /// contiguous, at consecutive positions. Returns the problem if not.
     pub fn check_order(&self, seq: u32, pos: u32) -> Result<(), Problem> {
-        let t = &self.trace;
-        let Some(&last_seq) = t.seq.last() else {
+        let Some((last_seq, last_pos)) = self.last else {
             return Ok(());
         };
-        let last_pos = *t.pos.last().unwrap();
         if seq == last_seq {
             if Some(pos) != last_pos.checked_add(1) {
                 return Err(Problem::Other(format!(
@@ -167,12 +168,29 @@ impl TraceBuilder {
         Ok(())
     }
 
-    fn note_seq(&mut self, seq: u32) {
-        if let Some(&last) = self.trace.seq.last()
+    fn note_seq(&mut self, seq: u32, pos: u32) {
+        if let Some((last, _)) = self.last
             && last != seq
         {
             self.closed.insert(last);
         }
+        self.last = Some((seq, pos));
+    }
+
+    /// Hands over the tokens pushed so far as a trace and starts an empty one; the order checks
+    /// go on across chunks (a streaming reader's memory stays bounded by the chunk).
+    pub fn take_chunk(&mut self) -> Trace {
+        let shape = self.trace.shape;
+        std::mem::replace(
+            &mut self.trace,
+            Trace {
+                shape,
+                seq: Vec::new(),
+                pos: Vec::new(),
+                experts: Vec::new(),
+                weights: Vec::new(),
+            },
+        )
     }
 
     /// Overwrites entry `(t, l)` in place (layer-major importers fill a pre-sized trace).

@@ -311,6 +311,208 @@ impl TraceFormat for ParquetFormat {
     }
 }
 
+/// What a [`read_chunks`] sink is handed: the validated tokens of one chunk (a trace) and the
+/// `token` column value of each of them.
+pub type ChunkSink<'a> = dyn FnMut(Trace, &[i64]) -> Result<(), TraceError> + 'a;
+
+/// The shape and row count of a canonical Parquet trace, from its footer alone.
+pub fn read_footer(path: &Path) -> Result<(ModelShape, u64), TraceError> {
+    let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(path, e))?;
+    let shape = footer_shape(path, &builder)?;
+    Ok((shape, builder.metadata().file_metadata().num_rows() as u64))
+}
+
+fn footer_shape(
+    path: &Path,
+    builder: &ParquetRecordBatchReaderBuilder<File>,
+) -> Result<ModelShape, TraceError> {
+    let kv = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    let get = |k: &str| kv.iter().find(|x| x.key == k).and_then(|x| x.value.clone());
+    let version = get(VERSION_KEY)
+        .ok_or_else(|| pq_err(path, format!("metadata key `{VERSION_KEY}` missing")))?;
+    if version != PARQUET_VERSION {
+        return Err(pq_err(
+            path,
+            format!("trace version {version} unsupported (this build reads {PARQUET_VERSION})"),
+        ));
+    }
+    let shape_json = get(SHAPE_KEY)
+        .ok_or_else(|| pq_err(path, format!("metadata key `{SHAPE_KEY}` missing")))?;
+    let shape: ModelShape =
+        serde_json::from_str(&shape_json).map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
+    shape
+        .check()
+        .map_err(|m| pq_err(path, format!("{SHAPE_KEY}: {m}")))?;
+    Ok(shape)
+}
+
+/// Reads a canonical Parquet trace record batch by record batch, validating every row as
+/// [`ParquetFormat`]'s reader does, and hands `sink` the tokens in chunks of at most
+/// `chunk_tokens` (memory stays bounded by one chunk and one record batch).
+pub fn read_chunks(
+    path: &Path,
+    shape_hint: Option<&ModelShape>,
+    chunk_tokens: usize,
+    sink: &mut ChunkSink<'_>,
+) -> Result<ModelShape, TraceError> {
+    let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(path, e))?;
+    let shape = footer_shape(path, &builder)?;
+    if let Some(h) = shape_hint
+        && *h != shape
+    {
+        return Err(pq_err(
+            path,
+            format!("trace shape {shape:?} differs from the model's {h:?}"),
+        ));
+    }
+    let rows = builder.metadata().file_metadata().num_rows() as usize;
+    if rows == 0 {
+        return Err(TraceError::file(path, Problem::Empty("no rows".into())));
+    }
+    let (layers, k) = (shape.moe_layers, shape.top_k);
+    let mut tb = TraceBuilder::new(
+        shape,
+        (rows / layers).min(chunk_tokens).min(MAX_RESERVED_TOKENS),
+    );
+    let mut done: usize = 0;
+    let mut ids: Vec<i64> = Vec::new();
+    let reader = builder
+        .with_batch_size(TOKENS_PER_BATCH * layers)
+        .build()
+        .map_err(|e| pq_err(path, e))?;
+    let mut e16 = Vec::with_capacity(layers * k);
+    let mut w32 = Vec::with_capacity(layers * k);
+    let (mut top, mut w64) = (Vec::with_capacity(k), Vec::with_capacity(k));
+    let mut row: u64 = 0;
+    let mut cur: Option<(i64, i64, i32)> = None;
+    for batch in reader {
+        let batch = batch.map_err(|e| pq_err(path, e))?;
+        let token = column::<Int64Array>(&batch, "token", path)?;
+        let seq = column::<Int64Array>(&batch, "seq", path)?;
+        let pos = column::<Int32Array>(&batch, "pos", path)?;
+        let layer = column::<Int16Array>(&batch, "layer", path)?;
+        let experts = column::<ListArray>(&batch, "experts", path)?;
+        let weights = column::<ListArray>(&batch, "weights", path)?;
+        for i in 0..batch.num_rows() {
+            row += 1;
+            let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
+            for (name, col) in [
+                ("token", token as &dyn Array),
+                ("seq", seq as &dyn Array),
+                ("pos", pos as &dyn Array),
+                ("layer", layer as &dyn Array),
+                ("experts", experts as &dyn Array),
+                ("weights", weights as &dyn Array),
+            ] {
+                if col.is_null(i) {
+                    return Err(bad(name, Problem::Other("null".into())));
+                }
+            }
+            let l = layer.value(i) as usize;
+            let expected_layer = e16.len() / k;
+            if l != expected_layer {
+                return Err(bad(
+                    "layer",
+                    Problem::Other(format!(
+                        "expected layer {expected_layer} (rows are ordered by token, then layer 0..{layers})"
+                    )),
+                ));
+            }
+            let key = (token.value(i), seq.value(i), pos.value(i));
+            if l == 0 {
+                if key.0 != (done + tb.len()) as i64 {
+                    return Err(bad(
+                        "token",
+                        Problem::Other(format!(
+                            "token {} where {} was expected (the global token index, 0-based)",
+                            key.0,
+                            done + tb.len()
+                        )),
+                    ));
+                }
+                cur = Some(key);
+            } else if cur != Some(key) {
+                return Err(bad(
+                    "token",
+                    Problem::Other("token/seq/pos change within a token's layers".into()),
+                ));
+            }
+            let ev = experts.value(i);
+            let ev = ev
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .ok_or_else(|| pq_err(path, "experts items must be int32"))?;
+            let wv = weights.value(i);
+            let wv = wv
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .ok_or_else(|| pq_err(path, "weights items must be float"))?;
+            if ev.null_count() > 0 || wv.null_count() > 0 {
+                return Err(bad("experts", Problem::Other("null item".into())));
+            }
+            top.clear();
+            top.extend(ev.values().iter().map(|&e| e as i64));
+            w64.clear();
+            w64.extend(wv.values().iter().map(|&w| w as f64));
+            TraceBuilder::check_topk(&shape, &top, &w64).map_err(|(j, p)| {
+                let f = if matches!(
+                    p,
+                    Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. }
+                ) {
+                    "weights"
+                } else {
+                    "experts"
+                };
+                bad(&format!("{f}[{j}]"), p)
+            })?;
+            e16.extend(top.iter().map(|&e| e as u16));
+            w32.extend_from_slice(wv.values());
+            if l + 1 == layers {
+                let (s, p) = (key.1, key.2);
+                if !(0..=u32::MAX as i64).contains(&s) || p < 0 {
+                    return Err(bad(
+                        "seq",
+                        Problem::Other(format!("seq {s} / pos {p} out of range")),
+                    ));
+                }
+                tb.check_order(s as u32, p as u32)
+                    .map_err(|pr| bad("seq", pr))?;
+                tb.push_token(s as u32, p as u32, &e16, &w32);
+                ids.push(key.0);
+                e16.clear();
+                w32.clear();
+                if tb.len() >= chunk_tokens {
+                    done += tb.len();
+                    sink(tb.take_chunk(), &ids)?;
+                    ids.clear();
+                }
+            }
+        }
+    }
+    if !e16.is_empty() {
+        return Err(TraceError::invalid(
+            path,
+            row,
+            "layer",
+            Problem::Truncated {
+                expected: format!("{layers} layers for the last token"),
+                found: (e16.len() / k).to_string(),
+            },
+        ));
+    }
+    if !tb.is_empty() {
+        sink(tb.finish(), &ids)?;
+    }
+    Ok(shape)
+}
+
 /// A Parquet or Arrow error carried through the I/O error of [`crate::util::atomic_write`].
 fn pe(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
     std::io::Error::other(e)

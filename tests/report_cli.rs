@@ -1,0 +1,153 @@
+//! `moeplan report` on real traces without a browser: the sections a given input calls for, the
+//! placement map of a plan file (one ring pair per slot of a replicated expert), bad input.
+
+mod common;
+
+use common::moeplan;
+use moeplan::report::titles;
+
+fn svg_after<'a>(html: &'a str, title: &str) -> &'a str {
+    let at = html
+        .find(&format!("<h2>{title}</h2>"))
+        .unwrap_or_else(|| panic!("no section {title:?}"));
+    let i = html[at..].find("<svg").unwrap() + at;
+    let j = html[i..].find("</svg>").unwrap() + i + "</svg>".len();
+    &html[i..j]
+}
+
+fn base_args() -> Vec<&'static str> {
+    vec![
+        "report",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "-t",
+        "traces/esft-excerpt",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--capacities",
+        "8,16",
+        "--capacity",
+        "8",
+        "--lookahead",
+        "2",
+        "--time-limit",
+        "1",
+    ]
+}
+
+#[test]
+fn two_traces_and_a_plan_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    common::moeplan_ok(&[
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--redundant",
+        "16",
+        "--method",
+        "eplb",
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    let page = dir.path().join("r.html");
+    let mut args = base_args();
+    args.extend([
+        "--plan",
+        plan.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    common::moeplan_ok(&args);
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Two -t traces: the shift between them; no eval trace: no out-of-sample section.
+    assert!(html.contains(&format!("<h2>{}</h2>", titles::SHIFT)));
+    assert!(html.contains(&format!("<h2>{}</h2>", titles::SHIFT_JSD)));
+    assert!(!html.contains(titles::GPU_EVAL));
+    assert!(html.contains("every figure is in-sample"));
+    assert!(html.contains("The plan ("), "the map is of the plan file");
+    // Every slot of a replicated expert carries a ring (two circles: fill and outline).
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let mut ringed = 0;
+    for (row, counts) in file["physical_to_logical_map"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(file["logical_count"].as_array().unwrap())
+    {
+        for e in row.as_array().unwrap() {
+            if counts[e.as_u64().unwrap() as usize].as_u64().unwrap() > 1 {
+                ringed += 1;
+            }
+        }
+    }
+    assert!(ringed >= 16, "EPLB with 16 redundant slots replicates");
+    let map = roxmltree::Document::parse(svg_after(&html, titles::MAP)).unwrap();
+    let circles = map
+        .descendants()
+        .filter(|n| n.tag_name().name() == "circle")
+        .count();
+    assert_eq!(circles, 2 * ringed);
+    // The hit-ratio chart names every policy, the bound as such.
+    let hit = roxmltree::Document::parse(svg_after(&html, titles::HIT)).unwrap();
+    let labels: Vec<&str> = hit
+        .descendants()
+        .filter(|n| n.tag_name().name() == "text")
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for p in ["lru", "lfu", "static", "predictive", "opt (Belady bound)"] {
+        assert!(labels.contains(&p), "{p} not in the legend: {labels:?}");
+    }
+    // Each chart's command is on the page.
+    assert!(html.contains("moeplan trace stats -t traces/sample.parquet -t traces/esft-excerpt"));
+    assert!(html.contains("moeplan replay -t traces/sample.parquet -t traces/esft-excerpt"));
+}
+
+#[test]
+fn bad_input_exits_3_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("r.html");
+    let run = |extra: &[&str]| {
+        let mut args = base_args();
+        args.extend(extra);
+        args.extend(["-o", page.to_str().unwrap()]);
+        moeplan().args(&args).output().unwrap()
+    };
+    let out = run(&["--predictor", "oracle"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"oracle\""));
+    // A plan for 16 GPUs on an 8-GPU machine.
+    let plan = dir.path().join("plan16.json");
+    common::moeplan_ok(&[
+        "place",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-2x8-ib",
+        "--method",
+        "contiguous",
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    let out = run(&["--predictor", "markov", "--plan", plan.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plan16.json") && err.contains("16 GPUs"),
+        "{err}"
+    );
+    assert!(!page.exists(), "no page written on bad input");
+}
