@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod export;
 pub mod fleet;
 pub mod moe;
 pub mod placement;

@@ -131,7 +131,7 @@ fn place_writes_plan_and_sglang_files() {
     );
     assert_eq!(code, 0, "{err}");
     let file = PlanFile::read(&plan).unwrap();
-    assert_eq!(file.version, 1);
+    assert_eq!(file.version, 2);
     assert!(file.plan().is_ok());
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&sg).unwrap()).unwrap();

@@ -10,6 +10,7 @@ mod bench_run;
 mod config_cmd;
 mod control;
 mod demo;
+mod export_cmd;
 mod model_cmd;
 pub mod place_cmd;
 mod predict_cmd;
@@ -46,6 +47,7 @@ Examples:
       --model deepseek-v2-lite --hardware h100-8x-nvlink --method all
   moeplan predict train -t traces/esft/law.parquet -t traces/esft/summary.parquet --kind learned -o p.safetensors
   moeplan predict eval --predictor p.safetensors -t traces/esft/intent.parquet
+  moeplan export --plan plan.json --to sglang -o placement.json
   moeplan report -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval traces/esft/intent.parquet \
       --model deepseek-v2-lite --hardware h100-8x-nvlink -o report.html
   moeplan rebalance -t traces/esft/intent.parquet -t traces/esft/law.parquet -t traces/esft/summary.parquet \
@@ -85,6 +87,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Plan where experts live (expert parallelism): contiguous, round-robin, EPLB, affinity, ILP.
     Place(place_cmd::PlaceArgs),
+    /// Write what SGLang, vLLM, vLLM-Ascend, KTransformers or llama.cpp load, from a plan or a
+    /// trace, and print the launch flags.
+    Export(export_cmd::ExportArgs),
     /// Re-balance placements over a stream of traces: static, EPLB every window, or a
     /// move-budgeted re-plan; scored on each next window (IR, hops, layer time, moves).
     Rebalance(rebalance_cmd::RebalanceArgs),
@@ -170,6 +175,7 @@ pub fn main() -> ExitCode {
         Command::Place(a) => place_cmd::run(a, cli.quiet),
         Command::Rebalance(a) => rebalance_cmd::run_cmd(a),
         Command::Serve(a) => serve_cmd::run(a),
+        Command::Export(a) => export_cmd::run(a),
         Command::Report(a) => report_cmd::run(a, cli.quiet),
         Command::Stats(c) => stats_cmd::run(c, cli.quiet),
         Command::Bench(c) => bench_cmd::run(c, cli.quiet),

@@ -18,7 +18,7 @@ use crate::placement::{
     PlacementError, PlanFile, check_trace, combined_workload, problem_from_workloads, score,
     sglang_location, time_model, topology, workload_from_trace,
 };
-use crate::trace::{Trace, read_trace};
+use crate::trace::{Format, Trace, read_trace};
 
 /// Which method(s) to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,6 +103,13 @@ pub struct PlaceArgs {
     /// Also write SGLang's `--init-expert-location` JSON.
     #[arg(long, value_name = "FILE")]
     pub sglang: Option<PathBuf>,
+    /// Also export the chosen plan for an engine (sglang, vllm, vllm-ascend), as
+    /// `moeplan export --plan` would; the report goes to stderr.
+    #[arg(long, value_enum, requires = "export")]
+    pub to: Option<crate::export::Target>,
+    /// The file `--to` writes.
+    #[arg(long, value_name = "FILE", requires = "to")]
+    pub export: Option<PathBuf>,
     /// Weight of the load-imbalance term (sum over layers of IR).
     #[arg(long, default_value_t = 1.0, value_parser = super::values::non_negative)]
     pub balance_weight: f64,
@@ -255,8 +262,12 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
     let model = load_model(&args.model)?;
     let hw = load_hardware(&args.hardware)?;
     let read = |p: &PathBuf| -> anyhow::Result<Trace> {
-        let t =
-            read_trace(p, None, None).with_context(|| format!("reading trace {}", p.display()))?;
+        // The model's shape lets shapeless engine formats (SGLang's raw routed experts) be
+        // read; a trace that has its own is checked against the model below, by name.
+        let shape = model.shape();
+        let t = Format::detect(p)
+            .and_then(|f| read_trace(p, None, f.needs_shape().then_some(&shape)))
+            .with_context(|| format!("reading trace {}", p.display()))?;
         check_trace(0, &t, &model).map_err(|e| bad(format!("{}: {e}", p.display())))?;
         Ok(t)
     };
@@ -526,6 +537,25 @@ fn write_outputs(
         let text = serde_json::to_string(&sglang_location(plan, &inputs.model))?;
         crate::util::atomic_write_bytes(path, (text + "\n").as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let (Some(to), Some(path)) = (args.to, &args.export) {
+        use crate::export::{Target, sglang_placement, vllm_ascend_map, vllm_initial_mapping};
+        let report = match to {
+            Target::Sglang => sglang_placement(plan, &inputs.model, path),
+            Target::Vllm => vllm_initial_mapping(plan, path),
+            Target::VllmAscend => vllm_ascend_map(plan, path),
+            other => {
+                return Err(bad(format!(
+                    "place --to {other:?}: this target is made from a trace; use `moeplan export \
+                     --to ...` with -t"
+                )));
+            }
+        }
+        .map_err(|e| match e.downcast::<crate::export::ExportError>() {
+            Ok(x) => bad(x),
+            Err(e) => e,
+        })?;
+        eprint!("{}", report.render());
     }
     Ok(())
 }

@@ -39,8 +39,14 @@ pub enum TraceCommand {
     },
     /// Aggregate traces into a routing statistics file (mergeable sums; see docs/fleet.md).
     Aggregate(super::stats_cmd::AggregateArgs),
-    /// Convert a trace between formats (ESFT -> Parquet/JSONL, Parquet <-> JSONL).
-    #[command(after_help = "Example:\n  moeplan trace convert -t ESFT_DIR/law -o law.parquet")]
+    /// Convert or import a trace: ESFT, SGLang recorder dumps, saved SGLang/vLLM responses and
+    /// .npy routed experts -> Parquet/JSONL (alias: `import`).
+    #[command(
+        alias = "import",
+        after_help = "Examples:\n  moeplan trace convert -t ESFT_DIR/law -o law.parquet\n  \
+        moeplan trace import -t /tmp/sglang_dump/ --model deepseek-v2-lite -o served.parquet\n  \
+        moeplan trace import -t responses.jsonl --model deepseek-v2-lite -o served.parquet"
+    )]
     Convert {
         #[command(flatten)]
         input: TraceArgs,

@@ -1,11 +1,12 @@
 //! Plan files: moeplan's own versioned JSON and SGLang's `--init-expert-location` JSON.
 //!
-//! moeplan plan JSON, `format = "moeplan-plan"`, `version = 1`:
+//! moeplan plan JSON, `format = "moeplan-plan"`, `version = 2` (version 1 is read too):
 //! - `model`, `hardware`, `method`: names the plan was built for and with;
 //! - `moe_layers`, `first_moe_layer`, `experts`, `nodes`, `gpus`, `slots_per_gpu`: the shape;
 //! - `physical_to_logical_map`: `[moe_layers][gpus * slots_per_gpu]` logical expert per
 //!   physical slot; slot p of a layer lives on GPU `p / slots_per_gpu` (node `gpu / gpus_per_node`);
-//! - `logical_count`: `[moe_layers][experts]` replicas per logical expert;
+//! - `replica_count`: `[moe_layers][experts]` replicas per logical expert (version 1 called it
+//!   `logical_count`, which SGLang uses for token counts: renamed so the two are not confused);
 //! - `built_on`: the traces the plan was built from;
 //! - `in_sample`: the plan's metrics on them (see `DESIGN.md`); `solver`: status, objective,
 //!   bound and gap when the ILP built it.
@@ -22,8 +23,10 @@ use serde::{Deserialize, Serialize};
 use super::PlacementError;
 use crate::config::{HardwareConfig, ModelConfig};
 
-/// Current plan file version.
-pub const PLAN_VERSION: u32 = 1;
+/// Current plan file version (2: `logical_count` renamed `replica_count`).
+pub const PLAN_VERSION: u32 = 2;
+/// Plan file versions read.
+pub const PLAN_VERSIONS_READ: [u32; 2] = [1, 2];
 
 /// moeplan's plan file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -52,8 +55,9 @@ pub struct PlanFile {
     pub slots_per_gpu: usize,
     /// `[moe_layers][physical]` logical expert of each physical slot.
     pub physical_to_logical_map: Vec<Vec<u16>>,
-    /// `[moe_layers][experts]` replicas per logical expert.
-    pub logical_count: Vec<Vec<u32>>,
+    /// `[moe_layers][experts]` replicas per logical expert (`logical_count` in version 1).
+    #[serde(alias = "logical_count")]
+    pub replica_count: Vec<Vec<u32>>,
     /// Traces the plan was built from.
     pub built_on: Vec<String>,
     /// Metrics on the traces it was built from.
@@ -84,7 +88,7 @@ impl PlanFile {
             gpus: plan.gpus,
             slots_per_gpu: plan.slots_per_gpu,
             physical_to_logical_map: (0..plan.layers).map(|l| plan.layer(l).to_vec()).collect(),
-            logical_count: (0..plan.layers).map(|l| plan.counts(l)).collect(),
+            replica_count: (0..plan.layers).map(|l| plan.counts(l)).collect(),
             built_on,
             in_sample: None,
             solver: None,
@@ -93,9 +97,9 @@ impl PlanFile {
 
     /// The plan inside, checked.
     pub fn plan(&self) -> Result<Plan, PlacementError> {
-        if self.format != "moeplan-plan" || self.version != PLAN_VERSION {
+        if self.format != "moeplan-plan" || !PLAN_VERSIONS_READ.contains(&self.version) {
             return Err(PlacementError::Plan(format!(
-                "format {:?} version {} (expected moeplan-plan version {PLAN_VERSION})",
+                "format {:?} version {} (expected moeplan-plan version 1 or {PLAN_VERSION})",
                 self.format, self.version
             )));
         }

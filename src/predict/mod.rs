@@ -51,7 +51,7 @@ pub struct RoutingView<'a> {
     /// (as [`crate::trace::Trace::token_experts`]); entries past `layer` are unspecified.
     pub current: &'a [u16],
     /// Current token's quantised gate weights aligned with `current`
-    /// (see [`crate::trace::dequantize_weight`]).
+    /// (see [`crate::trace::dequantize_weight`]); empty when the source carries no weights.
     pub current_weights: &'a [u16],
     /// The previous token of the same sequence, all layers, if there is one.
     pub previous: Option<&'a [u16]>,

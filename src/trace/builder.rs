@@ -54,15 +54,7 @@ impl TraceBuilder {
         experts: &[i64],
         weights: &[f64],
     ) -> Result<(), (usize, Problem)> {
-        if experts.len() != shape.top_k {
-            return Err((
-                experts.len().min(shape.top_k),
-                Problem::Truncated {
-                    expected: format!("{} experts", shape.top_k),
-                    found: format!("{}", experts.len()),
-                },
-            ));
-        }
+        Self::check_ids(shape, experts)?;
         if weights.len() != shape.top_k {
             return Err((
                 weights.len().min(shape.top_k),
@@ -71,20 +63,6 @@ impl TraceBuilder {
                     found: format!("{}", weights.len()),
                 },
             ));
-        }
-        for (j, &e) in experts.iter().enumerate() {
-            if e < 0 || e as usize >= shape.experts {
-                return Err((
-                    j,
-                    Problem::ExpertOutOfRange {
-                        id: e,
-                        experts: shape.experts,
-                    },
-                ));
-            }
-            if experts[..j].contains(&e) {
-                return Err((j, Problem::RepeatedExpert { id: e as u16 }));
-            }
         }
         for (j, &w) in weights.iter().enumerate() {
             if !w.is_finite() {
@@ -114,6 +92,50 @@ impl TraceBuilder {
             self.trace.experts.extend(self.order.iter().map(|p| p.0));
             self.trace.weights.extend(self.order.iter().map(|p| p.1));
         }
+    }
+
+    /// Appends one token without gate weights (engine-recorded traces): `experts` is
+    /// `[moe_layers][top_k]` flattened, each layer checked by [`TraceBuilder::check_ids`], kept in
+    /// the order given. A trace is built either all with weights or all without.
+    pub fn push_token_unweighted(&mut self, seq: u32, pos: u32, experts: &[u16]) {
+        debug_assert!(
+            self.trace.weights.is_empty(),
+            "mixed weighted and unweighted tokens"
+        );
+        debug_assert_eq!(experts.len(), self.trace.shape.entries_per_token());
+        self.note_seq(seq, pos);
+        self.trace.seq.push(seq);
+        self.trace.pos.push(pos);
+        self.trace.experts.extend_from_slice(experts);
+    }
+
+    /// Checks one top-k of expert ids alone: as many as `top_k`, in range and distinct. On
+    /// error returns the offending index within the top-k and the problem.
+    pub fn check_ids(shape: &ModelShape, experts: &[i64]) -> Result<(), (usize, Problem)> {
+        if experts.len() != shape.top_k {
+            return Err((
+                experts.len().min(shape.top_k),
+                Problem::Truncated {
+                    expected: format!("{} experts", shape.top_k),
+                    found: format!("{}", experts.len()),
+                },
+            ));
+        }
+        for (j, &e) in experts.iter().enumerate() {
+            if e < 0 || e as usize >= shape.experts {
+                return Err((
+                    j,
+                    Problem::ExpertOutOfRange {
+                        id: e,
+                        experts: shape.experts,
+                    },
+                ));
+            }
+            if experts[..j].contains(&e) {
+                return Err((j, Problem::RepeatedExpert { id: e as u16 }));
+            }
+        }
+        Ok(())
     }
 
     /// Appends one token whose layers are already ordered and quantised (used by fast paths).

@@ -311,6 +311,9 @@ impl TraceFormat for Esft {
     }
 
     fn write(&self, trace: &Trace, dir: &Path) -> Result<(), TraceError> {
+        trace
+            .require_weights("the ESFT format")
+            .map_err(|m| TraceError::file(dir, Problem::Other(m)))?;
         std::fs::create_dir_all(dir).map_err(|e| TraceError::write(dir, e))?;
         for l in 0..trace.shape().moe_layers {
             let path = layer_file(dir, l + 1);

@@ -3,7 +3,12 @@
 use std::path::Path;
 
 use super::{
-    ModelShape, Problem, Trace, TraceError, esft::Esft, jsonl::Jsonl, parquet::ParquetFormat,
+    ModelShape, Problem, Trace, TraceError,
+    esft::Esft,
+    jsonl::Jsonl,
+    parquet::ParquetFormat,
+    routed::{Npy, Responses, looks_like_responses},
+    sglang::{SglangDump, dump_files, is_torch_file},
 };
 
 /// A trace file format: how to read it and (where supported) write it.
@@ -26,6 +31,13 @@ pub enum Format {
     Parquet,
     /// JSON Lines: a header line, then one object per token.
     Jsonl,
+    /// SGLang expert-distribution recorder dump (`per_token` mode): an
+    /// `expert_distribution_recorder_*.pt` file, or a directory of them (one per rank).
+    SglangDump,
+    /// JSONL of saved SGLang or vLLM responses with `routed_experts` (needs `--model`).
+    Responses,
+    /// `.npy` of routed experts (vLLM's `routed_experts`, `[tokens, layers, top_k]`; needs `--model`).
+    Npy,
 }
 
 impl Format {
@@ -35,20 +47,40 @@ impl Format {
             Format::Esft => &Esft,
             Format::Parquet => &ParquetFormat,
             Format::Jsonl => &Jsonl,
+            Format::SglangDump => &SglangDump,
+            Format::Responses => &Responses,
+            Format::Npy => &Npy,
         }
     }
 
-    /// Detects the format of `path`: a directory is ESFT, otherwise by extension, then by magic.
+    /// Whether the format carries no shape of its own, so that reading it needs the model's.
+    pub fn needs_shape(self) -> bool {
+        matches!(self, Format::Responses | Format::Npy)
+    }
+
+    /// Detects the format of `path`: a directory of SGLang recorder files or ESFT layer files,
+    /// otherwise by extension, then by content (magic bytes; for JSONL, the first line).
     pub fn detect(path: &Path) -> Result<Format, TraceError> {
         if path.is_dir() {
-            return Ok(Format::Esft);
+            let dumps = dump_files(path).map_err(|e| TraceError::io(path, e))?;
+            return Ok(if dumps.is_empty() {
+                Format::Esft
+            } else {
+                Format::SglangDump
+            });
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.ends_with(".parquet") || name.ends_with(".pq") {
             return Ok(Format::Parquet);
         }
-        if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
-            return Ok(Format::Jsonl);
+        if name.ends_with(".pt") || is_torch_file(path) {
+            return Ok(Format::SglangDump);
+        }
+        if name.ends_with(".npy") {
+            return Ok(Format::Npy);
+        }
+        if name.ends_with(".jsonl") || name.ends_with(".ndjson") || name.ends_with(".json") {
+            return jsonl_kind(path);
         }
         let mut magic = [0u8; 4];
         let read = std::fs::File::open(path)
@@ -57,8 +89,11 @@ impl Format {
         if read == 4 && &magic == b"PAR1" {
             return Ok(Format::Parquet);
         }
-        if read > 0 && magic[0] == b'{' {
-            return Ok(Format::Jsonl);
+        if read == 4 && &magic == b"\x93NUM" {
+            return Ok(Format::Npy);
+        }
+        if read > 0 && (magic[0] == b'{' || magic[0] == b'[') {
+            return jsonl_kind(path);
         }
         Err(TraceError::file(
             path,
@@ -69,6 +104,19 @@ impl Format {
             ),
         ))
     }
+}
+
+/// A JSON Lines file: moeplan's trace (a `moeplan_trace` header) or saved engine responses.
+fn jsonl_kind(path: &Path) -> Result<Format, TraceError> {
+    let f = std::fs::File::open(path).map_err(|e| TraceError::io(path, e))?;
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut first)
+        .map_err(|e| TraceError::io(path, e))?;
+    Ok(if looks_like_responses(&first) {
+        Format::Responses
+    } else {
+        Format::Jsonl
+    })
 }
 
 /// Reads a trace in `format` (detected when `None`).

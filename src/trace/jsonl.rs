@@ -1,6 +1,8 @@
 //! JSON Lines traces, for humans and small fixtures. Line 1 is a header
 //! `{"moeplan_trace": 1, "shape": {...}}`; then one object per token:
 //! `{"seq": 0, "pos": 0, "experts": [[e, ...] x layers], "weights": [[w, ...] x layers]}`.
+//! A trace without gate weights has `"weights": false` in its header and no `weights` in its
+//! token lines.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
@@ -20,6 +22,17 @@ pub struct Jsonl;
 struct Header {
     moeplan_trace: u32,
     shape: ModelShape,
+    /// Whether token lines carry gate weights (absent: they do).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    weights: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 #[derive(Serialize, Deserialize)]
@@ -28,7 +41,8 @@ struct TokenRecord {
     seq: u32,
     pos: u32,
     experts: Vec<Vec<i64>>,
-    weights: Vec<Vec<f32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weights: Option<Vec<Vec<f32>>>,
 }
 
 impl TraceFormat for Jsonl {
@@ -104,10 +118,48 @@ impl TraceFormat for Jsonl {
             let rec: TokenRecord = serde_json::from_str(&line).map_err(|e| {
                 TraceError::invalid(path, ln, "token", Problem::Other(e.to_string()))
             })?;
-            for (field, n) in [
-                ("experts", rec.experts.len()),
-                ("weights", rec.weights.len()),
-            ] {
+            let weights = match (rec.weights, header.weights) {
+                (Some(w), true) => w,
+                (None, false) => {
+                    e16.clear();
+                    for (l, es) in rec.experts.iter().enumerate() {
+                        TraceBuilder::check_ids(&shape, es).map_err(|(j, p)| {
+                            TraceError::invalid(path, ln, format!("experts[{l}][{j}]"), p)
+                        })?;
+                        e16.extend(es.iter().map(|&e| e as u16));
+                    }
+                    if rec.experts.len() != layers {
+                        return Err(TraceError::invalid(
+                            path,
+                            ln,
+                            "experts",
+                            Problem::Truncated {
+                                expected: format!("{layers} layers"),
+                                found: rec.experts.len().to_string(),
+                            },
+                        ));
+                    }
+                    builder
+                        .check_order(rec.seq, rec.pos)
+                        .map_err(|p| TraceError::invalid(path, ln, "seq", p))?;
+                    builder.push_token_unweighted(rec.seq, rec.pos, &e16);
+                    continue;
+                }
+                (w, _) => {
+                    let m = if w.is_some() {
+                        "present, but the header says the trace has no weights"
+                    } else {
+                        "missing (the header says the trace has weights)"
+                    };
+                    return Err(TraceError::invalid(
+                        path,
+                        ln,
+                        "weights",
+                        Problem::Other(m.into()),
+                    ));
+                }
+            };
+            for (field, n) in [("experts", rec.experts.len()), ("weights", weights.len())] {
                 if n != layers {
                     return Err(TraceError::invalid(
                         path,
@@ -122,7 +174,7 @@ impl TraceFormat for Jsonl {
             }
             e16.clear();
             w32.clear();
-            for (l, (es, ws)) in rec.experts.iter().zip(&rec.weights).enumerate() {
+            for (l, (es, ws)) in rec.experts.iter().zip(&weights).enumerate() {
                 w64.clear();
                 w64.extend(ws.iter().map(|&w| w as f64));
                 TraceBuilder::check_topk(&shape, es, &w64).map_err(|(j, p)| {
@@ -167,6 +219,7 @@ fn write_jsonl(trace: &Trace, f: &mut std::fs::File) -> std::io::Result<()> {
     let header = Header {
         moeplan_trace: JSONL_VERSION,
         shape: *trace.shape(),
+        weights: trace.has_weights(),
     };
     serde_json::to_writer(&mut w, &header)?;
     w.write_all(b"\n")?;
@@ -178,15 +231,17 @@ fn write_jsonl(trace: &Trace, f: &mut std::fs::File) -> std::io::Result<()> {
             experts: (0..layers)
                 .map(|l| trace.experts(t, l).iter().map(|&e| e as i64).collect())
                 .collect(),
-            weights: (0..layers)
-                .map(|l| {
-                    trace
-                        .weights_q(t, l)
-                        .iter()
-                        .map(|&q| dequantize_weight(q))
-                        .collect()
-                })
-                .collect(),
+            weights: header.weights.then(|| {
+                (0..layers)
+                    .map(|l| {
+                        trace
+                            .weights_q(t, l)
+                            .iter()
+                            .map(|&q| dequantize_weight(q))
+                            .collect()
+                    })
+                    .collect()
+            }),
         };
         serde_json::to_writer(&mut w, &rec)?;
         w.write_all(b"\n")?;

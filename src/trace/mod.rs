@@ -6,10 +6,14 @@ pub mod esft;
 mod format;
 pub mod jsonl;
 mod model;
+pub mod npy;
 pub mod parquet;
+pub mod routed;
 pub mod sample;
+pub mod sglang;
 mod shape;
 pub mod synth;
+pub mod torch;
 
 pub use builder::TraceBuilder;
 pub use error::{Problem, TraceError};

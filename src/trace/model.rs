@@ -6,6 +6,9 @@
 //! 16-bit fixed point (`w * 65535`, rounded): absolute error at most 7.6e-6, far below the 1e-4
 //! resolution of the ESFT text files, and exact under write/read round trips.
 //! Tokens are stored sequence by sequence, each sequence contiguous and in position order.
+//! Gate weights are optional: traces imported from serving engines (SGLang, vLLM) carry expert
+//! ids only. Such a trace stores no weights at all ([`Trace::has_weights`] is false and the
+//! weight accessors return empty slices); nothing fills them in.
 
 use std::ops::Range;
 
@@ -37,7 +40,7 @@ pub struct Trace {
     pub(super) pos: Vec<u32>,
     /// Expert ids, `[tokens][moe_layers][top_k]`.
     pub(super) experts: Vec<u16>,
-    /// Quantised gate weights aligned with `experts`.
+    /// Quantised gate weights aligned with `experts`; empty when the trace has none.
     pub(super) weights: Vec<u16>,
 }
 
@@ -45,6 +48,23 @@ impl Trace {
     /// The routing shape.
     pub fn shape(&self) -> &ModelShape {
         &self.shape
+    }
+
+    /// Whether the trace carries gate weights (engine-recorded traces do not).
+    pub fn has_weights(&self) -> bool {
+        !self.weights.is_empty() || self.experts.is_empty()
+    }
+
+    /// Fails with a message naming `consumer` when the trace has no gate weights.
+    pub fn require_weights(&self, consumer: &str) -> Result<(), String> {
+        if self.has_weights() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{consumer} needs gate weights, and this trace has none (traces recorded by \
+                 SGLang or vLLM carry expert ids only)"
+            ))
+        }
     }
 
     /// Number of tokens.
@@ -77,12 +97,13 @@ impl Trace {
         &self.experts[o..o + k]
     }
 
-    /// Quantised gate weights of token `t` at layer `l` (see [`dequantize_weight`]).
+    /// Quantised gate weights of token `t` at layer `l` (see [`dequantize_weight`]); empty when
+    /// the trace has no weights.
     #[inline]
     pub fn weights_q(&self, t: usize, l: usize) -> &[u16] {
         let k = self.shape.top_k;
         let o = (t * self.shape.moe_layers + l) * k;
-        &self.weights[o..o + k]
+        self.weights.get(o..o + k).unwrap_or(&[])
     }
 
     /// Gate weights of token `t` at layer `l` as floats (writes into `out`, length top_k).
@@ -99,11 +120,12 @@ impl Trace {
         &self.experts[t * n..(t + 1) * n]
     }
 
-    /// All quantised weights of token `t`, aligned with [`Trace::token_experts`].
+    /// All quantised weights of token `t`, aligned with [`Trace::token_experts`]; empty when
+    /// the trace has no weights.
     #[inline]
     pub fn token_weights_q(&self, t: usize) -> &[u16] {
         let n = self.shape.entries_per_token();
-        &self.weights[t * n..(t + 1) * n]
+        self.weights.get(t * n..(t + 1) * n).unwrap_or(&[])
     }
 
     /// The previous token of the same sequence, if any.
@@ -151,7 +173,11 @@ impl Trace {
             seq: self.seq[range.clone()].to_vec(),
             pos: self.pos[range.clone()].to_vec(),
             experts: self.experts[range.start * n..range.end * n].to_vec(),
-            weights: self.weights[range.start * n..range.end * n].to_vec(),
+            weights: if self.weights.is_empty() {
+                Vec::new()
+            } else {
+                self.weights[range.start * n..range.end * n].to_vec()
+            },
         }
     }
 
@@ -172,7 +198,13 @@ impl Trace {
             weights: Vec::new(),
         };
         let mut next_seq = 0u32;
+        let weighted = first.has_weights();
         for tr in traces {
+            if tr.num_tokens() > 0 && tr.has_weights() != weighted {
+                return Err(
+                    "some traces carry gate weights and others do not; convert them alike".into(),
+                );
+            }
             if tr.shape != first.shape {
                 return Err(format!(
                     "shape {:?} differs from {:?}",

@@ -1,6 +1,8 @@
 //! Canonical Parquet traces: one row per (token, layer), zstd-compressed, shape in the file's
 //! key-value metadata. Schema (all columns non-null; see `traces/FORMAT.md`):
 //! `token: int64, seq: int64, pos: int32, layer: int16, experts: list<int32>, weights: list<float>`.
+//! A trace without gate weights (recorded by a serving engine) says so with the metadata key
+//! `moeplan.weights = "none"`; its `weights` column is then nullable and null in every row.
 
 use std::fs::File;
 use std::path::Path;
@@ -24,6 +26,9 @@ use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat, d
 pub const SHAPE_KEY: &str = "moeplan.shape";
 /// Metadata key holding the format version.
 pub const VERSION_KEY: &str = "moeplan.trace_version";
+/// Metadata key saying whether the trace has gate weights (`"none"` when it has not; absent
+/// means it has).
+pub const WEIGHTS_KEY: &str = "moeplan.weights";
 /// The version this build writes and reads.
 pub const PARQUET_VERSION: &str = "1";
 /// Most tokens reserved up front from the footer's row count.
@@ -36,6 +41,11 @@ pub struct ParquetFormat;
 
 /// The Arrow schema of a canonical trace.
 pub fn schema() -> Schema {
+    schema_for(true)
+}
+
+/// The Arrow schema of a trace with or without gate weights (without: `weights` nullable).
+pub fn schema_for(weights: bool) -> Schema {
     let item = |dt| Arc::new(Field::new("item", dt, true));
     Schema::new(vec![
         Field::new("token", DataType::Int64, false),
@@ -43,7 +53,7 @@ pub fn schema() -> Schema {
         Field::new("pos", DataType::Int32, false),
         Field::new("layer", DataType::Int16, false),
         Field::new("experts", DataType::List(item(DataType::Int32)), false),
-        Field::new("weights", DataType::List(item(DataType::Float32)), false),
+        Field::new("weights", DataType::List(item(DataType::Float32)), !weights),
     ])
 }
 
@@ -105,6 +115,16 @@ pub fn read_parquet<R: ChunkReader + 'static>(
             format!("trace shape {shape:?} differs from the model's {h:?}"),
         ));
     }
+    let weighted = match get(WEIGHTS_KEY).as_deref() {
+        None => true,
+        Some("none") => false,
+        Some(other) => {
+            return Err(pq_err(
+                path,
+                format!("{WEIGHTS_KEY}: {other:?} (expected \"none\" or no key)"),
+            ));
+        }
+    };
     let rows = builder.metadata().file_metadata().num_rows() as usize;
     if rows == 0 {
         return Err(TraceError::file(path, Problem::Empty("no rows".into())));
@@ -139,11 +159,18 @@ pub fn read_parquet<R: ChunkReader + 'static>(
                 ("pos", pos as &dyn Array),
                 ("layer", layer as &dyn Array),
                 ("experts", experts as &dyn Array),
-                ("weights", weights as &dyn Array),
             ] {
                 if col.is_null(i) {
                     return Err(bad(name, Problem::Other("null".into())));
                 }
+            }
+            if weights.is_null(i) == weighted {
+                let m = if weighted {
+                    "null"
+                } else {
+                    "set in a trace whose metadata says it has no weights"
+                };
+                return Err(bad("weights", Problem::Other(m.into())));
             }
             let l = layer.value(i) as usize;
             let expected_layer = e16.len() / k;
@@ -179,16 +206,31 @@ pub fn read_parquet<R: ChunkReader + 'static>(
                 .as_any()
                 .downcast_ref::<Int32Array>()
                 .ok_or_else(|| pq_err(path, "experts items must be int32"))?;
+            if ev.null_count() > 0 {
+                return Err(bad("experts", Problem::Other("null item".into())));
+            }
+            ids.clear();
+            ids.extend(ev.values().iter().map(|&e| e as i64));
+            if !weighted {
+                TraceBuilder::check_ids(&shape, &ids)
+                    .map_err(|(j, p)| bad(&format!("experts[{j}]"), p))?;
+                e16.extend(ids.iter().map(|&e| e as u16));
+                if l + 1 == layers {
+                    let (s, p) = seq_pos(key.1, key.2).map_err(|pr| bad("seq", pr))?;
+                    tb.check_order(s, p).map_err(|pr| bad("seq", pr))?;
+                    tb.push_token_unweighted(s, p, &e16);
+                    e16.clear();
+                }
+                continue;
+            }
             let wv = weights.value(i);
             let wv = wv
                 .as_any()
                 .downcast_ref::<Float32Array>()
                 .ok_or_else(|| pq_err(path, "weights items must be float"))?;
-            if ev.null_count() > 0 || wv.null_count() > 0 {
-                return Err(bad("experts", Problem::Other("null item".into())));
+            if wv.null_count() > 0 {
+                return Err(bad("weights", Problem::Other("null item".into())));
             }
-            ids.clear();
-            ids.extend(ev.values().iter().map(|&e| e as i64));
             w64.clear();
             w64.extend(wv.values().iter().map(|&w| w as f64));
             TraceBuilder::check_topk(&shape, &ids, &w64).map_err(|(j, p)| {
@@ -205,16 +247,9 @@ pub fn read_parquet<R: ChunkReader + 'static>(
             e16.extend(ids.iter().map(|&e| e as u16));
             w32.extend_from_slice(wv.values());
             if l + 1 == layers {
-                let (s, p) = (key.1, key.2);
-                if !(0..=u32::MAX as i64).contains(&s) || p < 0 {
-                    return Err(bad(
-                        "seq",
-                        Problem::Other(format!("seq {s} / pos {p} out of range")),
-                    ));
-                }
-                tb.check_order(s as u32, p as u32)
-                    .map_err(|pr| bad("seq", pr))?;
-                tb.push_token(s as u32, p as u32, &e16, &w32);
+                let (s, p) = seq_pos(key.1, key.2).map_err(|pr| bad("seq", pr))?;
+                tb.check_order(s, p).map_err(|pr| bad("seq", pr))?;
+                tb.push_token(s, p, &e16, &w32);
                 e16.clear();
                 w32.clear();
             }
@@ -234,6 +269,14 @@ pub fn read_parquet<R: ChunkReader + 'static>(
     Ok(tb.finish())
 }
 
+/// A row's sequence id and position as stored, checked to fit.
+fn seq_pos(s: i64, p: i32) -> Result<(u32, u32), Problem> {
+    if !(0..=u32::MAX as i64).contains(&s) || p < 0 {
+        return Err(Problem::Other(format!("seq {s} / pos {p} out of range")));
+    }
+    Ok((s as u32, p as u32))
+}
+
 impl TraceFormat for ParquetFormat {
     fn name(&self) -> &'static str {
         "parquet"
@@ -246,14 +289,18 @@ impl TraceFormat for ParquetFormat {
 
     fn write(&self, trace: &Trace, path: &Path) -> Result<(), TraceError> {
         let shape_json = serde_json::to_string(trace.shape()).expect("shape serialises");
+        let mut kv = vec![
+            KeyValue::new(VERSION_KEY.to_string(), PARQUET_VERSION.to_string()),
+            KeyValue::new(SHAPE_KEY.to_string(), shape_json),
+        ];
+        if !trace.has_weights() {
+            kv.push(KeyValue::new(WEIGHTS_KEY.to_string(), "none".to_string()));
+        }
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(3).expect("valid zstd level"),
             ))
-            .set_key_value_metadata(Some(vec![
-                KeyValue::new(VERSION_KEY.to_string(), PARQUET_VERSION.to_string()),
-                KeyValue::new(SHAPE_KEY.to_string(), shape_json),
-            ]))
+            .set_key_value_metadata(Some(kv))
             .build();
         crate::util::atomic_write(path, |file| write_batches(trace, file, props)).map_err(|e| {
             match e.downcast::<parquet::errors::ParquetError>() {
@@ -473,7 +520,8 @@ fn pe(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
 
 /// Writes `trace` as row groups of [`TOKENS_PER_BATCH`] tokens into `file`.
 fn write_batches(trace: &Trace, file: &mut File, props: WriterProperties) -> std::io::Result<()> {
-    let schema = Arc::new(schema());
+    let weighted = trace.has_weights();
+    let schema = Arc::new(schema_for(weighted));
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pe)?;
     let layers = trace.shape().moe_layers;
     let n = trace.num_tokens();
@@ -500,7 +548,7 @@ fn write_batches(trace: &Trace, file: &mut File, props: WriterProperties) -> std
                 for &q in trace.weights_q(t, l) {
                     wb.values().append_value(dequantize_weight(q));
                 }
-                wb.append(true);
+                wb.append(weighted);
             }
         }
         let cols: Vec<ArrayRef> = vec![

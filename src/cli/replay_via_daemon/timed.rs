@@ -87,7 +87,6 @@ pub fn run(
     timing: &TimingModel,
 ) -> anyhow::Result<()> {
     let shape = *trace.shape();
-    let k = shape.top_k;
     let mut seq_of = vec![0u64; trace.num_tokens()];
     for r in trace.sequences() {
         seq_of[r.clone()].fill(r.start as u64);
@@ -135,7 +134,8 @@ pub fn run(
                 let tk = tk as usize;
                 routing.seqs.push(seq_of[tk]);
                 routing.experts.extend_from_slice(trace.experts(tk, l));
-                let w = &trace.token_weights_q(tk)[l * k..(l + 1) * k];
+                // A trace without gate weights sends none (the daemon accepts routing without).
+                let w = trace.weights_q(tk, l);
                 routing
                     .weights
                     .extend(w.iter().map(|&q| dequantize_weight(q)));

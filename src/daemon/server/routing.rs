@@ -22,7 +22,8 @@ pub const MAX_SEQUENCES: usize = 4096;
 struct SeqRouting {
     /// Current token's experts, `[moe_layers][top_k]`; valid up to `layer`.
     current: Vec<u16>,
-    /// Current token's quantised gate weights, aligned with `current`.
+    /// Current token's quantised gate weights, aligned with `current`; empty when the runtime
+    /// sends none.
     weights: Vec<u16>,
     /// Last layer recorded for the current token.
     layer: usize,
@@ -82,11 +83,17 @@ impl RoutingMemory {
             s.previous = Some(done);
         }
         s.current[layer * k..(layer + 1) * k].copy_from_slice(experts);
-        for (q, &w) in s.weights[layer * k..(layer + 1) * k]
-            .iter_mut()
-            .zip(weights)
-        {
-            *q = quantize_weight(w);
+        if weights.is_empty() {
+            // A runtime that sends no gate weights gets a view without them (none invented).
+            s.weights.clear();
+        } else {
+            s.weights.resize(n, 0);
+            for (q, &w) in s.weights[layer * k..(layer + 1) * k]
+                .iter_mut()
+                .zip(weights)
+            {
+                *q = quantize_weight(w);
+            }
         }
         s.layer = layer;
         s.seen = self.clock;
