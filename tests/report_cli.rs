@@ -82,7 +82,7 @@ fn two_traces_and_a_plan_file() {
         .as_array()
         .unwrap()
         .iter()
-        .zip(file["logical_count"].as_array().unwrap())
+        .zip(file["replica_count"].as_array().unwrap())
     {
         for e in row.as_array().unwrap() {
             if counts[e.as_u64().unwrap() as usize].as_u64().unwrap() > 1 {
