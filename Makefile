@@ -11,7 +11,6 @@ test: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo check --features cuda --lib --bins --test dataplane
 	cargo test --workspace
-	cargo build --bin moeplan
 	python3 -m pytest -q clients/python
 	python3 -m pytest -q scripts/tests
 

@@ -18,8 +18,8 @@ command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust
 # The Python client's tests (`pytest clients/python`) need msgpack and pytest.
 if ! python3 -c 'import msgpack, pytest' >/dev/null 2>&1; then
   echo "setup: installing the Python packages msgpack and pytest" >&2
-  python3 -m pip install --quiet msgpack pytest 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages msgpack pytest 2>/dev/null \
+  python3 -m pip install --quiet --no-cache-dir msgpack pytest 2>/dev/null \
+    || python3 -m pip install --quiet --no-cache-dir --break-system-packages msgpack pytest 2>/dev/null \
     || { sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
          $sudo_cmd apt-get update -qq
          DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq python3-msgpack python3-pytest >/dev/null; }
@@ -35,6 +35,6 @@ if ! command -v java >/dev/null 2>&1; then
 fi
 if ! python3 -c 'import pyspark, duckdb, pyarrow' >/dev/null 2>&1; then
   echo "setup: installing the Python packages pyspark, duckdb and pyarrow" >&2
-  python3 -m pip install --quiet pyspark duckdb pyarrow 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages pyspark duckdb pyarrow
+  python3 -m pip install --quiet --no-cache-dir pyspark duckdb pyarrow 2>/dev/null \
+    || python3 -m pip install --quiet --no-cache-dir --break-system-packages pyspark duckdb pyarrow
 fi
