@@ -84,29 +84,29 @@ pub fn read_parquet<R: ChunkReader + 'static>(
     path: &Path,
     shape_hint: Option<&ModelShape>,
 ) -> Result<Trace, TraceError> {
+    let opened = open(reader, path, shape_hint)?;
+    read_rows(opened, path, usize::MAX, &mut |_, _| {
+        unreachable!("a whole-file read hands over no chunk before the end")
+    })
+}
+
+/// A Parquet trace whose footer has been read and checked, ready for its rows.
+struct Opened<R: ChunkReader + 'static> {
+    builder: ParquetRecordBatchReaderBuilder<R>,
+    shape: ModelShape,
+    /// Whether the rows carry gate weights (metadata key [`WEIGHTS_KEY`]).
+    weighted: bool,
+}
+
+/// Opens a canonical Parquet trace: version, shape (checked, and against `shape_hint`), the
+/// weights key, and at least one row.
+fn open<R: ChunkReader + 'static>(
+    reader: R,
+    path: &Path,
+    shape_hint: Option<&ModelShape>,
+) -> Result<Opened<R>, TraceError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| pq_err(path, e))?;
-    let kv = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .cloned()
-        .unwrap_or_default();
-    let get = |k: &str| kv.iter().find(|x| x.key == k).and_then(|x| x.value.clone());
-    let version = get(VERSION_KEY)
-        .ok_or_else(|| pq_err(path, format!("metadata key `{VERSION_KEY}` missing")))?;
-    if version != PARQUET_VERSION {
-        return Err(pq_err(
-            path,
-            format!("trace version {version} unsupported (this build reads {PARQUET_VERSION})"),
-        ));
-    }
-    let shape_json = get(SHAPE_KEY)
-        .ok_or_else(|| pq_err(path, format!("metadata key `{SHAPE_KEY}` missing")))?;
-    let shape: ModelShape =
-        serde_json::from_str(&shape_json).map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
-    shape
-        .check()
-        .map_err(|m| pq_err(path, format!("{SHAPE_KEY}: {m}")))?;
+    let shape = footer_shape(path, &builder)?;
     if let Some(h) = shape_hint
         && *h != shape
     {
@@ -115,7 +115,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
             format!("trace shape {shape:?} differs from the model's {h:?}"),
         ));
     }
-    let weighted = match get(WEIGHTS_KEY).as_deref() {
+    let weighted = match footer_value(&builder, WEIGHTS_KEY).as_deref() {
         None => true,
         Some("none") => false,
         Some(other) => {
@@ -125,18 +125,62 @@ pub fn read_parquet<R: ChunkReader + 'static>(
             ));
         }
     };
-    let rows = builder.metadata().file_metadata().num_rows() as usize;
-    if rows == 0 {
+    if builder.metadata().file_metadata().num_rows() <= 0 {
         return Err(TraceError::file(path, Problem::Empty("no rows".into())));
     }
+    Ok(Opened {
+        builder,
+        shape,
+        weighted,
+    })
+}
+
+/// Where a row (1-based over the file) lies: its row group and its 1-based row within it.
+fn row_group_of(row_groups: &[i64], row: u64) -> (usize, u64) {
+    let mut first = 0u64;
+    for (g, &n) in row_groups.iter().enumerate() {
+        let n = n.max(0) as u64;
+        if row <= first + n {
+            return (g, row - first);
+        }
+        first += n;
+    }
+    (row_groups.len().saturating_sub(1), row - first)
+}
+
+/// Reads and validates every row of `opened`; each time `chunk_tokens` tokens are complete
+/// they go to `sink` with the global index of their first token. Returns the tokens left
+/// after the last full chunk (all of them when `chunk_tokens` is never reached).
+fn read_rows<R: ChunkReader + 'static>(
+    opened: Opened<R>,
+    path: &Path,
+    chunk_tokens: usize,
+    sink: &mut dyn FnMut(Trace, usize) -> Result<(), TraceError>,
+) -> Result<Trace, TraceError> {
+    let Opened {
+        builder,
+        shape,
+        weighted,
+    } = opened;
+    let rows = builder.metadata().file_metadata().num_rows() as usize;
+    let row_groups: Vec<i64> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows())
+        .collect();
     let (layers, k) = (shape.moe_layers, shape.top_k);
     // The row count comes from the file's footer: reserve no more than a bounded guess
     // (a lying footer must not size an allocation); the columns grow with the real rows.
-    let mut tb = TraceBuilder::new(shape, (rows / layers).min(MAX_RESERVED_TOKENS));
+    let mut tb = TraceBuilder::new(
+        shape,
+        (rows / layers).min(chunk_tokens).min(MAX_RESERVED_TOKENS),
+    );
     let reader = builder
         .with_batch_size((TOKENS_PER_BATCH * layers).min(1 << 18))
         .build()
         .map_err(|e| pq_err(path, e))?;
+    let mut done: usize = 0;
     let mut e16 = Vec::with_capacity(layers * k);
     let mut w32 = Vec::with_capacity(layers * k);
     let (mut ids, mut w64) = (Vec::with_capacity(k), Vec::with_capacity(k));
@@ -153,6 +197,10 @@ pub fn read_parquet<R: ChunkReader + 'static>(
         for i in 0..batch.num_rows() {
             row += 1;
             let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
+            let null = |what: &str| {
+                let (g, r) = row_group_of(&row_groups, row);
+                Problem::Other(format!("{what} (row group {g}, row {r} of the group)"))
+            };
             for (name, col) in [
                 ("token", token as &dyn Array),
                 ("seq", seq as &dyn Array),
@@ -161,7 +209,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
                 ("experts", experts as &dyn Array),
             ] {
                 if col.is_null(i) {
-                    return Err(bad(name, Problem::Other("null".into())));
+                    return Err(bad(name, null("null")));
                 }
             }
             if weights.is_null(i) == weighted {
@@ -170,7 +218,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
                 } else {
                     "set in a trace whose metadata says it has no weights"
                 };
-                return Err(bad("weights", Problem::Other(m.into())));
+                return Err(bad("weights", null(m)));
             }
             let l = layer.value(i) as usize;
             let expected_layer = e16.len() / k;
@@ -184,13 +232,13 @@ pub fn read_parquet<R: ChunkReader + 'static>(
             }
             let key = (token.value(i), seq.value(i), pos.value(i));
             if l == 0 {
-                if key.0 != tb.len() as i64 {
+                let expected = done + tb.len();
+                if key.0 != expected as i64 {
                     return Err(bad(
                         "token",
                         Problem::Other(format!(
-                            "token {} where {} was expected (the global token index, 0-based)",
+                            "token {} where {expected} was expected (the global token index, 0-based)",
                             key.0,
-                            tb.len()
                         )),
                     ));
                 }
@@ -207,51 +255,53 @@ pub fn read_parquet<R: ChunkReader + 'static>(
                 .downcast_ref::<Int32Array>()
                 .ok_or_else(|| pq_err(path, "experts items must be int32"))?;
             if ev.null_count() > 0 {
-                return Err(bad("experts", Problem::Other("null item".into())));
+                return Err(bad("experts", null("null item")));
             }
             ids.clear();
             ids.extend(ev.values().iter().map(|&e| e as i64));
-            if !weighted {
+            if weighted {
+                let wv = weights.value(i);
+                let wv = wv
+                    .as_any()
+                    .downcast_ref::<Float32Array>()
+                    .ok_or_else(|| pq_err(path, "weights items must be float"))?;
+                if wv.null_count() > 0 {
+                    return Err(bad("weights", null("null item")));
+                }
+                w64.clear();
+                w64.extend(wv.values().iter().map(|&w| w as f64));
+                TraceBuilder::check_topk(&shape, &ids, &w64).map_err(|(j, p)| {
+                    let f = if matches!(
+                        p,
+                        Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. }
+                    ) {
+                        "weights"
+                    } else {
+                        "experts"
+                    };
+                    bad(&format!("{f}[{j}]"), p)
+                })?;
+                w32.extend_from_slice(wv.values());
+            } else {
                 TraceBuilder::check_ids(&shape, &ids)
                     .map_err(|(j, p)| bad(&format!("experts[{j}]"), p))?;
-                e16.extend(ids.iter().map(|&e| e as u16));
-                if l + 1 == layers {
-                    let (s, p) = seq_pos(key.1, key.2).map_err(|pr| bad("seq", pr))?;
-                    tb.check_order(s, p).map_err(|pr| bad("seq", pr))?;
-                    tb.push_token_unweighted(s, p, &e16);
-                    e16.clear();
-                }
-                continue;
             }
-            let wv = weights.value(i);
-            let wv = wv
-                .as_any()
-                .downcast_ref::<Float32Array>()
-                .ok_or_else(|| pq_err(path, "weights items must be float"))?;
-            if wv.null_count() > 0 {
-                return Err(bad("weights", Problem::Other("null item".into())));
-            }
-            w64.clear();
-            w64.extend(wv.values().iter().map(|&w| w as f64));
-            TraceBuilder::check_topk(&shape, &ids, &w64).map_err(|(j, p)| {
-                let f = if matches!(
-                    p,
-                    Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. }
-                ) {
-                    "weights"
-                } else {
-                    "experts"
-                };
-                bad(&format!("{f}[{j}]"), p)
-            })?;
             e16.extend(ids.iter().map(|&e| e as u16));
-            w32.extend_from_slice(wv.values());
             if l + 1 == layers {
                 let (s, p) = seq_pos(key.1, key.2).map_err(|pr| bad("seq", pr))?;
                 tb.check_order(s, p).map_err(|pr| bad("seq", pr))?;
-                tb.push_token(s, p, &e16, &w32);
+                if weighted {
+                    tb.push_token(s, p, &e16, &w32);
+                } else {
+                    tb.push_token_unweighted(s, p, &e16);
+                }
                 e16.clear();
                 w32.clear();
+                if tb.len() >= chunk_tokens {
+                    let n = tb.len();
+                    sink(tb.take_chunk(), done)?;
+                    done += n;
+                }
             }
         }
     }
@@ -323,18 +373,23 @@ pub fn read_footer(path: &Path) -> Result<(ModelShape, u64), TraceError> {
     Ok((shape, builder.metadata().file_metadata().num_rows() as u64))
 }
 
-fn footer_shape(
+/// The value of one key of the file's key-value metadata.
+fn footer_value<R: ChunkReader + 'static>(
+    builder: &ParquetRecordBatchReaderBuilder<R>,
+    key: &str,
+) -> Option<String> {
+    let kv = builder.metadata().file_metadata().key_value_metadata()?;
+    kv.iter()
+        .find(|x| x.key == key)
+        .and_then(|x| x.value.clone())
+}
+
+/// The format version and the model shape of the footer, both checked.
+fn footer_shape<R: ChunkReader + 'static>(
     path: &Path,
-    builder: &ParquetRecordBatchReaderBuilder<File>,
+    builder: &ParquetRecordBatchReaderBuilder<R>,
 ) -> Result<ModelShape, TraceError> {
-    let kv = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .cloned()
-        .unwrap_or_default();
-    let get = |k: &str| kv.iter().find(|x| x.key == k).and_then(|x| x.value.clone());
-    let version = get(VERSION_KEY)
+    let version = footer_value(builder, VERSION_KEY)
         .ok_or_else(|| pq_err(path, format!("metadata key `{VERSION_KEY}` missing")))?;
     if version != PARQUET_VERSION {
         return Err(pq_err(
@@ -342,7 +397,7 @@ fn footer_shape(
             format!("trace version {version} unsupported (this build reads {PARQUET_VERSION})"),
         ));
     }
-    let shape_json = get(SHAPE_KEY)
+    let shape_json = footer_value(builder, SHAPE_KEY)
         .ok_or_else(|| pq_err(path, format!("metadata key `{SHAPE_KEY}` missing")))?;
     let shape: ModelShape =
         serde_json::from_str(&shape_json).map_err(|e| pq_err(path, format!("{SHAPE_KEY}: {e}")))?;
@@ -352,9 +407,10 @@ fn footer_shape(
     Ok(shape)
 }
 
-/// Reads a canonical Parquet trace record batch by record batch, validating every row as
-/// [`ParquetFormat`]'s reader does, and hands `sink` the tokens in chunks of at most
-/// `chunk_tokens` (memory stays bounded by one chunk and one record batch).
+/// Reads a canonical Parquet trace (with or without gate weights) record batch by record
+/// batch, validating every row exactly as [`ParquetFormat`]'s reader does (the same code), and
+/// hands `sink` the tokens in chunks of at most `chunk_tokens` (memory stays bounded by one
+/// chunk and one record batch).
 pub fn read_chunks(
     path: &Path,
     shape_hint: Option<&ModelShape>,
@@ -362,153 +418,21 @@ pub fn read_chunks(
     sink: &mut ChunkSink<'_>,
 ) -> Result<ModelShape, TraceError> {
     let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(path, e))?;
-    let shape = footer_shape(path, &builder)?;
-    if let Some(h) = shape_hint
-        && *h != shape
-    {
-        return Err(pq_err(
-            path,
-            format!("trace shape {shape:?} differs from the model's {h:?}"),
-        ));
-    }
-    let rows = builder.metadata().file_metadata().num_rows() as usize;
-    if rows == 0 {
-        return Err(TraceError::file(path, Problem::Empty("no rows".into())));
-    }
-    let (layers, k) = (shape.moe_layers, shape.top_k);
-    let mut tb = TraceBuilder::new(
-        shape,
-        (rows / layers).min(chunk_tokens).min(MAX_RESERVED_TOKENS),
-    );
-    let mut done: usize = 0;
+    let opened = open(file, path, shape_hint)?;
+    let shape = opened.shape;
     let mut ids: Vec<i64> = Vec::new();
-    let reader = builder
-        .with_batch_size(TOKENS_PER_BATCH * layers)
-        .build()
-        .map_err(|e| pq_err(path, e))?;
-    let mut e16 = Vec::with_capacity(layers * k);
-    let mut w32 = Vec::with_capacity(layers * k);
-    let (mut top, mut w64) = (Vec::with_capacity(k), Vec::with_capacity(k));
-    let mut row: u64 = 0;
-    let mut cur: Option<(i64, i64, i32)> = None;
-    for batch in reader {
-        let batch = batch.map_err(|e| pq_err(path, e))?;
-        let token = column::<Int64Array>(&batch, "token", path)?;
-        let seq = column::<Int64Array>(&batch, "seq", path)?;
-        let pos = column::<Int32Array>(&batch, "pos", path)?;
-        let layer = column::<Int16Array>(&batch, "layer", path)?;
-        let experts = column::<ListArray>(&batch, "experts", path)?;
-        let weights = column::<ListArray>(&batch, "weights", path)?;
-        for i in 0..batch.num_rows() {
-            row += 1;
-            let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
-            for (name, col) in [
-                ("token", token as &dyn Array),
-                ("seq", seq as &dyn Array),
-                ("pos", pos as &dyn Array),
-                ("layer", layer as &dyn Array),
-                ("experts", experts as &dyn Array),
-                ("weights", weights as &dyn Array),
-            ] {
-                if col.is_null(i) {
-                    return Err(bad(name, Problem::Other("null".into())));
-                }
-            }
-            let l = layer.value(i) as usize;
-            let expected_layer = e16.len() / k;
-            if l != expected_layer {
-                return Err(bad(
-                    "layer",
-                    Problem::Other(format!(
-                        "expected layer {expected_layer} (rows are ordered by token, then layer 0..{layers})"
-                    )),
-                ));
-            }
-            let key = (token.value(i), seq.value(i), pos.value(i));
-            if l == 0 {
-                if key.0 != (done + tb.len()) as i64 {
-                    return Err(bad(
-                        "token",
-                        Problem::Other(format!(
-                            "token {} where {} was expected (the global token index, 0-based)",
-                            key.0,
-                            done + tb.len()
-                        )),
-                    ));
-                }
-                cur = Some(key);
-            } else if cur != Some(key) {
-                return Err(bad(
-                    "token",
-                    Problem::Other("token/seq/pos change within a token's layers".into()),
-                ));
-            }
-            let ev = experts.value(i);
-            let ev = ev
-                .as_any()
-                .downcast_ref::<Int32Array>()
-                .ok_or_else(|| pq_err(path, "experts items must be int32"))?;
-            let wv = weights.value(i);
-            let wv = wv
-                .as_any()
-                .downcast_ref::<Float32Array>()
-                .ok_or_else(|| pq_err(path, "weights items must be float"))?;
-            if ev.null_count() > 0 || wv.null_count() > 0 {
-                return Err(bad("experts", Problem::Other("null item".into())));
-            }
-            top.clear();
-            top.extend(ev.values().iter().map(|&e| e as i64));
-            w64.clear();
-            w64.extend(wv.values().iter().map(|&w| w as f64));
-            TraceBuilder::check_topk(&shape, &top, &w64).map_err(|(j, p)| {
-                let f = if matches!(
-                    p,
-                    Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. }
-                ) {
-                    "weights"
-                } else {
-                    "experts"
-                };
-                bad(&format!("{f}[{j}]"), p)
-            })?;
-            e16.extend(top.iter().map(|&e| e as u16));
-            w32.extend_from_slice(wv.values());
-            if l + 1 == layers {
-                let (s, p) = (key.1, key.2);
-                if !(0..=u32::MAX as i64).contains(&s) || p < 0 {
-                    return Err(bad(
-                        "seq",
-                        Problem::Other(format!("seq {s} / pos {p} out of range")),
-                    ));
-                }
-                tb.check_order(s as u32, p as u32)
-                    .map_err(|pr| bad("seq", pr))?;
-                tb.push_token(s as u32, p as u32, &e16, &w32);
-                ids.push(key.0);
-                e16.clear();
-                w32.clear();
-                if tb.len() >= chunk_tokens {
-                    done += tb.len();
-                    sink(tb.take_chunk(), &ids)?;
-                    ids.clear();
-                }
-            }
-        }
-    }
-    if !e16.is_empty() {
-        return Err(TraceError::invalid(
-            path,
-            row,
-            "layer",
-            Problem::Truncated {
-                expected: format!("{layers} layers for the last token"),
-                found: (e16.len() / k).to_string(),
-            },
-        ));
-    }
-    if !tb.is_empty() {
-        sink(tb.finish(), &ids)?;
+    let mut hand = |chunk: Trace, first: usize| {
+        ids.clear();
+        ids.extend((first..first + chunk.num_tokens()).map(|t| t as i64));
+        sink(chunk, &ids)
+    };
+    let mut done = 0;
+    let rest = read_rows(opened, path, chunk_tokens.max(1), &mut |chunk, first| {
+        done = first + chunk.num_tokens();
+        hand(chunk, first)
+    })?;
+    if rest.num_tokens() > 0 {
+        hand(rest, done)?;
     }
     Ok(shape)
 }
