@@ -62,13 +62,15 @@ moeplan place -t new.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink 
 --previous plan.json --migration-weight 2 -o plan2.json   # re-plan, paying for moved experts\n  \
 moeplan place -t recent.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink \\\n      \
 --previous plan.json --move-budget 128 -o plan2.json   # at most 128 replicas copied\n  \
-moeplan place --stats stats.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink --method ilp -o plan.json")]
+moeplan place --stats stats.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink --method ilp -o plan.json\n  \
+moeplan place --counts expert_distribution_recorder_0.pt --model deepseek-v2-lite --hardware h100-8x-nvlink \\\n      \
+--method eplb -o plan.json   # from SGLang's stat-mode dump")]
 pub struct PlaceArgs {
     /// Trace(s) to build the plan on; each is one workload (balance: the worst of them).
     #[arg(
         long = "trace",
         short = 't',
-        required_unless_present = "stats",
+        required_unless_present_any = ["stats", "counts"],
         value_name = "PATH"
     )]
     pub traces: Vec<PathBuf>,
@@ -76,6 +78,12 @@ pub struct PlaceArgs {
     /// workloads is one workload; the same plan as from the traces it was aggregated from.
     #[arg(long, value_name = "FILE", conflicts_with = "traces")]
     pub stats: Option<PathBuf>,
+    /// Build on expert load counts alone: SGLang's `stat`-mode recorder dump
+    /// (`logical_count` [buffer, layers, experts]), or the file of `export --to sglang-counts` /
+    /// `--to kt`. Counts carry no layer-to-layer routing: `affinity` is refused (`all` skips
+    /// it) and the ILP balances loads only.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["traces", "stats"])]
+    pub counts: Option<PathBuf>,
     /// Model config (built-in name, see `moeplan config list`, or path to a TOML file).
     #[arg(long, short)]
     pub model: String,
@@ -310,9 +318,10 @@ pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
         comm: args.comm_weight,
         migration: args.migration_weight,
     };
-    let (build, scored) = match &args.stats {
-        Some(path) => stats_workloads(path, &model, args)?,
-        None => {
+    let (build, scored) = match (&args.stats, &args.counts) {
+        (Some(path), _) => stats_workloads(path, &model, args)?,
+        (None, Some(path)) => counts_workloads(path, &model, args)?,
+        (None, None) => {
             let traces = args
                 .traces
                 .iter()
@@ -397,6 +406,53 @@ fn stats_workloads(
     Ok((build, scored))
 }
 
+/// The build and scoring workload of a counts file (`--counts`): loads only, one batch.
+fn counts_workloads(
+    path: &std::path::Path,
+    model: &ModelConfig,
+    args: &PlaceArgs,
+) -> anyhow::Result<(Vec<Workload>, Vec<Workload>)> {
+    if args.splits > 1 {
+        return Err(bad(
+            "--splits needs token-level traces; --counts holds load counts only",
+        ));
+    }
+    let counts = crate::placement::read_counts(path).map_err(bad)?;
+    let w = crate::placement::counts_workload(&counts, model, path).map_err(bad)?;
+    Ok((vec![w.clone()], vec![w]))
+}
+
+/// The methods `args` asks for that can run on its inputs: from `--counts` (no layer-to-layer
+/// routing) `affinity` cannot, and `all` leaves it out.
+fn runnable_methods(args: &PlaceArgs) -> anyhow::Result<Vec<Method>> {
+    if args.move_budget.is_some() {
+        return Ok(Vec::new());
+    }
+    let mut methods = args.method.methods();
+    if args.counts.is_some() {
+        if args.method == MethodArg::Affinity {
+            return Err(bad(
+                "--method affinity places experts by which ones tokens use in consecutive \
+                 layers; --counts holds per-layer load counts only: give a trace (-t) or \
+                 --stats, or another method",
+            ));
+        }
+        if methods.contains(&Method::Affinity) {
+            tracing::warn!(
+                "--counts: affinity left out (it needs layer-to-layer routing, which counts do not have)"
+            );
+            methods.retain(|&m| m != Method::Affinity);
+        }
+        if methods.contains(&Method::Ilp) && args.comm_weight > 0.0 {
+            tracing::warn!(
+                "--counts: no layer-to-layer routing, so the ILP's communication term is zero: \
+                 it balances loads only; in-sample hop rates are not measured"
+            );
+        }
+    }
+    Ok(methods)
+}
+
 /// Splits a trace into `n` parts of whole sequences with about equal token counts.
 pub fn split(t: &Trace, n: usize) -> Vec<Trace> {
     if n <= 1 {
@@ -420,6 +476,7 @@ pub fn split(t: &Trace, n: usize) -> Vec<Trace> {
 
 /// Runs `moeplan place`.
 pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
+    let methods = runnable_methods(&args)?;
     let inputs = load_inputs(&args)?;
     let previous = inputs.previous.clone();
     let topo = topology(&inputs.hw);
@@ -440,10 +497,6 @@ pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
         let mut m = MetricsJson::new(evaluate(w, plan, &topo), &inputs.model);
         m.layer_time = Some(layer_time(w, plan, &topo, &time));
         m
-    };
-    let methods = match args.move_budget {
-        Some(_) => Vec::new(),
-        None => args.method.methods(),
     };
     if let (Some(budget), Some(prev)) = (args.move_budget, &previous) {
         let start = std::time::Instant::now();
@@ -508,9 +561,9 @@ pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the plans were built on: the trace paths, or the statistics file.
+/// What the plans were built on: the trace paths, or the statistics or counts file.
 fn built_on(args: &PlaceArgs) -> Vec<String> {
-    match &args.stats {
+    match args.stats.as_ref().or(args.counts.as_ref()) {
         Some(p) => vec![p.display().to_string()],
         None => args
             .traces

@@ -596,7 +596,8 @@ pub fn read_stat_counts(path: &Path) -> Result<Vec<Vec<u64>>, TraceError> {
         TraceError::file(
             path,
             other(format!(
-                "no `logical_count` key (found {}): not an SGLang stat dump nor a counts file",
+                "no `logical_count` key (found {}): not an SGLang stat dump nor a counts file \
+                 (a `per_token` dump is a trace: give it with -t)",
                 f.kind(f.root())
             )),
         )
