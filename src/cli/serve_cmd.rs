@@ -91,6 +91,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         crate::util::check_writable(p)
             .map_err(|e| BadInput(format!("--stats-out {}: {e}", p.display())))?;
     }
+    open_files(&config);
     let rt = server::runtime(args.threads, false).context("starting the tokio runtime")?;
     let mut socket_lock = None;
     let report = rt.block_on(async {
@@ -153,4 +154,34 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         report.sessions.len()
     );
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one (every connection is a descriptor) and
+/// says what it is; warns when it is below what the connection limits may hold.
+fn open_files(config: &ServerConfig) {
+    // Connections, metrics connections, and some 32 for listeners, the lock, the runtime's
+    // own descriptors and files read by `register`.
+    let wanted = (config.max_connections + config.max_metrics_connections + 32) as u64;
+    match crate::util::raise_open_files() {
+        Ok(l) => {
+            if l.now > l.before {
+                tracing::info!(
+                    limit = l.now,
+                    was = l.before,
+                    "open files: soft limit raised to the hard limit"
+                );
+            } else {
+                tracing::info!(limit = l.now, hard = l.hard, "open files: soft limit");
+            }
+            if l.now < wanted {
+                tracing::warn!(
+                    limit = l.now,
+                    wanted,
+                    "open files: the limit is below --max-connections plus the metrics budget; \
+                     connections past it are refused (raise the hard limit, e.g. ulimit -Hn)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "open files: the limit could not be raised"),
+    }
 }

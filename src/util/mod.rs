@@ -1,9 +1,11 @@
 //! Small shared helpers: progress reporting, hold-up counting and the seeded generator.
 
 mod atomic;
+mod fdlimit;
 pub(crate) mod rng;
 
 pub use atomic::{atomic_write, atomic_write_bytes, check_writable, same_file};
+pub use fdlimit::{OpenFiles, raise_open_files};
 
 pub mod stalls;
 
