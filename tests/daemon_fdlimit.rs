@@ -7,10 +7,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use moeplan::daemon::client::Client;
 use moeplan::daemon::wire::Register;
 use moeplan::trace::ModelShape;
 use nix::sys::resource::{Resource, getrlimit};
+
+mod common;
+use common::connect_when_up;
 
 /// The soft limit the daemon is started with: below what 16 metrics connections, the
 /// listeners and the runtime's own descriptors need together.
@@ -29,19 +31,6 @@ fn serve_with_low_limit(socket: &Path, metrics: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn connect(socket: &Path) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match Client::connect_unix(socket) {
-            Ok(c) => return c,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "daemon not up: {e}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
 }
 
 /// The soft and hard "Max open files" of process `pid`.
@@ -74,7 +63,7 @@ fn serve_raises_a_low_soft_limit_and_runtimes_connect_past_a_metrics_flood() {
         .port();
     let metrics = format!("127.0.0.1:{port}");
     let mut child = serve_with_low_limit(&socket, &metrics);
-    drop(connect(&socket));
+    drop(connect_when_up(&socket));
     assert_eq!(
         open_files_of(child.id()),
         (hard, hard),
@@ -90,7 +79,7 @@ fn serve_raises_a_low_soft_limit_and_runtimes_connect_past_a_metrics_flood() {
         top_k: 2,
         first_moe_layer: 0,
     };
-    let mut c = connect(&socket);
+    let mut c = connect_when_up(&socket);
     c.register(Register::new("after-flood", &shape, 4)).unwrap();
     drop(flood);
     // The flood's slots free as the daemon sees its connections close.

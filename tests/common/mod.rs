@@ -45,3 +45,17 @@ pub fn ok_json(out: &Output) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
+
+/// A client of the daemon on `socket`, retried for up to 20 s while the daemon starts.
+pub fn connect_when_up(socket: &std::path::Path) -> moeplan::daemon::client::Client {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match moeplan::daemon::client::Client::connect_unix(socket) {
+            Ok(c) => return c,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "daemon not up: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}
