@@ -14,6 +14,7 @@ mod replay_cmd;
 mod replay_via_daemon;
 mod serve_cmd;
 mod trace_cmd;
+mod values;
 
 use std::process::ExitCode;
 

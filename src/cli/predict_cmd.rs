@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
+use super::values::KindArg;
 use super::{BadInput, TraceArgs, load_model};
 use crate::predict::{Kind, PredictError, PredictorSet, TrainOptions, evaluate};
 use crate::trace::{Trace, read_trace};
@@ -27,7 +28,7 @@ pub enum PredictCommand {
         model: Option<String>,
         /// Which predictor to train (the file also holds the baselines it was built with).
         #[arg(long, value_enum, default_value = "learned")]
-        kind: Kind,
+        kind: KindArg,
         /// Largest look-ahead h (layers l+1 ..= l+h are scored).
         #[arg(long, default_value_t = 4)]
         lookahead: usize,
@@ -90,6 +91,7 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
             max_cases,
             output,
         } => {
+            let kind = Kind::from(kind);
             let shape = model
                 .as_deref()
                 .map(load_model)
@@ -99,7 +101,7 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
                 .traces
                 .iter()
                 .map(|p| {
-                    read_trace(p, input.format, shape.as_ref())
+                    read_trace(p, input.format(), shape.as_ref())
                         .with_context(|| format!("reading trace {}", p.display()))
                 })
                 .collect::<anyhow::Result<Vec<Trace>>>()?;

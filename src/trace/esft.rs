@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
+use super::{Defect, ModelShape, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
 
 /// The ESFT directory format.
 pub struct Esft;
@@ -40,7 +40,7 @@ fn count_layers(dir: &Path) -> Result<usize, TraceError> {
             let l: usize = num.parse().map_err(|_| {
                 TraceError::file(
                     entry.path(),
-                    Problem::Parse {
+                    Defect::Parse {
                         text: num.to_string(),
                         what: "layer number",
                     },
@@ -53,7 +53,7 @@ fn count_layers(dir: &Path) -> Result<usize, TraceError> {
     if n == 0 {
         return Err(TraceError::file(
             dir,
-            Problem::Empty("no expert_weights_L.txt files".into()),
+            Defect::Empty("no expert_weights_L.txt files".into()),
         ));
     }
     if n != max {
@@ -62,7 +62,7 @@ fn count_layers(dir: &Path) -> Result<usize, TraceError> {
             .unwrap_or(0);
         return Err(TraceError::file(
             layer_file(dir, missing),
-            Problem::Other("layer file missing".into()),
+            Defect::Other("layer file missing".into()),
         ));
     }
     Ok(n)
@@ -129,16 +129,16 @@ fn parse_line(
     line: &[u8],
     ids: &mut Vec<i64>,
     weights: &mut Vec<f64>,
-) -> Result<(), (String, Problem)> {
+) -> Result<(), (String, Defect)> {
     ids.clear();
     weights.clear();
     if line.is_empty() {
-        return Err(("line".into(), Problem::Empty("empty line".into())));
+        return Err(("line".into(), Defect::Empty("empty line".into())));
     }
     let (id_part, w_part) = split_halves(line).ok_or_else(|| {
         (
             "separator".to_string(),
-            Problem::Truncated {
+            Defect::Truncated {
                 expected: "ids, an empty field, then weights".into(),
                 found: "no empty field".into(),
             },
@@ -148,7 +148,7 @@ fn parse_line(
         let v = parse_int(f).ok_or_else(|| {
             (
                 format!("ids[{i}]"),
-                Problem::Parse {
+                Defect::Parse {
                     text: String::from_utf8_lossy(f).into_owned(),
                     what: "expert id",
                 },
@@ -161,7 +161,7 @@ fn parse_line(
             let v = parse_weight(f).ok_or_else(|| {
                 (
                     format!("weights[{i}]"),
-                    Problem::Parse {
+                    Defect::Parse {
                         text: String::from_utf8_lossy(f).into_owned(),
                         what: "gate weight",
                     },
@@ -173,7 +173,7 @@ fn parse_line(
     if weights.len() != ids.len() {
         return Err((
             format!("weights[{}]", weights.len().min(ids.len())),
-            Problem::Truncated {
+            Defect::Truncated {
                 expected: format!("{} weights", ids.len()),
                 found: format!("{}", weights.len()),
             },
@@ -208,7 +208,7 @@ fn open_lines(path: &Path) -> Result<Lines<BufReader<std::fs::File>>, TraceError
     if f.metadata().map_err(|e| TraceError::io(path, e))?.len() == 0 {
         return Err(TraceError::file(
             path,
-            Problem::Empty("file has no lines".into()),
+            Defect::Empty("file has no lines".into()),
         ));
     }
     Ok(Lines {
@@ -227,7 +227,7 @@ impl TraceFormat for Esft {
         if !dir.is_dir() {
             return Err(TraceError::file(
                 dir,
-                Problem::Other("an ESFT trace is a directory".into()),
+                Defect::Other("an ESFT trace is a directory".into()),
             ));
         }
         let layers = count_layers(dir)?;
@@ -235,7 +235,7 @@ impl TraceFormat for Esft {
             Some(s) if s.moe_layers != layers => {
                 return Err(TraceError::file(
                     dir,
-                    Problem::Other(format!(
+                    Defect::Other(format!(
                         "{layers} layer files but the model has {} MoE layers",
                         s.moe_layers
                     )),
@@ -335,7 +335,7 @@ fn parse_layer_file(
                 path,
                 ln,
                 format!("ids[{}]", ids.len()),
-                Problem::Truncated {
+                Defect::Truncated {
                     expected: format!("a multiple of top_k = {k} ids"),
                     found: format!("{}", ids.len()),
                 },
@@ -349,7 +349,7 @@ fn parse_layer_file(
                     path,
                     ln,
                     "tokens",
-                    Problem::TokenCountMismatch {
+                    Defect::TokenCountMismatch {
                         expected: expected.unwrap_or(0),
                         found: n,
                         reference: format!("{} line {ln}", ref_path.display()),
@@ -378,7 +378,7 @@ fn parse_layer_file(
             path,
             lines.line_no + 1,
             "line",
-            Problem::Truncated {
+            Defect::Truncated {
                 expected: format!("{} lines as in {}", ref_counts.len(), ref_path.display()),
                 found: format!("{}", per_line.len()),
             },

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{
-    ModelShape, Problem, Trace, TraceError, esft::Esft, jsonl::Jsonl, parquet::ParquetFormat,
+    Defect, ModelShape, Trace, TraceError, esft::Esft, jsonl::Jsonl, parquet::ParquetFormat,
 };
 
 /// A trace file format: how to read it and (where supported) write it.
@@ -18,7 +18,7 @@ pub trait TraceFormat {
 }
 
 /// The supported formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// ESFT layout: a directory of `expert_weights_L.txt` files (deepseek-ai/ESFT).
     Esft,
@@ -62,7 +62,7 @@ impl Format {
         }
         Err(TraceError::file(
             path,
-            Problem::Other(
+            Defect::Other(
                 "cannot tell the trace format (expected an ESFT directory, .parquet or .jsonl); \
                  pass --format"
                     .into(),
@@ -105,7 +105,7 @@ pub fn write_trace(trace: &Trace, path: &Path, format: Option<Format>) -> Result
             } else {
                 return Err(TraceError::file(
                     path,
-                    Problem::Other(
+                    Defect::Other(
                         "output format unknown: use .parquet or .jsonl, or pass --format".into(),
                     ),
                 ));

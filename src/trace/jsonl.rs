@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
+use super::{Defect, ModelShape, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
 
 /// Version written in (and required of) the header line.
 pub const JSONL_VERSION: u32 = 1;
@@ -43,7 +43,7 @@ impl TraceFormat for Jsonl {
             None => {
                 return Err(TraceError::file(
                     path,
-                    Problem::Empty("no header line".into()),
+                    Defect::Empty("no header line".into()),
                 ));
             }
             Some(l) => l.map_err(|e| TraceError::io(path, e))?,
@@ -53,7 +53,7 @@ impl TraceFormat for Jsonl {
                 path,
                 1,
                 "header",
-                Problem::Other(format!(
+                Defect::Other(format!(
                     "{e} (expected {{\"moeplan_trace\": 1, \"shape\": {{...}}}})"
                 )),
             )
@@ -63,7 +63,7 @@ impl TraceFormat for Jsonl {
                 path,
                 1,
                 "moeplan_trace",
-                Problem::Other(format!(
+                Defect::Other(format!(
                     "version {} unsupported (this build reads {JSONL_VERSION})",
                     header.moeplan_trace
                 )),
@@ -72,7 +72,7 @@ impl TraceFormat for Jsonl {
         let shape = header.shape;
         shape
             .check()
-            .map_err(|m| TraceError::invalid(path, 1, "shape", Problem::Other(m)))?;
+            .map_err(|m| TraceError::invalid(path, 1, "shape", Defect::Other(m)))?;
         if let Some(h) = shape_hint
             && *h != shape
         {
@@ -80,7 +80,7 @@ impl TraceFormat for Jsonl {
                 path,
                 1,
                 "shape",
-                Problem::Other(format!(
+                Defect::Other(format!(
                     "trace shape {shape:?} differs from the model's {h:?}"
                 )),
             ));
@@ -98,11 +98,11 @@ impl TraceFormat for Jsonl {
                     path,
                     ln,
                     "line",
-                    Problem::Empty("blank line".into()),
+                    Defect::Empty("blank line".into()),
                 ));
             }
             let rec: TokenRecord = serde_json::from_str(&line).map_err(|e| {
-                TraceError::invalid(path, ln, "token", Problem::Other(e.to_string()))
+                TraceError::invalid(path, ln, "token", Defect::Other(e.to_string()))
             })?;
             for (field, n) in [
                 ("experts", rec.experts.len()),
@@ -113,7 +113,7 @@ impl TraceFormat for Jsonl {
                         path,
                         ln,
                         field,
-                        Problem::Truncated {
+                        Defect::Truncated {
                             expected: format!("{layers} layers"),
                             found: n.to_string(),
                         },
@@ -127,12 +127,10 @@ impl TraceFormat for Jsonl {
                 w64.extend(ws.iter().map(|&w| w as f64));
                 TraceBuilder::check_topk(&shape, es, &w64).map_err(|(j, p)| {
                     let field = match p {
-                        Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. } => {
+                        Defect::NonFiniteWeight { .. } | Defect::WeightOutOfRange { .. } => {
                             "weights"
                         }
-                        Problem::Truncated { ref expected, .. }
-                            if expected.ends_with("weights") =>
-                        {
+                        Defect::Truncated { ref expected, .. } if expected.ends_with("weights") => {
                             "weights"
                         }
                         _ => "experts",
@@ -150,7 +148,7 @@ impl TraceFormat for Jsonl {
         if builder.is_empty() {
             return Err(TraceError::file(
                 path,
-                Problem::Empty("header but no tokens".into()),
+                Defect::Empty("header but no tokens".into()),
             ));
         }
         Ok(builder.finish())

@@ -11,7 +11,7 @@ mod shape;
 pub mod synth;
 
 pub use builder::TraceBuilder;
-pub use error::{Problem, TraceError};
+pub use error::{Defect, TraceError};
 pub use format::{Format, TraceFormat, read_trace, write_trace};
 pub use model::{Trace, dequantize_weight, quantize_weight};
 pub use shape::ModelShape;

@@ -17,7 +17,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
-use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
+use super::{Defect, ModelShape, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
 
 /// Metadata key holding the JSON model shape.
 pub const SHAPE_KEY: &str = "moeplan.shape";
@@ -45,7 +45,7 @@ pub fn schema() -> Schema {
 }
 
 fn pq_err(path: &Path, e: impl std::fmt::Display) -> TraceError {
-    TraceError::file(path, Problem::Other(format!("parquet: {e}")))
+    TraceError::file(path, Defect::Other(format!("parquet: {e}")))
 }
 
 fn column<'a, T: 'static>(
@@ -105,7 +105,7 @@ impl TraceFormat for ParquetFormat {
         }
         let rows = builder.metadata().file_metadata().num_rows() as usize;
         if rows == 0 {
-            return Err(TraceError::file(path, Problem::Empty("no rows".into())));
+            return Err(TraceError::file(path, Defect::Empty("no rows".into())));
         }
         let (layers, k) = (shape.moe_layers, shape.top_k);
         let mut tb = TraceBuilder::new(shape, rows / layers);
@@ -128,13 +128,13 @@ impl TraceFormat for ParquetFormat {
             let weights = column::<ListArray>(&batch, "weights", path)?;
             for i in 0..batch.num_rows() {
                 row += 1;
-                let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
+                let bad = |field: &str, p: Defect| TraceError::invalid(path, row, field, p);
                 for (name, col) in [
                     ("experts", experts as &dyn Array),
                     ("weights", weights as &dyn Array),
                 ] {
                     if col.is_null(i) {
-                        return Err(bad(name, Problem::Other("null".into())));
+                        return Err(bad(name, Defect::Other("null".into())));
                     }
                 }
                 let l = layer.value(i) as usize;
@@ -142,7 +142,7 @@ impl TraceFormat for ParquetFormat {
                 if l != expected_layer {
                     return Err(bad(
                         "layer",
-                        Problem::Other(format!(
+                        Defect::Other(format!(
                             "expected layer {expected_layer} (rows are ordered by token, then layer 0..{layers})"
                         )),
                     ));
@@ -153,7 +153,7 @@ impl TraceFormat for ParquetFormat {
                 } else if cur != Some(key) {
                     return Err(bad(
                         "token",
-                        Problem::Other("token/seq/pos change within a token's layers".into()),
+                        Defect::Other("token/seq/pos change within a token's layers".into()),
                     ));
                 }
                 let ev = experts.value(i);
@@ -167,7 +167,7 @@ impl TraceFormat for ParquetFormat {
                     .downcast_ref::<Float32Array>()
                     .ok_or_else(|| pq_err(path, "weights items must be float"))?;
                 if ev.null_count() > 0 || wv.null_count() > 0 {
-                    return Err(bad("experts", Problem::Other("null item".into())));
+                    return Err(bad("experts", Defect::Other("null item".into())));
                 }
                 ids.clear();
                 ids.extend(ev.values().iter().map(|&e| e as i64));
@@ -176,7 +176,7 @@ impl TraceFormat for ParquetFormat {
                 TraceBuilder::check_topk(&shape, &ids, &w64).map_err(|(j, p)| {
                     let f = if matches!(
                         p,
-                        Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. }
+                        Defect::NonFiniteWeight { .. } | Defect::WeightOutOfRange { .. }
                     ) {
                         "weights"
                     } else {
@@ -191,7 +191,7 @@ impl TraceFormat for ParquetFormat {
                     if !(0..=u32::MAX as i64).contains(&s) || p < 0 {
                         return Err(bad(
                             "seq",
-                            Problem::Other(format!("seq {s} / pos {p} out of range")),
+                            Defect::Other(format!("seq {s} / pos {p} out of range")),
                         ));
                     }
                     tb.check_order(s as u32, p as u32)
@@ -207,7 +207,7 @@ impl TraceFormat for ParquetFormat {
                 path,
                 row,
                 "layer",
-                Problem::Truncated {
+                Defect::Truncated {
                     expected: format!("{layers} layers for the last token"),
                     found: (e16.len() / k).to_string(),
                 },

@@ -35,7 +35,7 @@ impl Default for ServerConfig {
 
 /// State shared by the accept loop, every connection and the metrics endpoint.
 #[derive(Debug, Default)]
-pub struct Shared {
+pub struct ServerState {
     /// Settings.
     pub config: ServerConfig,
     /// Live sessions and closed sessions' counters.
@@ -44,10 +44,10 @@ pub struct Shared {
     pub metrics: Metrics,
 }
 
-impl Shared {
+impl ServerState {
     /// Fresh state with `config`.
     pub fn new(config: ServerConfig) -> Self {
-        Shared {
+        ServerState {
             config,
             ..Default::default()
         }

@@ -94,7 +94,7 @@ pub enum State {
 
 /// One demanded expert's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Placement {
+pub struct ExpertSlot {
     /// Expert id.
     pub expert: u16,
     /// Its slot (none for `transient`).
@@ -125,7 +125,7 @@ pub struct Transfer {
 pub struct StepReply {
     /// One entry per distinct requested expert, in request order (with a plan: the experts of
     /// other GPUs first, then this GPU's).
-    pub placements: Vec<Placement>,
+    pub placements: Vec<ExpertSlot>,
     /// Distinct requested experts resident or in flight.
     pub hits: u32,
     /// Distinct requested experts not cached.
