@@ -20,7 +20,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::ChunkReader;
 
-use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
+use super::{ModelShape, Defect, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
 
 /// Metadata key holding the JSON model shape.
 pub const SHAPE_KEY: &str = "moeplan.shape";
@@ -58,7 +58,7 @@ pub fn schema_for(weights: bool) -> Schema {
 }
 
 fn pq_err(path: &Path, e: impl std::fmt::Display) -> TraceError {
-    TraceError::file(path, Problem::Other(format!("parquet: {e}")))
+    TraceError::file(path, Defect::Other(format!("parquet: {e}")))
 }
 
 fn column<'a, T: 'static>(
@@ -126,7 +126,7 @@ fn open<R: ChunkReader + 'static>(
         }
     };
     if builder.metadata().file_metadata().num_rows() <= 0 {
-        return Err(TraceError::file(path, Problem::Empty("no rows".into())));
+        return Err(TraceError::file(path, Defect::Empty("no rows".into())));
     }
     Ok(Opened {
         builder,
@@ -196,10 +196,10 @@ fn read_rows<R: ChunkReader + 'static>(
         let weights = column::<ListArray>(&batch, "weights", path)?;
         for i in 0..batch.num_rows() {
             row += 1;
-            let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
+            let bad = |field: &str, p: Defect| TraceError::invalid(path, row, field, p);
             let null = |what: &str| {
                 let (g, r) = row_group_of(&row_groups, row);
-                Problem::Other(format!("{what} (row group {g}, row {r} of the group)"))
+                Defect::Other(format!("{what} (row group {g}, row {r} of the group)"))
             };
             for (name, col) in [
                 ("token", token as &dyn Array),
@@ -225,7 +225,7 @@ fn read_rows<R: ChunkReader + 'static>(
             if l != expected_layer {
                 return Err(bad(
                     "layer",
-                    Problem::Other(format!(
+                    Defect::Other(format!(
                         "expected layer {expected_layer} (rows are ordered by token, then layer 0..{layers})"
                     )),
                 ));
@@ -236,7 +236,7 @@ fn read_rows<R: ChunkReader + 'static>(
                 if key.0 != expected as i64 {
                     return Err(bad(
                         "token",
-                        Problem::Other(format!(
+                        Defect::Other(format!(
                             "token {} where {expected} was expected (the global token index, 0-based)",
                             key.0,
                         )),
@@ -246,7 +246,7 @@ fn read_rows<R: ChunkReader + 'static>(
             } else if cur != Some(key) {
                 return Err(bad(
                     "token",
-                    Problem::Other("token/seq/pos change within a token's layers".into()),
+                    Defect::Other("token/seq/pos change within a token's layers".into()),
                 ));
             }
             let ev = experts.value(i);
@@ -273,7 +273,7 @@ fn read_rows<R: ChunkReader + 'static>(
                 TraceBuilder::check_topk(&shape, &ids, &w64).map_err(|(j, p)| {
                     let f = if matches!(
                         p,
-                        Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. }
+                        Defect::NonFiniteWeight { .. } | Defect::WeightOutOfRange { .. }
                     ) {
                         "weights"
                     } else {
@@ -310,7 +310,7 @@ fn read_rows<R: ChunkReader + 'static>(
             path,
             row,
             "layer",
-            Problem::Truncated {
+            Defect::Truncated {
                 expected: format!("{layers} layers for the last token"),
                 found: (e16.len() / k).to_string(),
             },
@@ -320,9 +320,9 @@ fn read_rows<R: ChunkReader + 'static>(
 }
 
 /// A row's sequence id and position as stored, checked to fit.
-fn seq_pos(s: i64, p: i32) -> Result<(u32, u32), Problem> {
+fn seq_pos(s: i64, p: i32) -> Result<(u32, u32), Defect> {
     if !(0..=u32::MAX as i64).contains(&s) || p < 0 {
-        return Err(Problem::Other(format!("seq {s} / pos {p} out of range")));
+        return Err(Defect::Other(format!("seq {s} / pos {p} out of range")));
     }
     Ok((s as u32, p as u32))
 }
