@@ -70,7 +70,8 @@ def sglang_loader(init_expert_location, ep_size, redundant):
 
     moe = SimpleNamespace(init_expert_location=str(init_expert_location),
                           ep_num_redundant_experts=redundant, ep_dispatch_algorithm="static",
-                          eplb_algorithm="auto", ep_join_mode=None)
+                          eplb_algorithm="auto", ep_join_mode=None,
+                          moe_a2a_backend="none")  # ServerArgs default: no a2a backend
     el.get_exec = lambda: SimpleNamespace(moe=moe)
     el.get_parallel = lambda: SimpleNamespace(ep_size=ep_size, elastic_ep_initial_size=None,
                                               nnodes=1, tp_size=ep_size)
@@ -103,7 +104,8 @@ def main():
         run(a.moeplan, "place", "-q", "-t", pq, "--model", MODEL, "--hardware", HW,
             "--method", "eplb", "-o", plan)
         loc = tmp / "placement.json"
-        print(run(a.moeplan, "export", "--plan", plan, "--to", "sglang", "-o", loc), end="")
+        print(run(a.moeplan, "export", "--plan", plan, "--model", MODEL, "--to", "sglang",
+                     "-o", loc), end="")
         p = json.loads(plan.read_text())
         gpus, slots = p["gpus"], p["slots_per_gpu"]
         redundant = gpus * slots - p["experts"]
@@ -136,6 +138,10 @@ def main():
         run(a.moeplan, "export", "--to", "sglang-counts", "-t", pq, "--model", MODEL, "-o", counts)
         check(json.loads(counts.read_text())["logical_count"] == lc[0].tolist(),
               "sglang-counts JSON and the kt .pt hold the same counts")
+        if not torch.distributed.is_initialized():
+            # init_by_eplb all-reduces the counts: a one-process CPU group stands for the ranks.
+            torch.distributed.init_process_group("gloo", init_method="tcp://127.0.0.1:29517",
+                                                 rank=0, world_size=1)
         for f in (kt, counts):
             try:
                 el, _ = sglang_loader(f, gpus, redundant)

@@ -8,7 +8,7 @@ use arrow_array::builder::{Float32Builder, Int32Builder, ListBuilder};
 use arrow_array::{ArrayRef, Int16Array, Int32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use moeplan::trace::parquet::{PARQUET_VERSION, SHAPE_KEY, VERSION_KEY, read_chunks};
-use moeplan::trace::{Format, Defect, Trace, TraceError, read_trace, write_trace};
+use moeplan::trace::{Defect, Format, Trace, TraceError, read_trace, write_trace};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 

@@ -4,7 +4,9 @@
 //! linear|round_robin` (`vllm/config/parallel.py`) and online EPLB (`--enable-eplb`). The
 //! `eplb_initial_mapping` JSONL here follows the open offline-EPLB proposal (vLLM PR #41141: one
 //! line per MoE layer, keyed by MoE-layer index, holding that layer's physical-to-logical map)
-//! and is experimental.
+//! and is experimental. Released vLLM 0.33.0 refuses the printed `--eplb-config`: `EPLBConfig`
+//! (`vllm/config/parallel.py`) has no mapping key and `@config` (`vllm/config/utils.py`) sets
+//! `ConfigDict(extra="forbid")`; the layout is in no released source to check it against.
 //!
 //! vLLM-Ascend 0.23.0 (`vllm_ascend/eplb/core/eplb_utils.py`, `expert_file_to_tensor` and
 //! `init_eplb_config`; `ascend_config.py`, `EplbConfig._validate_config`) reads
@@ -44,6 +46,9 @@ pub fn vllm_initial_mapping(plan: &Plan, path: &Path) -> anyhow::Result<Exported
         warnings: vec![
             "the file follows the open offline-EPLB proposal (vLLM PR #41141); the key name and \
              layout may change before it is released"
+                .into(),
+            "released vLLM (0.33.0) refuses this --eplb-config: EPLBConfig forbids unknown keys \
+             such as eplb_initial_mapping; it needs a vLLM built with that proposal"
                 .into(),
         ],
         experimental: true,
