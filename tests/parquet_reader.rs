@@ -34,8 +34,8 @@ fn assert_same_tokens(whole: &Trace, parts: &[(Trace, Vec<i64>)], chunk_tokens: 
         assert!(c.num_tokens() <= chunk_tokens);
         assert_eq!(c.has_weights(), whole.has_weights());
         assert_eq!(ids.len(), c.num_tokens());
-        for i in 0..c.num_tokens() {
-            assert_eq!(ids[i], t as i64);
+        for (i, &id) in ids.iter().enumerate() {
+            assert_eq!(id, t as i64);
             assert_eq!(c.seq_id(i), whole.seq_id(t), "token {t}");
             assert_eq!(c.position(i), whole.position(t), "token {t}");
             for l in 0..layers {
