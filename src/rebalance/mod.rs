@@ -54,8 +54,9 @@ impl RebalancePolicy {
 
 /// Default moves per re-balance of `moeplan` (of DeepSeek-V2-Lite's 1,664 placements, 7.7%).
 pub const DEFAULT_MOVE_BUDGET: usize = 128;
-/// Default half-life, in windows, of the counts `moeplan` re-plans on.
-pub const DEFAULT_HISTORY_HALF_LIFE: f64 = 1.0;
+/// Default half-life, in windows, of the counts `moeplan` re-plans on (chosen with
+/// [`moeplan_solver::budget::SPREAD_WEIGHT`] on the ESFT stream intent -> law -> summary).
+pub const DEFAULT_HISTORY_HALF_LIFE: f64 = 0.5;
 
 /// Everything a stream re-balancing needs.
 #[derive(Debug, Clone)]
