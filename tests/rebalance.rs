@@ -5,7 +5,7 @@ mod common;
 
 use moeplan::config::{HardwareConfig, ModelConfig};
 use moeplan::placement::{build_problem, redundant_slots, time_model, topology};
-use moeplan::rebalance::{RebalancePolicy, RebalanceReport, RebalanceSetup, run};
+use moeplan::rebalance::{RebalancePolicy, RebalanceReport, RebalanceSetup, run, trace_windows};
 use moeplan::trace::{Trace, read_trace};
 use moeplan_solver::{Method, MethodOptions, Unlimited, Weights, place};
 
@@ -32,7 +32,6 @@ fn report(stream: &Trace, window: usize, budget: usize) -> RebalanceReport {
     .unwrap()
     .plan;
     let setup = RebalanceSetup {
-        stream,
         window,
         topology: topology(&hw),
         redundant: redundant_slots(&hw, None),
@@ -44,7 +43,12 @@ fn report(stream: &Trace, window: usize, budget: usize) -> RebalanceReport {
         time: time_model(&model, &hw, 128),
         expert_bytes: model.bytes_per_expert as f64,
     };
-    run(&setup, &RebalancePolicy::ALL).unwrap()
+    run(
+        &setup,
+        &trace_windows(stream, window).unwrap(),
+        &RebalancePolicy::ALL,
+    )
+    .unwrap()
 }
 
 /// The report without its clock readings.
