@@ -179,6 +179,19 @@ fn cli_figures(args: &[&str]) -> serde_json::Value {
     v
 }
 
+/// `trace aggregate -t PATH... --window W [--window-pairs] -o OUT`.
+fn aggregate(paths: &[&str], window: &str, pairs: bool, out: &str) {
+    let mut args = vec!["trace", "aggregate", "-q"];
+    for p in paths {
+        args.extend(["-t", p]);
+    }
+    args.extend(["--window", window, "-o", out]);
+    if pairs {
+        args.push("--window-pairs");
+    }
+    common::moeplan_ok(&args);
+}
+
 /// The same stream from the statistics file `trace aggregate --window-pairs` makes of the traces:
 /// the same report. Two traces of whole windows (a trace's last partial window would be carried
 /// into the next trace's first in the trace stream, not in the statistics').
@@ -202,20 +215,7 @@ fn stats_file_gives_the_traces_report() {
     }
     let stats = dir.path().join("stats.parquet");
     let w = window.to_string();
-    common::moeplan_ok(&[
-        "trace",
-        "aggregate",
-        "-q",
-        "-t",
-        &paths[0],
-        "-t",
-        &paths[1],
-        "--window",
-        &w,
-        "--window-pairs",
-        "-o",
-        stats.to_str().unwrap(),
-    ]);
+    aggregate(&[&paths[0], &paths[1]], &w, true, stats.to_str().unwrap());
     let s = stats.to_str().unwrap();
     let from_traces = cli_figures(&["-t", &paths[0], "-t", &paths[1], "--window", &w]);
     let from_stats = cli_figures(&["--stats", s, "--window", &w]);
@@ -223,18 +223,7 @@ fn stats_file_gives_the_traces_report() {
     assert!(from_stats["windows"].as_u64().unwrap() > 20);
     // One trace with a partial last window: the same too.
     let law = cli_figures(&["-t", "traces/esft/law.parquet", "--window", "700"]);
-    common::moeplan_ok(&[
-        "trace",
-        "aggregate",
-        "-q",
-        "-t",
-        "traces/esft/law.parquet",
-        "--window",
-        "700",
-        "--window-pairs",
-        "-o",
-        s,
-    ]);
+    aggregate(&["traces/esft/law.parquet"], "700", true, s);
     assert_eq!(cli_figures(&["--stats", s, "--window", "700"]), law);
 }
 
@@ -243,17 +232,7 @@ fn stats_file_without_window_pairs_or_with_another_window_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let stats = dir.path().join("stats.parquet");
     let s = stats.to_str().unwrap();
-    common::moeplan_ok(&[
-        "trace",
-        "aggregate",
-        "-q",
-        "-t",
-        "traces/sample.parquet",
-        "--window",
-        "200",
-        "-o",
-        s,
-    ]);
+    aggregate(&["traces/sample.parquet"], "200", false, s);
     let run = |window: &str| {
         let out = common::moeplan()
             .args([
@@ -277,18 +256,7 @@ fn stats_file_without_window_pairs_or_with_another_window_is_refused() {
         err.contains("stats.parquet") && err.contains("--window-pairs"),
         "{err}"
     );
-    common::moeplan_ok(&[
-        "trace",
-        "aggregate",
-        "-q",
-        "-t",
-        "traces/sample.parquet",
-        "--window",
-        "200",
-        "--window-pairs",
-        "-o",
-        s,
-    ]);
+    aggregate(&["traces/sample.parquet"], "200", true, s);
     let err = run("300");
     assert!(
         err.contains("windows of 200 tokens, --window is 300"),

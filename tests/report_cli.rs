@@ -17,7 +17,7 @@ fn svg_after<'a>(html: &'a str, title: &str) -> &'a str {
 }
 
 /// The text labels of an SVG.
-fn labels(svg: &str) -> Vec<String> {
+fn svg_labels(svg: &str) -> Vec<String> {
     roxmltree::Document::parse(svg)
         .unwrap()
         .descendants()
@@ -121,7 +121,7 @@ fn two_traces_and_a_plan_file() {
         assert!(labels.contains(&p), "{p} not in the legend: {labels:?}");
     }
     // Online recall: each predictor online (solid) against its offline recall (dashed).
-    let online = labels(svg_after(&html, titles::RECALL_ONLINE));
+    let online = svg_labels(svg_after(&html, titles::RECALL_ONLINE));
     for p in ["static", "temporal", "markov", "mix"] {
         for v in ["online", "offline"] {
             let l = format!("{p} {v}");
@@ -130,7 +130,7 @@ fn two_traces_and_a_plan_file() {
     }
     // Re-balancing over the two traces as one stream: every policy in both charts.
     for t in [titles::REBALANCE, titles::REBALANCE_MOVES] {
-        let l = labels(svg_after(&html, t));
+        let l = svg_labels(svg_after(&html, t));
         for p in ["static", "eplb", "moeplan"] {
             assert!(l.contains(&p.to_string()), "{p} not in {t}: {l:?}");
         }

@@ -200,23 +200,8 @@ impl Inputs {
         let stats = match &args.stats {
             Some(p) => {
                 let st = read_stats(p)?;
-                let s = st.shape;
-                if (s.moe_layers, s.experts, s.top_k)
-                    != (model.moe_layers, model.experts, model.top_k)
-                {
-                    return Err(bad(format!(
-                        "{}: statistics of {} MoE layers x {} experts (top-{}), model `{}` has {} \
-                         x {} (top-{})",
-                        p.display(),
-                        s.moe_layers,
-                        s.experts,
-                        s.top_k,
-                        model.name,
-                        model.moe_layers,
-                        model.experts,
-                        model.top_k
-                    )));
-                }
+                st.check_model(&model)
+                    .map_err(|e| bad(format!("{}: {e}", p.display())))?;
                 Some((p.display().to_string(), st))
             }
             None => None,

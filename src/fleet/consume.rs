@@ -75,6 +75,24 @@ impl WorkloadStats {
 }
 
 impl RoutingStats {
+    /// Checks that the statistics are of `model`'s routing shape (layers, experts, top-k).
+    pub fn check_model(&self, model: &crate::config::ModelConfig) -> Result<(), StatsError> {
+        let s = self.shape;
+        if (s.moe_layers, s.experts, s.top_k) != (model.moe_layers, model.experts, model.top_k) {
+            return Err(StatsError::Mismatch(format!(
+                "statistics of {} MoE layers x {} experts (top-{}), model `{}` has {} x {} (top-{})",
+                s.moe_layers,
+                s.experts,
+                s.top_k,
+                model.name,
+                model.moe_layers,
+                model.experts,
+                model.top_k
+            )));
+        }
+        Ok(())
+    }
+
     /// Trains a predictor of `kind` (static, markov or mix) with look-ahead `d` from the
     /// statistics alone: the same predictor `predict train` fits on the traces the statistics
     /// were aggregated from, one cross-validation fold per workload (mix needs two or more).
@@ -172,19 +190,8 @@ pub fn stats_windows(
     model: &crate::config::ModelConfig,
     window: usize,
 ) -> Result<Vec<StreamWindow>, StatsError> {
+    stats.check_model(model)?;
     let s = stats.shape;
-    if (s.moe_layers, s.experts, s.top_k) != (model.moe_layers, model.experts, model.top_k) {
-        return Err(StatsError::Mismatch(format!(
-            "statistics of {} MoE layers x {} experts (top-{}), model `{}` has {} x {} (top-{})",
-            s.moe_layers,
-            s.experts,
-            s.top_k,
-            model.name,
-            model.moe_layers,
-            model.experts,
-            model.top_k
-        )));
-    }
     if stats.window_tokens != window as u64 {
         return Err(StatsError::Mismatch(format!(
             "the statistics have windows of {} tokens, --window is {window}: aggregate with \
