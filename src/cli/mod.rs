@@ -19,6 +19,7 @@ mod rebalance_cmd;
 mod replay_cmd;
 mod replay_via_daemon;
 mod report_cmd;
+mod report_counts;
 mod run_cmd;
 mod serve_cmd;
 mod stats_cmd;
