@@ -2,8 +2,9 @@
 //! (one session per policy, i.e. per simulated GPU; per step and layer a `step`, then `loaded` for
 //! its transfers), so its hit ratios must equal the in-process replay's on the same settings.
 //!
-//! `predictive` sessions load the `--predictor` file in the daemon and send each token's routing
-//! with the steps; the replay's clock ([`TimingModel`]) then decides, as in the in-process
+//! `predictive` sessions load the `--predictor` file in the daemon (with `--online`, registered
+//! `online`: the daemon's predictor learns from the tokens served, as the replay's does) and
+//! send each token's routing with the steps; the replay's clock ([`TimingModel`]) then decides, as in the in-process
 //! replay, when transfers finish (`loaded`) and when the idle link pulls queued prefetches
 //! (`prefetch`). See [`timed`].
 
@@ -37,6 +38,10 @@ pub struct DaemonRow {
     pub loads: u64,
     /// Steps (one per step and layer).
     pub steps: u64,
+    /// The predictor's live recall@top_k one layer ahead (`predictive` only; 0 otherwise).
+    pub live_recall: f64,
+    /// Tokens the session's online predictor learned from (`--online`).
+    pub learned: u64,
 }
 
 /// A path as the daemon must see it (absolute: the daemon's working directory may differ).
@@ -65,9 +70,9 @@ fn check(args: &ReplayArgs, batching: Batching) -> anyhow::Result<()> {
         .into());
     }
     if args.policy.contains(&PolicyKind::Predictive) {
-        if !Path::new(&args.predictor).is_file() {
+        if !cold_start(args) && !Path::new(&args.predictor).is_file() {
             return Err(BadInput(format!(
-                "--via-daemon with `predictive` needs --predictor FILE (the daemon loads it; \
+                "--via-daemon with `predictive` needs --predictor FILE (the daemon loads it, or --online --predictor none for a cold start; \
                  {:?} is not a file: train one with `moeplan predict train -o FILE`)",
                 args.predictor
             ))
@@ -84,6 +89,11 @@ fn check(args: &ReplayArgs, batching: Batching) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--online --predictor none`: the daemon's session learns from nothing but what it serves.
+fn cold_start(args: &ReplayArgs) -> bool {
+    args.online && args.predictor == "none"
 }
 
 /// Replays `trace` through the daemon at `socket`, one session per policy of `args`
@@ -125,7 +135,10 @@ pub fn replay(
         match kind {
             PolicyKind::Static => reg.train = train.clone(),
             PolicyKind::Predictive => {
-                reg.predictor = Some(absolute(Path::new(&args.predictor))?);
+                if !cold_start(args) {
+                    reg.predictor = Some(absolute(Path::new(&args.predictor))?);
+                }
+                reg.online = args.online;
                 reg.predictor_name = args.predictor_name.clone();
                 let la = args
                     .lookahead
@@ -151,6 +164,8 @@ pub fn replay(
             hits: st.hits,
             loads: st.loads,
             steps: st.steps,
+            live_recall: st.live_recall,
+            learned: st.learned,
         });
     }
     Ok(rows)
