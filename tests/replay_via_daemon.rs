@@ -166,7 +166,14 @@ fn online_predictive_through_the_daemon_matches_the_in_process_replay_exactly() 
         assert_eq!(remote, local, "settings {settings:?}");
     }
     // Learning changes the cache: the online replay differs from the offline one.
-    let offline = hit_ratios(&["--policy", "predictive", "--predictor", pred, "--capacity", "16"]);
+    let offline = hit_ratios(&[
+        "--policy",
+        "predictive",
+        "--predictor",
+        pred,
+        "--capacity",
+        "16",
+    ]);
     let online = hit_ratios(&[
         "--policy",
         "predictive",
@@ -185,25 +192,51 @@ fn the_daemons_live_recall_is_the_prequential_recall() {
     let d = TestDaemon::start();
     let sock = d.socket.to_str().unwrap().to_string();
     let trace = "traces/sample.parquet";
-    for (predictor, extra) in [("none", vec![]), ("none", vec!["--predictor-name", "markov"])] {
+    for (predictor, extra) in [
+        ("none", vec![]),
+        ("none", vec!["--predictor-name", "markov"]),
+    ] {
         let mut args = vec![
-            "replay", "-t", trace, "--policy", "predictive", "--capacity", "16", "--online",
-            "--predictor", predictor, "--via-daemon", &sock,
+            "replay",
+            "-t",
+            trace,
+            "--policy",
+            "predictive",
+            "--capacity",
+            "16",
+            "--online",
+            "--predictor",
+            predictor,
+            "--via-daemon",
+            &sock,
         ];
         args.extend(&extra);
         let v = json(&args);
         let row = &v["policies"][0];
         let name = extra.get(1).copied().unwrap_or("mix");
         let eval = json(&[
-            "predict", "eval", "--predictor", predictor, "--online", "--lookahead", "1", "-t",
+            "predict",
+            "eval",
+            "--predictor",
+            predictor,
+            "--online",
+            "--lookahead",
+            "1",
+            "-t",
             trace,
         ]);
         let k = eval["ks"][0].as_u64().unwrap() as usize;
         let want = eval_recall(&eval, name, k);
         let got = row["live_recall"].as_f64().unwrap();
         assert!(want > 0.2, "{eval}");
-        assert!((got - want).abs() < 1e-9, "{name}: daemon {got} vs eval {want}");
-        assert_eq!(row["learned"], eval["tokens"], "every token served was learned");
+        assert!(
+            (got - want).abs() < 1e-9,
+            "{name}: daemon {got} vs eval {want}"
+        );
+        assert_eq!(
+            row["learned"], eval["tokens"],
+            "every token served was learned"
+        );
     }
 }
 

@@ -12,8 +12,8 @@ use std::path::Path;
 use crate::daemon::wire::frame::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
 use crate::daemon::wire::{
     Close, ErrorReply, Hello, Loaded, Observe, PROTOCOL_VERSION, Prefetch, PrefetchReply, Register,
-    RegisterReply, Replan, ReplanReply, Request, RequestBody, Response, ResponseBody, SessionStats, Stats, Step,
-    StepReply, decode_response,
+    RegisterReply, Replan, ReplanReply, Request, RequestBody, Response, ResponseBody, SessionStats,
+    Stats, Step, StepReply, decode_response,
 };
 
 /// A client-side failure.

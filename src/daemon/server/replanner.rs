@@ -77,7 +77,9 @@ impl Replanner {
         let start = Instant::now();
         let hl = req.history_half_life.unwrap_or(DEFAULT_HISTORY_HALF_LIFE);
         if !(hl.is_finite() && hl > 0.0) {
-            return Err(format!("history_half_life: must be finite and > 0, got {hl}"));
+            return Err(format!(
+                "history_half_life: must be finite and > 0, got {hl}"
+            ));
         }
         let weight = |v: Option<f64>, field: &str| match v.unwrap_or(1.0) {
             w if w.is_finite() && w >= 0.0 => Ok(w),
@@ -138,7 +140,11 @@ impl Replanner {
                 p.layers
             ));
         }
-        if let Some((l, row)) = map.iter().enumerate().find(|(_, r)| r.len() != p.physical()) {
+        if let Some((l, row)) = map
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.len() != p.physical())
+        {
             return Err(format!(
                 "current: layer {l} has {} slots, the session's plan has {} per layer",
                 row.len(),

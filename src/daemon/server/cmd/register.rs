@@ -327,10 +327,9 @@ fn cold_predictor(
     }
     check_online_size(shape, lookahead)?;
     let name = name.unwrap_or("mix");
-    let o = OnlinePredictor::cold(name, *shape, lookahead, OnlineOptions::DEFAULT)
-        .ok_or_else(|| {
-            format!("predictor_name: cold start has no predictor {name:?} (static, markov, mix)")
-        })?;
+    let o = OnlinePredictor::cold(name, *shape, lookahead, OnlineOptions::DEFAULT).ok_or_else(
+        || format!("predictor_name: cold start has no predictor {name:?} (static, markov, mix)"),
+    )?;
     Ok(SessionPredictor {
         model: SessionModel::Online(Box::new(o)),
         lookahead,
