@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use moeplan::trace::{Format, Problem, Trace, TraceError, read_trace, write_trace};
+use moeplan::trace::{Defect, Format, Trace, TraceError, read_trace, write_trace};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -22,7 +22,7 @@ fn expect_invalid(
     file_suffix: &str,
     line: u64,
     field: &str,
-    check: impl Fn(&Problem) -> bool,
+    check: impl Fn(&Defect) -> bool,
 ) {
     match read(&bad(name)) {
         Err(TraceError::Invalid {
@@ -129,7 +129,7 @@ fn esft_expert_out_of_range() {
         |p| {
             matches!(
                 p,
-                Problem::ExpertOutOfRange {
+                Defect::ExpertOutOfRange {
                     id: 64,
                     experts: 64
                 }
@@ -145,7 +145,7 @@ fn esft_repeated_expert() {
         "expert_weights_1.txt",
         1,
         "ids[10]",
-        |p| matches!(p, Problem::RepeatedExpert { .. }),
+        |p| matches!(p, Defect::RepeatedExpert { .. }),
     );
 }
 
@@ -159,7 +159,7 @@ fn esft_token_count_mismatch() {
         |p| {
             matches!(
                 p,
-                Problem::TokenCountMismatch {
+                Defect::TokenCountMismatch {
                     expected: 3,
                     found: 2,
                     ..
@@ -176,7 +176,7 @@ fn esft_nonfinite_weight() {
         "expert_weights_1.txt",
         2,
         "weights[2]",
-        |p| matches!(p, Problem::NonFiniteWeight { .. }),
+        |p| matches!(p, Defect::NonFiniteWeight { .. }),
     );
 }
 
@@ -187,7 +187,7 @@ fn esft_weight_out_of_range() {
         "expert_weights_2.txt",
         1,
         "weights[17]",
-        |p| matches!(p, Problem::WeightOutOfRange { .. }),
+        |p| matches!(p, Defect::WeightOutOfRange { .. }),
     );
 }
 
@@ -198,7 +198,7 @@ fn esft_truncated_line() {
         "expert_weights_2.txt",
         2,
         "weights[15]",
-        |p| matches!(p, Problem::Truncated { .. }),
+        |p| matches!(p, Defect::Truncated { .. }),
     );
 }
 
@@ -209,7 +209,7 @@ fn esft_no_separator() {
         "expert_weights_1.txt",
         1,
         "separator",
-        |p| matches!(p, Problem::Truncated { .. }),
+        |p| matches!(p, Defect::Truncated { .. }),
     );
 }
 
@@ -220,7 +220,7 @@ fn esft_missing_lines() {
         "expert_weights_2.txt",
         2,
         "line",
-        |p| matches!(p, Problem::Truncated { .. }),
+        |p| matches!(p, Defect::Truncated { .. }),
     );
 }
 
@@ -229,7 +229,7 @@ fn esft_empty_file() {
     match read(&bad("esft_empty_file")) {
         Err(TraceError::File {
             path,
-            problem: Problem::Empty(_),
+            problem: Defect::Empty(_),
         }) => assert!(path.ends_with("expert_weights_2.txt")),
         other => panic!("expected an empty-file error, got {other:?}"),
     }
@@ -242,7 +242,7 @@ fn jsonl_expert_out_of_range() {
         "jsonl_expert_out_of_range.jsonl",
         3,
         "experts[1][2]",
-        |p| matches!(p, Problem::ExpertOutOfRange { id: -1, .. }),
+        |p| matches!(p, Defect::ExpertOutOfRange { id: -1, .. }),
     );
 }
 
@@ -253,7 +253,7 @@ fn jsonl_missing_layer() {
         "jsonl_missing_layer.jsonl",
         4,
         "experts",
-        |p| matches!(p, Problem::Truncated { .. }),
+        |p| matches!(p, Defect::Truncated { .. }),
     );
 }
 
@@ -264,7 +264,7 @@ fn jsonl_weight_out_of_range() {
         "jsonl_weight_out_of_range.jsonl",
         2,
         "weights[0][1]",
-        |p| matches!(p, Problem::WeightOutOfRange { .. }),
+        |p| matches!(p, Defect::WeightOutOfRange { .. }),
     );
 }
 
@@ -299,7 +299,7 @@ fn jsonl_truncated_and_empty() {
     assert!(matches!(
         read(&bad("jsonl_empty.jsonl")),
         Err(TraceError::File {
-            problem: Problem::Empty(_),
+            problem: Defect::Empty(_),
             ..
         })
     ));
@@ -369,7 +369,7 @@ fn parquet_names_the_bad_row() {
         Err(TraceError::Invalid {
             line: 3,
             field,
-            problem: Problem::ExpertOutOfRange { id: 99, .. },
+            problem: Defect::ExpertOutOfRange { id: 99, .. },
             ..
         }) => {
             assert_eq!(field, "experts[0]")

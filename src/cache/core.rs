@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use super::plan::{CacheStats, Load, LoadKind, Placement, Residency, StepPlan};
+use super::plan::{CacheStats, ExpertSlot, Load, LoadKind, Residency, StepPlan};
 use super::prefetch::best_first;
 use super::slots::{NONE, SlotPool, SlotState};
 use super::{Budget, CacheConfig, CacheError, Policy, PrefetchQueue, Ranking};
@@ -182,7 +182,7 @@ impl<P: Policy> ExpertCache<P> {
             let slot = self.pool.slot_of[key as usize];
             if slot == NONE {
                 self.misses.push((plan.placements.len() as u32, key, now));
-                plan.placements.push(Placement {
+                plan.placements.push(ExpertSlot {
                     expert: e,
                     slot: None,
                     residency: Residency::Transient,
@@ -206,7 +206,7 @@ impl<P: Policy> ExpertCache<P> {
             self.pin(slot, layer);
             plan.hits += 1;
             self.stats.hits += 1;
-            plan.placements.push(Placement {
+            plan.placements.push(ExpertSlot {
                 expert: e,
                 slot: Some(slot),
                 residency,
@@ -233,7 +233,7 @@ impl<P: Policy> ExpertCache<P> {
                     self.pool.set_prio(s, self.policy.priority(key));
                 }
                 self.stats.demand_loads += 1;
-                plan.placements[idx as usize] = Placement {
+                plan.placements[idx as usize] = ExpertSlot {
                     expert,
                     slot: Some(s),
                     residency: Residency::Loading,

@@ -27,6 +27,7 @@
 
 mod core;
 mod error;
+mod factory;
 mod fixed;
 mod heap;
 mod lfu;
@@ -42,11 +43,12 @@ mod slots;
 
 pub use self::core::{ExpertCache, HEAP_FROM};
 pub use error::CacheError;
+pub use factory::{MissingInput, PolicyInputs, build_policy};
 pub use fixed::StaticTop;
 pub use lfu::Lfu;
 pub use lru::Lru;
 pub use opt::{NextUse, Opt};
-pub use plan::{CacheStats, Load, LoadKind, Placement, Residency, StepPlan};
+pub use plan::{CacheStats, ExpertSlot, Load, LoadKind, Residency, StepPlan};
 pub use policy::{Policy, PolicyKind, Ranking};
 pub use predictive::Predictive;
 pub use prefetch::PrefetchQueue;

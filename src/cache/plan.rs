@@ -21,7 +21,7 @@ pub enum Residency {
 
 /// One demanded expert's answer, in the order the step listed them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Placement {
+pub struct ExpertSlot {
     /// Expert id within the step's layer.
     pub expert: u16,
     /// Slot index on the device (`None` for [`Residency::Transient`]).
@@ -61,7 +61,7 @@ pub struct Load {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StepPlan {
     /// One entry per distinct demanded expert, in the order given.
-    pub placements: Vec<Placement>,
+    pub placements: Vec<ExpertSlot>,
     /// Demand loads issued by this step, in link order.
     pub loads: Vec<Load>,
     /// Demanded experts found resident or in flight.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::choices::FormatArg;
 use crate::config::{HardwareConfig, ModelConfig};
 use crate::trace::{Format, ModelShape, Trace, read_trace};
 
@@ -15,7 +16,14 @@ pub struct TraceArgs {
     pub traces: Vec<PathBuf>,
     /// Force the trace format instead of detecting it.
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<FormatArg>,
+}
+
+impl TraceArgs {
+    /// The forced format, if any.
+    pub fn format(&self) -> Option<Format> {
+        self.format.map(Format::from)
+    }
 }
 
 /// Loads a model config by name (`deepseek-v2-lite`) or path.
@@ -33,7 +41,7 @@ pub fn load_traces(args: &TraceArgs, shape: Option<&ModelShape>) -> anyhow::Resu
     let mut traces = Vec::with_capacity(args.traces.len());
     for p in &args.traces {
         traces.push(
-            read_trace(p, args.format, shape)
+            read_trace(p, args.format(), shape)
                 .with_context(|| format!("reading trace {}", p.display()))?,
         );
     }

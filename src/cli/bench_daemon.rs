@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::BadInput;
-use crate::daemon::client::load::{self, ClientMode, LoadSpec};
+use super::choices::ClientArg;
+use crate::daemon::client::load::{self, LoadSpec};
 use crate::daemon::server::{self, Listener, ServerConfig, listen};
 use crate::trace::sample::read_or_sample;
 
@@ -58,7 +59,7 @@ pub struct BenchDaemonArgs {
     /// thread each (threads), or one thread busy-polling every socket (spin: no client wake-up
     /// inside a measured round trip; takes a whole core).
     #[arg(long, value_enum, default_value = "async")]
-    pub client: ClientMode,
+    pub client: ClientArg,
     /// Steps in flight per session at most (async and spin clients).
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
@@ -82,7 +83,7 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
     if !(1..=64).contains(&args.pipeline) {
         return Err(BadInput("--pipeline must be in 1..=64".into()).into());
     }
-    if args.pipeline > 1 && args.client == ClientMode::Threads {
+    if args.pipeline > 1 && args.client == ClientArg::Threads {
         return Err(BadInput("--pipeline needs --client async or spin".into()).into());
     }
     if args.busy_poll && (args.threads > 1 || args.multi_thread || args.socket.is_some()) {
@@ -94,7 +95,7 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
         .into());
     }
     if let Some(r) = args.rate {
-        if args.client != ClientMode::Spin {
+        if args.client != ClientArg::Spin {
             return Err(BadInput("--rate needs --client spin".into()).into());
         }
         if !(r.is_finite() && (1.0..=10_000_000.0).contains(&r)) {
@@ -111,7 +112,7 @@ pub fn run(args: BenchDaemonArgs) -> anyhow::Result<()> {
         max_time: Duration::from_secs_f64(args.seconds),
         capacity: args.capacity,
         policy: args.policy.clone(),
-        client: args.client,
+        client: args.client.into(),
         pipeline: args.pipeline,
         rate: args.rate,
     };

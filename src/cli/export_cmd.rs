@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::choices::FormatArg;
 use super::{BadInput, TraceArgs, load_model, load_traces};
 use crate::config::ModelConfig;
 use crate::export::{
@@ -11,7 +12,7 @@ use crate::export::{
     sglang_placement, vllm_ascend_map, vllm_initial_mapping,
 };
 use crate::placement::PlanFile;
-use crate::trace::{Format, Trace};
+use crate::trace::Trace;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -41,7 +42,7 @@ pub struct ExportArgs {
     pub traces: Vec<PathBuf>,
     /// Force the trace format instead of detecting it.
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<FormatArg>,
     /// Model config (default: the plan's model).
     #[arg(long, short)]
     pub model: Option<String>,

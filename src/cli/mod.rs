@@ -7,6 +7,7 @@ mod args;
 mod bench_cmd;
 mod bench_daemon;
 mod bench_run;
+mod choices;
 mod config_cmd;
 mod control;
 mod demo;

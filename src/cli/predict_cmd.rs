@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
+use super::choices::{FormatArg, KindArg};
 use super::{BadInput, TraceArgs, load_model};
 use crate::predict::{
     Kind, OnlineOptions, PredictError, PredictorSet, TrainOptions, evaluate, evaluate_online,
@@ -37,7 +38,7 @@ pub enum PredictCommand {
         traces: Vec<PathBuf>,
         /// Force the trace format instead of detecting it.
         #[arg(long, value_enum)]
-        format: Option<crate::trace::Format>,
+        format: Option<FormatArg>,
         /// Train on a routing statistics file (`trace aggregate`) instead of traces.
         #[arg(long, value_name = "FILE", conflicts_with = "traces")]
         stats: Option<PathBuf>,
@@ -46,7 +47,7 @@ pub enum PredictCommand {
         model: Option<String>,
         /// Which predictor to train (the file also holds the baselines it was built with).
         #[arg(long, value_enum, default_value = "learned")]
-        kind: Kind,
+        kind: KindArg,
         /// Largest look-ahead h (layers l+1 ..= l+h are scored).
         #[arg(long, default_value_t = 4)]
         lookahead: usize,
@@ -130,6 +131,8 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
         } => {
             crate::util::check_writable(&output)
                 .map_err(|e| super::BadInput(format!("{}: {e}", output.display())))?;
+            let kind = Kind::from(kind);
+            let format = format.map(crate::trace::Format::from);
             let shape = model
                 .as_deref()
                 .map(load_model)

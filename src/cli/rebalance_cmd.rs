@@ -97,7 +97,7 @@ pub fn run_cmd(args: RebalanceArgs) -> anyhow::Result<()> {
         .train_trace
         .iter()
         .map(|p| {
-            read_trace(p, args.input.format, Some(&shape))
+            read_trace(p, args.input.format(), Some(&shape))
                 .with_context(|| format!("reading training trace {}", p.display()))
         })
         .collect::<anyhow::Result<Vec<Trace>>>()?;

@@ -173,7 +173,7 @@ pub fn run(args: ReplayArgs, _quiet: bool) -> anyhow::Result<()> {
     let mut train: Vec<Trace> = Vec::new();
     for p in &args.train_trace {
         train.push(
-            read_trace(p, args.input.format, Some(&shape))
+            read_trace(p, args.input.format(), Some(&shape))
                 .with_context(|| format!("reading training trace {}", p.display()))?,
         );
     }

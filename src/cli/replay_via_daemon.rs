@@ -2,11 +2,12 @@
 //! (one session per policy, i.e. per simulated GPU; per step and layer a `step`, then `loaded` for
 //! its transfers), so its hit ratios must equal the in-process replay's on the same settings.
 //!
-//! `predictive` sessions load the `--predictor` file in the daemon (with `--online`, registered
-//! `online`: the daemon's predictor learns from the tokens served, as the replay's does) and
-//! send each token's routing with the steps; the replay's clock ([`TimingModel`]) then decides, as in the in-process
-//! replay, when transfers finish (`loaded`) and when the idle link pulls queued prefetches
-//! (`prefetch`). See [`timed`].
+//! The replay loop is the in-process one ([`simulate_on`]) with a daemon session as its cache
+//! ([`DaemonSession`]): the replay's clock ([`TimingModel`]) decides when transfers finish
+//! (`loaded`) and when the idle link pulls queued prefetches (`prefetch`). `predictive` sessions
+//! load the `--predictor` file in the daemon and send each token's routing with the steps (with
+//! `--online` the session is registered `online`: the daemon's predictor learns from the tokens
+//! served, as the replay's does).
 
 use std::path::{Path, PathBuf};
 
@@ -17,11 +18,10 @@ use super::BadInput;
 use super::replay_cmd::{CapacityMode, ReplayArgs};
 use crate::cache::PolicyKind;
 use crate::daemon::client::Client;
-use crate::daemon::wire::{self, Register, RequestBody, ResponseBody, Step};
-use crate::replay::{Batching, Steps, TimingModel, build_steps, step_experts};
+use crate::daemon::client::replay::DaemonSession;
+use crate::daemon::wire::{self, Register};
+use crate::replay::{Batching, TimingModel, build_steps, simulate_on};
 use crate::trace::Trace;
-
-mod timed;
 
 /// One policy's figures, as the daemon counted them.
 #[derive(Debug, Clone, Serialize)]
@@ -150,13 +150,16 @@ pub fn replay(
             _ => {}
         }
         let reply = c.register(reg)?;
-        let sid = reply.session;
-        if kind == PolicyKind::Predictive {
-            timed::run(&mut c, sid, reply.slots as usize, trace, &steps, timing)?;
-        } else {
-            untimed(&mut c, sid, trace, &steps)?;
-        }
-        let st = c.close(sid)?;
+        let predictive = kind == PolicyKind::Predictive;
+        let mut session = DaemonSession::new(
+            &mut c,
+            reply.session,
+            reply.slots as usize,
+            trace,
+            predictive,
+        );
+        simulate_on(trace, &steps, &mut session, timing).context("the daemon refused a request")?;
+        let st = session.finish()?;
         rows.push(DaemonRow {
             name: kind.as_str().into(),
             hit_ratio: st.hit_ratio,
@@ -169,50 +172,6 @@ pub fn replay(
         });
     }
     Ok(rows)
-}
-
-/// Drives session `sid` through `steps`: per layer a `step`, then a `loaded` for its loads
-/// (pipelined with the next step). Without prefetches every transfer a layer waits for ends
-/// before the next layer, so this is the replay's cache without its clock.
-fn untimed(c: &mut Client, sid: u64, trace: &Trace, steps: &Steps) -> anyhow::Result<()> {
-    let shape = *trace.shape();
-    let mut marks = vec![0u32; shape.experts];
-    let (mut stamp, mut buf) = (0u32, Vec::with_capacity(shape.experts));
-    // A `loaded` is queued after each step that loads, and written with the next step
-    // (pipelined): the daemon applies them in order, so the cache sees what the replay does.
-    let mut queued_loaded = false;
-    for i in 0..steps.len() {
-        for l in 0..shape.moe_layers {
-            step_experts(trace, steps.step(i), l, &mut marks, &mut stamp, &mut buf);
-            c.send(RequestBody::Step(Step::new(sid, l as u16, buf.clone())))?;
-            c.flush()?;
-            if std::mem::take(&mut queued_loaded) {
-                expect_ok(c.recv()?.body)?;
-            }
-            let ResponseBody::Step(r) = expect_ok(c.recv()?.body)? else {
-                anyhow::bail!("unexpected reply to a step");
-            };
-            if let Some(loaded) = r.loaded_report(sid, l as u16) {
-                c.send(RequestBody::Loaded(loaded))?;
-                queued_loaded = true;
-            }
-        }
-    }
-    c.flush()?;
-    if queued_loaded {
-        expect_ok(c.recv()?.body)?;
-    }
-    Ok(())
-}
-
-/// A reply, or the daemon's refusal as an error.
-fn expect_ok(body: ResponseBody) -> anyhow::Result<ResponseBody> {
-    match body {
-        ResponseBody::Error(e) => {
-            Err(anyhow::Error::new(e).context("the daemon refused a request"))
-        }
-        b => Ok(b),
-    }
 }
 
 /// The table `moeplan replay --via-daemon` prints.

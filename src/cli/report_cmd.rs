@@ -566,11 +566,13 @@ fn placement_data(
 
 /// A predictor kind named on the command line.
 fn parse_kind(s: &str) -> anyhow::Result<Kind> {
-    <Kind as clap::ValueEnum>::from_str(s, true).map_err(|_| {
-        bad(format!(
-            "--predictor {s:?} is neither a file nor a kind (markov, mix, learned)"
-        ))
-    })
+    <super::choices::KindArg as clap::ValueEnum>::from_str(s, true)
+        .map(Kind::from)
+        .map_err(|_| {
+            bad(format!(
+                "--predictor {s:?} is neither a file nor a kind (markov, mix, learned)"
+            ))
+        })
 }
 
 /// The predictor set of `--predictor`: a file, or a kind trained on the build traces.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
+use super::choices::FormatArg;
 use super::{TraceArgs, load_model, load_traces};
 use crate::stats::{StatsOptions, compute, render_table};
 use crate::trace::synth::{SynthParams, generate};
@@ -61,7 +62,7 @@ pub enum TraceCommand {
         output: PathBuf,
         /// Output format (otherwise from the extension).
         #[arg(long, value_enum)]
-        to: Option<Format>,
+        to: Option<FormatArg>,
     },
     /// Generate a synthetic trace with popularity skew, inter-layer affinity and temporal locality.
     #[command(
@@ -113,7 +114,7 @@ pub fn run(cmd: TraceCommand, quiet: bool) -> anyhow::Result<()> {
             let trace = load_traces(&input, shape.as_ref())?;
             let other = match &against {
                 Some(p) => Some(
-                    read_trace(p, input.format, shape.as_ref())
+                    read_trace(p, input.format(), shape.as_ref())
                         .with_context(|| format!("reading {}", p.display()))?,
                 ),
                 None => None,
@@ -153,7 +154,7 @@ pub fn run(cmd: TraceCommand, quiet: bool) -> anyhow::Result<()> {
             if let Some(n) = first_sequences {
                 trace = trace.first_sequences(n);
             }
-            write_trace(&trace, &output, to)
+            write_trace(&trace, &output, to.map(Format::from))
                 .with_context(|| format!("writing {}", output.display()))?;
             if !quiet {
                 eprintln!(

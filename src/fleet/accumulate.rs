@@ -196,7 +196,7 @@ pub fn aggregate_paths(
                     failed = Some(e);
                     return Err(crate::trace::TraceError::file(
                         p,
-                        crate::trace::Problem::Other("stopped".into()),
+                        crate::trace::Defect::Other("stopped".into()),
                     ));
                 }
                 progress.inc(chunk.num_tokens() as u64);

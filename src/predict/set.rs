@@ -14,7 +14,7 @@ use super::{
 use crate::trace::Trace;
 
 /// Which predictor a file's main one is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Per-layer expert frequency.

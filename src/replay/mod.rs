@@ -1,5 +1,6 @@
 //! Trace replay: cache policies on a timing model (hit ratio, bytes moved, stall, tokens/s).
 
+pub mod backend;
 pub mod batching;
 pub mod report;
 pub mod run;
@@ -7,8 +8,9 @@ pub mod schedule;
 pub mod sim;
 pub mod timing;
 
+pub use backend::{CacheBackend, InProcess, LayerStep};
 pub use batching::{Batching, Steps, build_steps, demand_keys, step_experts};
 pub use report::ReplayReport;
-pub use run::{PolicyReport, ReplayError, ReplaySetup, build_policy, key_counts, run_policies};
-pub use sim::{PrefetchOptions, SimResult, simulate};
+pub use run::{PolicyReport, ReplayError, ReplaySetup, build_policy, run_policies};
+pub use sim::{PrefetchOptions, SimResult, simulate, simulate_on};
 pub use timing::{Link, TimingModel};

@@ -6,10 +6,10 @@ use super::batching::{Batching, Steps, build_steps, demand_keys};
 use super::sim::{PrefetchOptions, SimResult, simulate};
 use super::timing::TimingModel;
 use crate::cache::{
-    Budget, CacheConfig, CacheError, ExpertCache, Lfu, Lru, NextUse, Opt, Policy, PolicyKind,
-    Predictive, StaticTop,
+    self, Budget, CacheConfig, CacheError, ExpertCache, NextUse, Policy, PolicyInputs, PolicyKind,
 };
 use crate::predict::{Frozen, OnlinePredictor, Predictor};
+use crate::stats::key_counts;
 use crate::trace::Trace;
 
 /// An error of a replay.
@@ -124,20 +124,6 @@ impl PolicyReport {
     }
 }
 
-/// Per-key demand counts of `traces` (`layer * experts + expert`), for `static`.
-pub fn key_counts(traces: &[&Trace], layers: usize, experts: usize) -> Vec<f64> {
-    let mut c = vec![0.0; layers * experts];
-    for tr in traces {
-        let k = tr.shape().top_k;
-        for t in 0..tr.num_tokens() {
-            for (i, &e) in tr.token_experts(t).iter().enumerate() {
-                c[(i / k) * experts + e as usize] += 1.0;
-            }
-        }
-    }
-    c
-}
-
 /// Builds policy `kind` for `cfg` replaying `steps` of `setup.trace`.
 pub fn build_policy(
     kind: PolicyKind,
@@ -145,35 +131,25 @@ pub fn build_policy(
     setup: &ReplaySetup<'_>,
     steps: &Steps,
 ) -> Result<Box<dyn Policy>, ReplayError> {
-    Ok(match kind {
-        PolicyKind::Lru => Box::new(Lru::new(cfg.keys())),
-        PolicyKind::Lfu => Box::new(Lfu::new(cfg.layers, cfg.experts, setup.half_life)),
-        PolicyKind::Static => {
-            let own = [setup.trace];
-            let src: &[&Trace] = if setup.train.is_empty() {
-                &own
-            } else {
-                setup.train
-            };
-            Box::new(StaticTop::new(
-                cfg,
-                &key_counts(src, cfg.layers, cfg.experts),
-            ))
-        }
-        PolicyKind::Predictive => {
-            if setup.predictor.is_none() && setup.online.is_none() {
-                return Err(ReplayError::NoPredictor);
-            }
-            Box::new(
-                Predictive::new(cfg.layers, cfg.experts, setup.half_life, setup.beta)
-                    .with_margin(setup.margin),
-            )
-        }
-        PolicyKind::Opt => {
-            let index = NextUse::build(&demand_keys(setup.trace, steps), cfg.keys());
-            Box::new(Opt::new(index, cfg.keys()))
-        }
-    })
+    if kind == PolicyKind::Predictive && setup.predictor.is_none() && setup.online.is_none() {
+        return Err(ReplayError::NoPredictor);
+    }
+    let own = [setup.trace];
+    let src: &[&Trace] = if setup.train.is_empty() {
+        &own
+    } else {
+        setup.train
+    };
+    let counts = (kind == PolicyKind::Static).then(|| key_counts(src, cfg.layers, cfg.experts));
+    let inputs = PolicyInputs {
+        half_life: setup.half_life,
+        beta: setup.beta,
+        margin: setup.margin,
+        static_counts: counts.as_deref(),
+        next_use: (kind == PolicyKind::Opt)
+            .then(|| NextUse::build(&demand_keys(setup.trace, steps), cfg.keys())),
+    };
+    Ok(cache::build_policy(kind, cfg, inputs).expect("every input of the policy is given"))
 }
 
 /// Replays `setup` once per policy of `kinds`, in order.

@@ -1,4 +1,5 @@
-//! The replay loop: steps through one device's cache layer by layer, on the timing model.
+//! The replay loop: steps through one device's cache layer by layer, on the timing model. The
+//! cache is any [`CacheBackend`]: the core in process ([`simulate`]) or a daemon session.
 //!
 //! At each layer of each step, at time `t` (its gate has run, so its routing is known):
 //! 1. transfers that finished by `t` complete (in link order), and queued prefetches the link
@@ -6,20 +7,24 @@
 //!    the hint that queued them);
 //! 2. the cache runs the step (pins, hits, demand loads queued on the link after the prefetches
 //!    in flight; with CPU offload a miss runs on the CPU when that ends sooner than its transfer);
-//! 3. the layer computes once every needed expert has arrived: stall = end - t - compute;
-//! 4. the predictor scores layers `l+1..=l+lookahead` from the routing so far and the cache
+//!    the predictor scores layers `l+1..=l+lookahead` from the routing so far and the cache
 //!    queues the best-scored experts for prefetch, overlapping the compute of the layers between;
-//! 5. after the step's last layer, an online predictor observes the step's tokens.
+//! 3. the layer computes once every needed expert has arrived: stall = end - t - compute;
+//! 4. after the step's last layer, an online predictor observes the step's tokens.
 
 use std::collections::VecDeque;
 
 use serde::Serialize;
 
+use super::backend::{CacheBackend, InProcess, LayerStep};
 use super::batching::{Steps, step_experts};
 use super::timing::{Link, TimingModel};
-use crate::cache::{CacheError, CacheStats, ExpertCache, Policy, Residency, StepPlan};
-use crate::predict::{Predictor, RoutingView};
+use crate::cache::{CacheError, CacheStats, ExpertCache, Load, Policy, Residency, StepPlan};
+use crate::predict::Predictor;
 use crate::trace::Trace;
+
+/// Bound on the prefetches offered the link in one idle gap (a backend's queue is smaller).
+const MAX_PULL: usize = 4096;
 
 /// Prefetch settings (used when a predictor is given).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -33,7 +38,7 @@ pub struct PrefetchOptions {
 /// What one replay measured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct SimResult {
-    /// Cache counters.
+    /// Cache counters ([`simulate`]; left at zero by [`simulate_on`], whose backend keeps them).
     pub cache: CacheStats,
     /// Tokens replayed.
     pub tokens: u64,
@@ -59,20 +64,90 @@ pub fn simulate<P: Policy>(
     steps: &Steps,
     cache: &mut ExpertCache<P>,
     timing: &TimingModel,
-    mut predictor: Option<(&mut dyn Predictor, PrefetchOptions)>,
+    predictor: Option<(&mut dyn Predictor, PrefetchOptions)>,
 ) -> Result<SimResult, CacheError> {
+    let predictor = predictor.map(|(p, o)| (&mut *p as &mut dyn Predictor, o));
+    let mut r = simulate_on(trace, steps, &mut InProcess::new(cache, predictor), timing)?;
+    r.cache = *cache.stats();
+    Ok(r)
+}
+
+/// The host-to-device link and the transfers on it that the cache has not yet seen finish.
+struct Transfers {
+    /// The serialised link.
+    link: Link,
+    /// Transfers into slots in flight, in link order: (end, layer, expert).
+    pending: VecDeque<(f64, u16, u16)>,
+    /// When the last transfer into each slot ends.
+    finish_of_slot: Vec<f64>,
+}
+
+impl Transfers {
+    /// Puts `ld` on the link, starting no earlier than `ready`; returns its end.
+    #[inline]
+    fn start(&mut self, ld: &Load, ready: f64, timing: &TimingModel) -> f64 {
+        let end = self
+            .link
+            .transfer(ready, timing.transfer_ms, timing.expert_bytes);
+        if let Some(s) = ld.slot {
+            self.finish_of_slot[s as usize] = end;
+            self.pending.push_back((end, ld.layer, ld.expert));
+        }
+        end
+    }
+
+    /// Completes, in link order, the transfers that finished by `t`.
+    #[inline]
+    fn complete<B: CacheBackend>(&mut self, cache: &mut B, t: f64) -> Result<(), B::Error> {
+        let mut done = 0;
+        let mut last = (0, 0);
+        while let Some(&(end, layer, expert)) = self.pending.front() {
+            if end > t {
+                break;
+            }
+            self.pending.pop_front();
+            (done, last) = (done + 1, (layer, expert));
+        }
+        if done > 0 {
+            cache.complete(done, last)?;
+        }
+        Ok(())
+    }
+
+    /// Prefetches the link could start before `t` (none before `t_hint`), at most `max`.
+    #[inline]
+    fn idle_slots(&self, t: f64, t_hint: f64, ms: f64, max: usize) -> usize {
+        let mut probe = self.link.clone();
+        let mut n = 0;
+        while n < max && probe.free_at.max(t_hint) < t {
+            probe.transfer(t_hint, ms, 0);
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Replays `steps` of `trace` through `cache` on `timing`: the loop of the module docs, for any
+/// backend. The cache counters stay with the backend (`SimResult::cache` is zero).
+pub fn simulate_on<B: CacheBackend>(
+    trace: &Trace,
+    steps: &Steps,
+    cache: &mut B,
+    timing: &TimingModel,
+) -> Result<SimResult, B::Error> {
     let shape = *trace.shape();
     let mut r = SimResult::default();
-    let mut link = Link::default();
-    let mut pending: VecDeque<f64> = VecDeque::with_capacity(cache.config().total_slots());
-    let mut finish_of_slot = vec![0.0f64; cache.config().total_slots()];
+    let slots = cache.total_slots();
+    let mut tr = Transfers {
+        link: Link::default(),
+        pending: VecDeque::with_capacity(slots),
+        finish_of_slot: vec![0.0f64; slots],
+    };
     let mut plan = StepPlan::default();
+    let mut issued: Vec<Load> = Vec::new();
     let mut buf: Vec<u16> = Vec::with_capacity(shape.experts);
-    let mut on_cpu: Vec<u16> = Vec::with_capacity(shape.experts);
     let mut marks = vec![0u32; shape.experts];
     let mut stamp = 0u32;
-    let mut scores = vec![0.0f32; shape.experts];
-    let mut tmp = vec![0.0f32; shape.experts];
     let mut t = 0.0f64;
     let mut t_hint = 0.0f64;
     for i in 0..steps.len() {
@@ -82,106 +157,55 @@ pub fn simulate<P: Policy>(
         r.steps += 1;
         for l in 0..shape.moe_layers {
             // 1. Completions and prefetches the link started before t.
-            complete(cache, &mut pending, t);
-            while link.free_at.max(t_hint) < t {
-                let Some(ld) = cache.issue_prefetch() else {
-                    break;
-                };
-                let end = link.transfer(t_hint, timing.transfer_ms, timing.expert_bytes);
-                if let Some(s) = ld.slot {
-                    finish_of_slot[s as usize] = end;
-                    pending.push_back(end);
+            tr.complete(cache, t)?;
+            let bound = cache.prefetch_bound().min(MAX_PULL);
+            let n = tr.idle_slots(t, t_hint, timing.transfer_ms, bound);
+            if n > 0 {
+                issued.clear();
+                cache.issue_prefetches(n, &mut issued)?;
+                for ld in &issued {
+                    tr.start(ld, t_hint, timing);
                 }
             }
-            complete(cache, &mut pending, t);
-            // 2. The step.
+            tr.complete(cache, t)?;
+            // 2. The step (and the predictions it hints).
             step_experts(trace, toks, l, &mut marks, &mut stamp, &mut buf);
             r.step_layer_experts += buf.len() as u64;
-            let mut cpu_ms = 0.0;
-            on_cpu.clear();
-            if timing.cpu_offload {
-                let mut free = link.free_at.max(t);
-                for &e in &buf {
-                    if cache.residency(l, e).is_some() {
-                        continue;
-                    }
-                    let users = toks
-                        .iter()
-                        .filter(|&&tk| trace.experts(tk as usize, l).contains(&e))
-                        .count();
-                    let cpu = timing.cpu_expert_ms * users as f64;
-                    if cpu_ms + cpu < free + timing.transfer_ms - t {
-                        cpu_ms += cpu;
-                        on_cpu.push(e);
-                    } else {
-                        free += timing.transfer_ms;
-                    }
-                }
-            }
-            cache.step_with_cpu(l, &buf, &on_cpu, &mut plan)?;
+            let layer_step = LayerStep {
+                trace,
+                tokens: toks,
+                layer: l,
+                experts: &buf,
+                now: t,
+                link_free_at: tr.link.free_at,
+                timing,
+            };
+            let cpu_ms = cache.step(&layer_step, &mut plan)?;
             // 3. Wait for the transfers the layer needs, then compute.
             let mut ready = t;
             for ld in &plan.loads {
-                let end = link.transfer(t, timing.transfer_ms, timing.expert_bytes);
-                if let Some(s) = ld.slot {
-                    finish_of_slot[s as usize] = end;
-                    pending.push_back(end);
-                }
-                ready = ready.max(end);
+                ready = ready.max(tr.start(ld, t, timing));
             }
             for p in &plan.placements {
                 if p.residency == Residency::InFlight
                     && let Some(s) = p.slot
                 {
-                    ready = ready.max(finish_of_slot[s as usize]);
+                    ready = ready.max(tr.finish_of_slot[s as usize]);
                 }
             }
             let end = (ready + compute).max(t + cpu_ms);
             r.stall_ms += end - t - compute;
-            // 4. Predictions for the next layers, queued at t.
-            if let Some((pred, opts)) = &predictor {
-                let (pred, opts) = (&**pred, *opts);
-                let la = opts.lookahead.min(pred.lookahead());
-                for h in 1..=la {
-                    if l + h >= shape.moe_layers {
-                        break;
-                    }
-                    scores.fill(0.0);
-                    for &tk in toks {
-                        let view = RoutingView::from_trace(trace, tk as usize, l);
-                        pred.score(&view, h, &mut tmp);
-                        for (s, &x) in scores.iter_mut().zip(&tmp) {
-                            *s += x;
-                        }
-                    }
-                    cache.hint(l + h, h, &scores, opts.top_n)?;
-                }
+            if cache.hints() {
                 t_hint = t;
             }
             cache.release(l);
             t = end;
         }
-        // 5. An online predictor learns the step's tokens once they are fully routed.
-        if let Some((pred, _)) = &mut predictor
-            && pred.is_online()
-        {
-            for &tk in toks {
-                pred.observe(trace.token_experts(tk as usize));
-            }
-        }
+        // 4. An online predictor learns the step's tokens once they are fully routed.
+        cache.step_done(trace, toks);
     }
-    r.cache = *cache.stats();
-    r.transfers = link.transfers;
-    r.bytes = link.bytes;
+    r.transfers = tr.link.transfers;
+    r.bytes = tr.link.bytes;
     r.total_ms = t;
     Ok(r)
-}
-
-/// Completes, in link order, the transfers that finished by `t`.
-#[inline]
-fn complete<P: Policy>(cache: &mut ExpertCache<P>, pending: &mut VecDeque<f64>, t: f64) {
-    while pending.front().is_some_and(|&end| end <= t) {
-        pending.pop_front();
-        cache.complete_next();
-    }
 }

@@ -47,6 +47,18 @@ pub fn expert_counts(trace: &Trace) -> Vec<u64> {
     counts
 }
 
+/// Token-selections per (layer, expert) of every trace of `traces` together, as `f64`
+/// (`layer * experts + expert`; the ranking `static` uses, in the replay and the daemon).
+pub fn key_counts(traces: &[&Trace], layers: usize, experts: usize) -> Vec<f64> {
+    let mut c = vec![0.0; layers * experts];
+    for tr in traces {
+        for (a, &n) in c.iter_mut().zip(&expert_counts(tr)) {
+            *a += n as f64;
+        }
+    }
+    c
+}
+
 /// Shannon entropy (bits) of a count vector.
 pub fn entropy_bits(counts: &[u64]) -> f64 {
     let total: u64 = counts.iter().sum();

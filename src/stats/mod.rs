@@ -8,7 +8,7 @@ mod sparsity;
 mod temporal;
 mod transition;
 
-pub use load::{LayerLoad, expert_counts, layer_load};
+pub use load::{LayerLoad, expert_counts, key_counts, layer_load};
 pub use report::render_table;
 pub use shift::{Shift, js_divergence, shift};
 pub use sparsity::{CHUNK_SIZES, ChunkSparsity, chunk_sparsity};

@@ -1,6 +1,6 @@
 //! Builds a [`Trace`] token by token, validating every (token, layer) top-k.
 
-use super::{ModelShape, Problem, Trace, quantize_weight};
+use super::{Defect, ModelShape, Trace, quantize_weight};
 
 /// Appends validated tokens to a trace under construction.
 #[derive(Debug)]
@@ -53,12 +53,12 @@ impl TraceBuilder {
         shape: &ModelShape,
         experts: &[i64],
         weights: &[f64],
-    ) -> Result<(), (usize, Problem)> {
+    ) -> Result<(), (usize, Defect)> {
         Self::check_ids(shape, experts)?;
         if weights.len() != shape.top_k {
             return Err((
                 weights.len().min(shape.top_k),
-                Problem::Truncated {
+                Defect::Truncated {
                     expected: format!("{} weights", shape.top_k),
                     found: format!("{}", weights.len()),
                 },
@@ -66,10 +66,10 @@ impl TraceBuilder {
         }
         for (j, &w) in weights.iter().enumerate() {
             if !w.is_finite() {
-                return Err((j, Problem::NonFiniteWeight { value: w }));
+                return Err((j, Defect::NonFiniteWeight { value: w }));
             }
             if !(0.0..=1.0).contains(&w) {
-                return Err((j, Problem::WeightOutOfRange { value: w }));
+                return Err((j, Defect::WeightOutOfRange { value: w }));
             }
         }
         Ok(())
@@ -111,11 +111,11 @@ impl TraceBuilder {
 
     /// Checks one top-k of expert ids alone: as many as `top_k`, in range and distinct. On
     /// error returns the offending index within the top-k and the problem.
-    pub fn check_ids(shape: &ModelShape, experts: &[i64]) -> Result<(), (usize, Problem)> {
+    pub fn check_ids(shape: &ModelShape, experts: &[i64]) -> Result<(), (usize, Defect)> {
         if experts.len() != shape.top_k {
             return Err((
                 experts.len().min(shape.top_k),
-                Problem::Truncated {
+                Defect::Truncated {
                     expected: format!("{} experts", shape.top_k),
                     found: format!("{}", experts.len()),
                 },
@@ -125,14 +125,14 @@ impl TraceBuilder {
             if e < 0 || e as usize >= shape.experts {
                 return Err((
                     j,
-                    Problem::ExpertOutOfRange {
+                    Defect::ExpertOutOfRange {
                         id: e,
                         experts: shape.experts,
                     },
                 ));
             }
             if experts[..j].contains(&e) {
-                return Err((j, Problem::RepeatedExpert { id: e as u16 }));
+                return Err((j, Defect::RepeatedExpert { id: e as u16 }));
             }
         }
         Ok(())
@@ -149,19 +149,19 @@ impl TraceBuilder {
 
     /// Whether a token `(seq, pos)` may follow the last one pushed: a sequence's tokens must be
     /// contiguous, at consecutive positions. Returns the problem if not.
-    pub fn check_order(&self, seq: u32, pos: u32) -> Result<(), Problem> {
+    pub fn check_order(&self, seq: u32, pos: u32) -> Result<(), Defect> {
         let Some((last_seq, last_pos)) = self.last else {
             return Ok(());
         };
         if seq == last_seq {
             if Some(pos) != last_pos.checked_add(1) {
-                return Err(Problem::Other(format!(
+                return Err(Defect::Other(format!(
                     "position {pos} does not follow position {last_pos} of sequence {seq} \
                      (a sequence's positions are consecutive)"
                 )));
             }
         } else if self.closed.contains(&seq) {
-            return Err(Problem::Other(format!(
+            return Err(Defect::Other(format!(
                 "sequence {seq} resumes after other sequences; a sequence's tokens must be contiguous"
             )));
         }

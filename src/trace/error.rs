@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// What is wrong with one field of one record.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Problem {
+pub enum Defect {
     #[error("expert id {id} out of range (model has {experts} experts)")]
     ExpertOutOfRange { id: i64, experts: usize },
     #[error("expert {id} appears twice in the same top-k")]
@@ -51,11 +51,11 @@ pub enum TraceError {
         path: PathBuf,
         line: u64,
         field: String,
-        problem: Problem,
+        problem: Defect,
     },
     /// The file or directory as a whole is unusable (missing layer file, unknown format, ...).
     #[error("{path}: {problem}")]
-    File { path: PathBuf, problem: Problem },
+    File { path: PathBuf, problem: Defect },
 }
 
 impl TraceError {
@@ -64,7 +64,7 @@ impl TraceError {
         path: impl Into<PathBuf>,
         line: u64,
         field: impl Into<String>,
-        problem: Problem,
+        problem: Defect,
     ) -> Self {
         TraceError::Invalid {
             path: path.into(),
@@ -75,7 +75,7 @@ impl TraceError {
     }
 
     /// Builds a [`TraceError::File`].
-    pub fn file(path: impl Into<PathBuf>, problem: Problem) -> Self {
+    pub fn file(path: impl Into<PathBuf>, problem: Defect) -> Self {
         TraceError::File {
             path: path.into(),
             problem,

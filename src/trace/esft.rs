@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use super::{
-    MAX_MOE_LAYERS, ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat,
+    Defect, MAX_MOE_LAYERS, ModelShape, Trace, TraceBuilder, TraceError, TraceFormat,
     dequantize_weight,
 };
 
@@ -45,7 +45,7 @@ fn count_layers(dir: &Path) -> Result<usize, TraceError> {
             let l: usize = num.parse().map_err(|_| {
                 TraceError::file(
                     entry.path(),
-                    Problem::Parse {
+                    Defect::Parse {
                         text: num.to_string(),
                         what: "layer number",
                     },
@@ -54,7 +54,7 @@ fn count_layers(dir: &Path) -> Result<usize, TraceError> {
             if l == 0 || l > MAX_MOE_LAYERS {
                 return Err(TraceError::file(
                     entry.path(),
-                    Problem::Other(format!(
+                    Defect::Other(format!(
                         "unexpected layer file: MoE layers are numbered 1..={MAX_MOE_LAYERS}"
                     )),
                 ));
@@ -65,13 +65,13 @@ fn count_layers(dir: &Path) -> Result<usize, TraceError> {
     let Some(&max) = found.last() else {
         return Err(TraceError::file(
             dir,
-            Problem::Empty("no expert_weights_L.txt files".into()),
+            Defect::Empty("no expert_weights_L.txt files".into()),
         ));
     };
     if let Some(missing) = (1..=max).find(|l| !found.contains(l)) {
         return Err(TraceError::file(
             layer_file(dir, missing),
-            Problem::Other(format!(
+            Defect::Other(format!(
                 "layer file missing ({} files, numbered up to {max})",
                 found.len()
             )),
@@ -146,16 +146,16 @@ fn parse_line(
     line: &[u8],
     ids: &mut Vec<i64>,
     weights: &mut Vec<f64>,
-) -> Result<(), (String, Problem)> {
+) -> Result<(), (String, Defect)> {
     ids.clear();
     weights.clear();
     if line.is_empty() {
-        return Err(("line".into(), Problem::Empty("empty line".into())));
+        return Err(("line".into(), Defect::Empty("empty line".into())));
     }
     let (id_part, w_part) = split_halves(line).ok_or_else(|| {
         (
             "separator".to_string(),
-            Problem::Truncated {
+            Defect::Truncated {
                 expected: "ids, an empty field, then weights".into(),
                 found: "no empty field".into(),
             },
@@ -165,7 +165,7 @@ fn parse_line(
         let v = parse_int(f).ok_or_else(|| {
             (
                 format!("ids[{i}]"),
-                Problem::Parse {
+                Defect::Parse {
                     text: String::from_utf8_lossy(f).into_owned(),
                     what: "expert id",
                 },
@@ -178,7 +178,7 @@ fn parse_line(
             let v = parse_weight(f).ok_or_else(|| {
                 (
                     format!("weights[{i}]"),
-                    Problem::Parse {
+                    Defect::Parse {
                         text: String::from_utf8_lossy(f).into_owned(),
                         what: "gate weight",
                     },
@@ -190,7 +190,7 @@ fn parse_line(
     if weights.len() != ids.len() {
         return Err((
             format!("weights[{}]", weights.len().min(ids.len())),
-            Problem::Truncated {
+            Defect::Truncated {
                 expected: format!("{} weights", ids.len()),
                 found: format!("{}", weights.len()),
             },
@@ -225,7 +225,7 @@ fn open_lines(path: &Path) -> Result<Lines<BufReader<std::fs::File>>, TraceError
     if f.metadata().map_err(|e| TraceError::io(path, e))?.len() == 0 {
         return Err(TraceError::file(
             path,
-            Problem::Empty("file has no lines".into()),
+            Defect::Empty("file has no lines".into()),
         ));
     }
     Ok(Lines {
@@ -244,7 +244,7 @@ impl TraceFormat for Esft {
         if !dir.is_dir() {
             return Err(TraceError::file(
                 dir,
-                Problem::Other("an ESFT trace is a directory".into()),
+                Defect::Other("an ESFT trace is a directory".into()),
             ));
         }
         let layers = count_layers(dir)?;
@@ -252,7 +252,7 @@ impl TraceFormat for Esft {
             Some(s) if s.moe_layers != layers => {
                 return Err(TraceError::file(
                     dir,
-                    Problem::Other(format!(
+                    Defect::Other(format!(
                         "{layers} layer files but the model has {} MoE layers",
                         s.moe_layers
                     )),
@@ -273,7 +273,7 @@ impl TraceFormat for Esft {
         };
         shape
             .check()
-            .map_err(|m| TraceError::file(dir, Problem::Other(m)))?;
+            .map_err(|m| TraceError::file(dir, Defect::Other(m)))?;
         let k = shape.top_k;
         let mut builder = TraceBuilder::new(shape, 0);
         // Layer 1 fixes the tokens per line; it is parsed into a side buffer, the trace is
@@ -313,7 +313,7 @@ impl TraceFormat for Esft {
     fn write(&self, trace: &Trace, dir: &Path) -> Result<(), TraceError> {
         trace
             .require_weights("the ESFT format")
-            .map_err(|m| TraceError::file(dir, Problem::Other(m)))?;
+            .map_err(|m| TraceError::file(dir, Defect::Other(m)))?;
         std::fs::create_dir_all(dir).map_err(|e| TraceError::write(dir, e))?;
         for l in 0..trace.shape().moe_layers {
             let path = layer_file(dir, l + 1);
@@ -372,7 +372,7 @@ fn parse_layer_file(
                 path,
                 ln,
                 format!("ids[{}]", ids.len()),
-                Problem::Truncated {
+                Defect::Truncated {
                     expected: format!("a multiple of top_k = {k} ids"),
                     found: format!("{}", ids.len()),
                 },
@@ -386,7 +386,7 @@ fn parse_layer_file(
                     path,
                     ln,
                     "tokens",
-                    Problem::TokenCountMismatch {
+                    Defect::TokenCountMismatch {
                         expected: expected.unwrap_or(0),
                         found: n,
                         reference: format!("{} line {ln}", ref_path.display()),
@@ -398,7 +398,7 @@ fn parse_layer_file(
             let (ti, wi) = (&ids[t * k..(t + 1) * k], &ws[t * k..(t + 1) * k]);
             TraceBuilder::check_topk(shape, ti, wi).map_err(|(j, p)| {
                 let field = match p {
-                    Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. } => "weights",
+                    Defect::NonFiniteWeight { .. } | Defect::WeightOutOfRange { .. } => "weights",
                     _ => "ids",
                 };
                 TraceError::invalid(path, ln, format!("{field}[{}] (token {t})", t * k + j), p)
@@ -419,7 +419,7 @@ fn parse_layer_file(
             path,
             lines.line_no + 1,
             "line",
-            Problem::Truncated {
+            Defect::Truncated {
                 expected: format!("{} lines as in {}", ref_counts.len(), ref_path.display()),
                 found: format!("{}", per_line.len()),
             },

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{
-    ModelShape, Problem, Trace, TraceError,
+    Defect, ModelShape, Trace, TraceError,
     esft::Esft,
     jsonl::Jsonl,
     parquet::ParquetFormat,
@@ -23,7 +23,7 @@ pub trait TraceFormat {
 }
 
 /// The supported formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// ESFT layout: a directory of `expert_weights_L.txt` files (deepseek-ai/ESFT).
     Esft,
@@ -97,7 +97,7 @@ impl Format {
         }
         Err(TraceError::file(
             path,
-            Problem::Other(
+            Defect::Other(
                 "cannot tell the trace format (expected an ESFT directory, .parquet or .jsonl); \
                  pass --format"
                     .into(),
@@ -146,7 +146,7 @@ pub fn write_trace(trace: &Trace, path: &Path, format: Option<Format>) -> Result
     if trace.num_tokens() == 0 {
         return Err(TraceError::file(
             path,
-            Problem::Empty(
+            Defect::Empty(
                 "refusing to write a trace with no tokens (no reader accepts one)".into(),
             ),
         ));
@@ -162,7 +162,7 @@ pub fn write_trace(trace: &Trace, path: &Path, format: Option<Format>) -> Result
             } else {
                 return Err(TraceError::file(
                     path,
-                    Problem::Other(
+                    Defect::Other(
                         "output format unknown: use .parquet or .jsonl, or pass --format".into(),
                     ),
                 ));

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
+use super::{Defect, ModelShape, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
 
 /// Version written in (and required of) the header line.
 pub const JSONL_VERSION: u32 = 1;
@@ -57,7 +57,7 @@ impl TraceFormat for Jsonl {
             None => {
                 return Err(TraceError::file(
                     path,
-                    Problem::Empty("no header line".into()),
+                    Defect::Empty("no header line".into()),
                 ));
             }
             Some(l) => l.map_err(|e| TraceError::io(path, e))?,
@@ -67,7 +67,7 @@ impl TraceFormat for Jsonl {
                 path,
                 1,
                 "header",
-                Problem::Other(format!(
+                Defect::Other(format!(
                     "{e} (expected {{\"moeplan_trace\": 1, \"shape\": {{...}}}})"
                 )),
             )
@@ -77,7 +77,7 @@ impl TraceFormat for Jsonl {
                 path,
                 1,
                 "moeplan_trace",
-                Problem::Other(format!(
+                Defect::Other(format!(
                     "version {} unsupported (this build reads {JSONL_VERSION})",
                     header.moeplan_trace
                 )),
@@ -86,7 +86,7 @@ impl TraceFormat for Jsonl {
         let shape = header.shape;
         shape
             .check()
-            .map_err(|m| TraceError::invalid(path, 1, "shape", Problem::Other(m)))?;
+            .map_err(|m| TraceError::invalid(path, 1, "shape", Defect::Other(m)))?;
         if let Some(h) = shape_hint
             && *h != shape
         {
@@ -94,7 +94,7 @@ impl TraceFormat for Jsonl {
                 path,
                 1,
                 "shape",
-                Problem::Other(format!(
+                Defect::Other(format!(
                     "trace shape {shape:?} differs from the model's {h:?}"
                 )),
             ));
@@ -112,11 +112,11 @@ impl TraceFormat for Jsonl {
                     path,
                     ln,
                     "line",
-                    Problem::Empty("blank line".into()),
+                    Defect::Empty("blank line".into()),
                 ));
             }
             let rec: TokenRecord = serde_json::from_str(&line).map_err(|e| {
-                TraceError::invalid(path, ln, "token", Problem::Other(e.to_string()))
+                TraceError::invalid(path, ln, "token", Defect::Other(e.to_string()))
             })?;
             let weights = match (rec.weights, header.weights) {
                 (Some(w), true) => w,
@@ -133,7 +133,7 @@ impl TraceFormat for Jsonl {
                             path,
                             ln,
                             "experts",
-                            Problem::Truncated {
+                            Defect::Truncated {
                                 expected: format!("{layers} layers"),
                                 found: rec.experts.len().to_string(),
                             },
@@ -155,7 +155,7 @@ impl TraceFormat for Jsonl {
                         path,
                         ln,
                         "weights",
-                        Problem::Other(m.into()),
+                        Defect::Other(m.into()),
                     ));
                 }
             };
@@ -165,7 +165,7 @@ impl TraceFormat for Jsonl {
                         path,
                         ln,
                         field,
-                        Problem::Truncated {
+                        Defect::Truncated {
                             expected: format!("{layers} layers"),
                             found: n.to_string(),
                         },
@@ -179,12 +179,10 @@ impl TraceFormat for Jsonl {
                 w64.extend(ws.iter().map(|&w| w as f64));
                 TraceBuilder::check_topk(&shape, es, &w64).map_err(|(j, p)| {
                     let field = match p {
-                        Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. } => {
+                        Defect::NonFiniteWeight { .. } | Defect::WeightOutOfRange { .. } => {
                             "weights"
                         }
-                        Problem::Truncated { ref expected, .. }
-                            if expected.ends_with("weights") =>
-                        {
+                        Defect::Truncated { ref expected, .. } if expected.ends_with("weights") => {
                             "weights"
                         }
                         _ => "experts",
@@ -202,7 +200,7 @@ impl TraceFormat for Jsonl {
         if builder.is_empty() {
             return Err(TraceError::file(
                 path,
-                Problem::Empty("header but no tokens".into()),
+                Defect::Empty("header but no tokens".into()),
             ));
         }
         Ok(builder.finish())

@@ -16,7 +16,7 @@ pub mod synth;
 pub mod torch;
 
 pub use builder::TraceBuilder;
-pub use error::{Problem, TraceError};
+pub use error::{Defect, TraceError};
 pub use format::{Format, TraceFormat, read_trace, write_trace};
 pub use model::{Trace, dequantize_weight, quantize_weight};
 pub use shape::{

@@ -20,7 +20,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::ChunkReader;
 
-use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
+use super::{Defect, ModelShape, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
 
 /// Metadata key holding the JSON model shape.
 pub const SHAPE_KEY: &str = "moeplan.shape";
@@ -58,7 +58,7 @@ pub fn schema_for(weights: bool) -> Schema {
 }
 
 fn pq_err(path: &Path, e: impl std::fmt::Display) -> TraceError {
-    TraceError::file(path, Problem::Other(format!("parquet: {e}")))
+    TraceError::file(path, Defect::Other(format!("parquet: {e}")))
 }
 
 fn column<'a, T: 'static>(
@@ -127,7 +127,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
     };
     let rows = builder.metadata().file_metadata().num_rows() as usize;
     if rows == 0 {
-        return Err(TraceError::file(path, Problem::Empty("no rows".into())));
+        return Err(TraceError::file(path, Defect::Empty("no rows".into())));
     }
     let (layers, k) = (shape.moe_layers, shape.top_k);
     // The row count comes from the file's footer: reserve no more than a bounded guess
@@ -152,7 +152,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
         let weights = column::<ListArray>(&batch, "weights", path)?;
         for i in 0..batch.num_rows() {
             row += 1;
-            let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
+            let bad = |field: &str, p: Defect| TraceError::invalid(path, row, field, p);
             for (name, col) in [
                 ("token", token as &dyn Array),
                 ("seq", seq as &dyn Array),
@@ -161,7 +161,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
                 ("experts", experts as &dyn Array),
             ] {
                 if col.is_null(i) {
-                    return Err(bad(name, Problem::Other("null".into())));
+                    return Err(bad(name, Defect::Other("null".into())));
                 }
             }
             if weights.is_null(i) == weighted {
@@ -170,14 +170,14 @@ pub fn read_parquet<R: ChunkReader + 'static>(
                 } else {
                     "set in a trace whose metadata says it has no weights"
                 };
-                return Err(bad("weights", Problem::Other(m.into())));
+                return Err(bad("weights", Defect::Other(m.into())));
             }
             let l = layer.value(i) as usize;
             let expected_layer = e16.len() / k;
             if l != expected_layer {
                 return Err(bad(
                     "layer",
-                    Problem::Other(format!(
+                    Defect::Other(format!(
                         "expected layer {expected_layer} (rows are ordered by token, then layer 0..{layers})"
                     )),
                 ));
@@ -187,7 +187,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
                 if key.0 != tb.len() as i64 {
                     return Err(bad(
                         "token",
-                        Problem::Other(format!(
+                        Defect::Other(format!(
                             "token {} where {} was expected (the global token index, 0-based)",
                             key.0,
                             tb.len()
@@ -198,7 +198,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
             } else if cur != Some(key) {
                 return Err(bad(
                     "token",
-                    Problem::Other("token/seq/pos change within a token's layers".into()),
+                    Defect::Other("token/seq/pos change within a token's layers".into()),
                 ));
             }
             let ev = experts.value(i);
@@ -207,7 +207,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
                 .downcast_ref::<Int32Array>()
                 .ok_or_else(|| pq_err(path, "experts items must be int32"))?;
             if ev.null_count() > 0 {
-                return Err(bad("experts", Problem::Other("null item".into())));
+                return Err(bad("experts", Defect::Other("null item".into())));
             }
             ids.clear();
             ids.extend(ev.values().iter().map(|&e| e as i64));
@@ -229,14 +229,14 @@ pub fn read_parquet<R: ChunkReader + 'static>(
                 .downcast_ref::<Float32Array>()
                 .ok_or_else(|| pq_err(path, "weights items must be float"))?;
             if wv.null_count() > 0 {
-                return Err(bad("weights", Problem::Other("null item".into())));
+                return Err(bad("weights", Defect::Other("null item".into())));
             }
             w64.clear();
             w64.extend(wv.values().iter().map(|&w| w as f64));
             TraceBuilder::check_topk(&shape, &ids, &w64).map_err(|(j, p)| {
                 let f = if matches!(
                     p,
-                    Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. }
+                    Defect::NonFiniteWeight { .. } | Defect::WeightOutOfRange { .. }
                 ) {
                     "weights"
                 } else {
@@ -260,7 +260,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
             path,
             row,
             "layer",
-            Problem::Truncated {
+            Defect::Truncated {
                 expected: format!("{layers} layers for the last token"),
                 found: (e16.len() / k).to_string(),
             },
@@ -270,9 +270,9 @@ pub fn read_parquet<R: ChunkReader + 'static>(
 }
 
 /// A row's sequence id and position as stored, checked to fit.
-fn seq_pos(s: i64, p: i32) -> Result<(u32, u32), Problem> {
+fn seq_pos(s: i64, p: i32) -> Result<(u32, u32), Defect> {
     if !(0..=u32::MAX as i64).contains(&s) || p < 0 {
-        return Err(Problem::Other(format!("seq {s} / pos {p} out of range")));
+        return Err(Defect::Other(format!("seq {s} / pos {p} out of range")));
     }
     Ok((s as u32, p as u32))
 }
@@ -374,7 +374,7 @@ pub fn read_chunks(
     }
     let rows = builder.metadata().file_metadata().num_rows() as usize;
     if rows == 0 {
-        return Err(TraceError::file(path, Problem::Empty("no rows".into())));
+        return Err(TraceError::file(path, Defect::Empty("no rows".into())));
     }
     let (layers, k) = (shape.moe_layers, shape.top_k);
     let mut tb = TraceBuilder::new(
@@ -402,7 +402,7 @@ pub fn read_chunks(
         let weights = column::<ListArray>(&batch, "weights", path)?;
         for i in 0..batch.num_rows() {
             row += 1;
-            let bad = |field: &str, p: Problem| TraceError::invalid(path, row, field, p);
+            let bad = |field: &str, p: Defect| TraceError::invalid(path, row, field, p);
             for (name, col) in [
                 ("token", token as &dyn Array),
                 ("seq", seq as &dyn Array),
@@ -412,7 +412,7 @@ pub fn read_chunks(
                 ("weights", weights as &dyn Array),
             ] {
                 if col.is_null(i) {
-                    return Err(bad(name, Problem::Other("null".into())));
+                    return Err(bad(name, Defect::Other("null".into())));
                 }
             }
             let l = layer.value(i) as usize;
@@ -420,7 +420,7 @@ pub fn read_chunks(
             if l != expected_layer {
                 return Err(bad(
                     "layer",
-                    Problem::Other(format!(
+                    Defect::Other(format!(
                         "expected layer {expected_layer} (rows are ordered by token, then layer 0..{layers})"
                     )),
                 ));
@@ -430,7 +430,7 @@ pub fn read_chunks(
                 if key.0 != (done + tb.len()) as i64 {
                     return Err(bad(
                         "token",
-                        Problem::Other(format!(
+                        Defect::Other(format!(
                             "token {} where {} was expected (the global token index, 0-based)",
                             key.0,
                             done + tb.len()
@@ -441,7 +441,7 @@ pub fn read_chunks(
             } else if cur != Some(key) {
                 return Err(bad(
                     "token",
-                    Problem::Other("token/seq/pos change within a token's layers".into()),
+                    Defect::Other("token/seq/pos change within a token's layers".into()),
                 ));
             }
             let ev = experts.value(i);
@@ -455,7 +455,7 @@ pub fn read_chunks(
                 .downcast_ref::<Float32Array>()
                 .ok_or_else(|| pq_err(path, "weights items must be float"))?;
             if ev.null_count() > 0 || wv.null_count() > 0 {
-                return Err(bad("experts", Problem::Other("null item".into())));
+                return Err(bad("experts", Defect::Other("null item".into())));
             }
             top.clear();
             top.extend(ev.values().iter().map(|&e| e as i64));
@@ -464,7 +464,7 @@ pub fn read_chunks(
             TraceBuilder::check_topk(&shape, &top, &w64).map_err(|(j, p)| {
                 let f = if matches!(
                     p,
-                    Problem::NonFiniteWeight { .. } | Problem::WeightOutOfRange { .. }
+                    Defect::NonFiniteWeight { .. } | Defect::WeightOutOfRange { .. }
                 ) {
                     "weights"
                 } else {
@@ -479,7 +479,7 @@ pub fn read_chunks(
                 if !(0..=u32::MAX as i64).contains(&s) || p < 0 {
                     return Err(bad(
                         "seq",
-                        Problem::Other(format!("seq {s} / pos {p} out of range")),
+                        Defect::Other(format!("seq {s} / pos {p} out of range")),
                     ));
                 }
                 tb.check_order(s as u32, p as u32)
@@ -501,7 +501,7 @@ pub fn read_chunks(
             path,
             row,
             "layer",
-            Problem::Truncated {
+            Defect::Truncated {
                 expected: format!("{layers} layers for the last token"),
                 found: (e16.len() / k).to_string(),
             },

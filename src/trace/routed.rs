@@ -24,10 +24,10 @@ use std::path::Path;
 use base64::Engine;
 
 use super::npy::read_npy_ints;
-use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError};
+use super::{Defect, ModelShape, Trace, TraceBuilder, TraceError};
 
-fn other(s: impl Into<String>) -> Problem {
-    Problem::Other(s.into())
+fn other(s: impl Into<String>) -> Defect {
+    Defect::Other(s.into())
 }
 
 fn need_shape<'a>(path: &Path, hint: Option<&'a ModelShape>) -> Result<&'a ModelShape, TraceError> {
@@ -48,7 +48,7 @@ fn push_sequence(
     seq: u32,
     dims: &[usize],
     data: &[i64],
-    bad: &dyn Fn(String, Problem) -> TraceError,
+    bad: &dyn Fn(String, Defect) -> TraceError,
 ) -> Result<(), TraceError> {
     let shape = *b.shape();
     let decoder = shape.first_moe_layer + shape.moe_layers;
@@ -193,8 +193,7 @@ pub fn read_responses(path: &Path, hint: Option<&ModelShape>) -> Result<Trace, T
         for (name, text) in fields {
             let (dims, data) = decode(text, shape)
                 .map_err(|m| TraceError::invalid(path, ln, name.clone(), other(m)))?;
-            let bad =
-                |f: String, p: Problem| TraceError::invalid(path, ln, format!("{name}{f}"), p);
+            let bad = |f: String, p: Defect| TraceError::invalid(path, ln, format!("{name}{f}"), p);
             push_sequence(&mut b, seq, &dims, &data, &bad)?;
             seq += 1;
         }
@@ -202,7 +201,7 @@ pub fn read_responses(path: &Path, hint: Option<&ModelShape>) -> Result<Trace, T
     if b.is_empty() {
         return Err(TraceError::file(
             path,
-            Problem::Empty("no routed tokens".into()),
+            Defect::Empty("no routed tokens".into()),
         ));
     }
     Ok(b.finish())
@@ -221,7 +220,7 @@ pub fn read_npy(path: &Path, hint: Option<&ModelShape>) -> Result<Trace, TraceEr
     };
     let per = dims.iter().product::<usize>();
     for s in 0..seqs {
-        let bad = |f: String, p: Problem| {
+        let bad = |f: String, p: Defect| {
             let f = if seqs > 1 {
                 format!("array[{s}]{f}")
             } else {
@@ -240,7 +239,7 @@ pub fn read_npy(path: &Path, hint: Option<&ModelShape>) -> Result<Trace, TraceEr
     if b.is_empty() {
         return Err(TraceError::file(
             path,
-            Problem::Empty("no routed tokens".into()),
+            Defect::Empty("no routed tokens".into()),
         ));
     }
     Ok(b.finish())

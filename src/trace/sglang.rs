@@ -27,7 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use super::torch::{Id, Node, TorchFile};
-use super::{ModelShape, Problem, Trace, TraceBuilder, TraceError};
+use super::{Defect, ModelShape, Trace, TraceBuilder, TraceError};
 
 /// One record's tokens as read.
 struct Pass {
@@ -59,12 +59,12 @@ struct Dump {
     passes: Vec<Pass>,
 }
 
-fn inv(path: &Path, rec: usize, field: impl Into<String>, p: Problem) -> TraceError {
+fn inv(path: &Path, rec: usize, field: impl Into<String>, p: Defect) -> TraceError {
     TraceError::invalid(path, rec as u64 + 1, field, p)
 }
 
-fn other(s: impl Into<String>) -> Problem {
-    Problem::Other(s.into())
+fn other(s: impl Into<String>) -> Defect {
+    Defect::Other(s.into())
 }
 
 /// Whether `path` looks like a recorder dump (a zip archive, i.e. a torch.save file).
@@ -217,7 +217,7 @@ fn read_dump(path: &Path) -> Result<Dump, TraceError> {
                 path,
                 i,
                 fld("positions"),
-                Problem::TokenCountMismatch {
+                Defect::TokenCountMismatch {
                     expected: tokens,
                     found: positions.len(),
                     reference: fld("input_ids"),
@@ -357,7 +357,7 @@ fn infer_shape(dumps: &[Dump], hint: Option<&ModelShape>) -> Result<ModelShape, 
         (None, None) => {
             return Err(TraceError::file(
                 &d0.path,
-                Problem::Empty("no token was routed at any layer".into()),
+                Defect::Empty("no token was routed at any layer".into()),
             ));
         }
         (None, Some(first)) => ModelShape {
@@ -403,7 +403,7 @@ pub fn read_dumps(paths: &[PathBuf], hint: Option<&ModelShape>) -> Result<Trace,
     if dumps.is_empty() {
         return Err(TraceError::file(
             Path::new("."),
-            Problem::Empty("no recorder files".into()),
+            Defect::Empty("no recorder files".into()),
         ));
     }
     let shape = infer_shape(&dumps, hint)?;
@@ -430,7 +430,7 @@ pub fn read_dumps(paths: &[PathBuf], hint: Option<&ModelShape>) -> Result<Trace,
     if b.is_empty() {
         return Err(TraceError::file(
             &paths[0],
-            Problem::Empty("no tokens".into()),
+            Defect::Empty("no tokens".into()),
         ));
     }
     Ok(b.finish())
@@ -631,7 +631,7 @@ impl super::TraceFormat for SglangDump {
             if v.is_empty() {
                 return Err(TraceError::file(
                     path,
-                    Problem::Empty("no expert_distribution_recorder_*.pt files".into()),
+                    Defect::Empty("no expert_distribution_recorder_*.pt files".into()),
                 ));
             }
             v

@@ -26,7 +26,7 @@ use crate::trace::Trace;
 use crate::util::stalls::Stalls;
 
 /// How the load generator runs its sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientMode {
     /// Every session on one thread (tokio current-thread runtime).

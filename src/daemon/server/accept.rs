@@ -17,7 +17,7 @@ use super::connection;
 use super::http;
 use super::listen::{Accepted, Listener};
 use super::shutdown;
-use super::state::{ServerConfig, Shared};
+use super::state::{ServerConfig, ServerState};
 use crate::daemon::wire::SessionStats;
 use crate::util::stalls::Stalls;
 
@@ -58,7 +58,7 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future,
 ) -> Report {
-    let shared = Arc::new(Shared::new(config));
+    let shared = Arc::new(ServerState::new(config));
     let (trigger, stop) = shutdown::channel();
     let busy_task = shared.config.busy_poll.then(|| {
         // A yielded task is resumed only after the runtime has polled its I/O driver without

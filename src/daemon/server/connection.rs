@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::cmd::{self, ConnState, Ctx, check_budget, check_room};
 use super::shutdown::Shutdown;
-use super::state::Shared;
+use super::state::ServerState;
 use crate::daemon::wire::frame::{self, FrameError, HEADER_LEN};
 use crate::daemon::wire::{
     ErrorCode, ErrorReply, Register, RequestBody, Response, ResponseBody, decode_request,
@@ -61,7 +61,7 @@ struct Cleanup {
     /// The connection's state (sessions, handshake).
     state: ConnState,
     /// Registry and metrics.
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
 }
 
 impl Drop for Cleanup {
@@ -77,8 +77,12 @@ impl Drop for Cleanup {
 }
 
 /// Serves one connection until the client leaves, a fatal error, or shutdown.
-pub async fn serve<S>(mut stream: S, needs_token: bool, shared: Arc<Shared>, mut shutdown: Shutdown)
-where
+pub async fn serve<S>(
+    mut stream: S,
+    needs_token: bool,
+    shared: Arc<ServerState>,
+    mut shutdown: Shutdown,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     use std::sync::atomic::Ordering::Relaxed;
@@ -108,7 +112,7 @@ where
 async fn run<S>(
     stream: &mut S,
     state: &mut ConnState,
-    shared: &Shared,
+    shared: &ServerState,
     shutdown: &mut Shutdown,
 ) -> std::io::Result<()>
 where
@@ -207,7 +211,7 @@ where
 async fn flush<S: AsyncWrite + Unpin>(
     stream: &mut S,
     wbuf: &mut Vec<u8>,
-    shared: &Shared,
+    shared: &ServerState,
 ) -> std::io::Result<()> {
     if wbuf.is_empty() {
         return Ok(());
@@ -222,7 +226,7 @@ async fn flush<S: AsyncWrite + Unpin>(
 /// appends the reply to `out`.
 async fn register_off_loop(
     state: &mut ConnState,
-    shared: &Shared,
+    shared: &ServerState,
     id: u64,
     reg: Register,
     out: &mut Vec<u8>,
@@ -245,7 +249,7 @@ async fn register_off_loop(
 }
 
 /// Appends a reply (or, if it cannot be encoded, an error reply).
-fn encode_reply(shared: &Shared, out: &mut Vec<u8>, id: u64, body: ResponseBody) -> Flow {
+fn encode_reply(shared: &ServerState, out: &mut Vec<u8>, id: u64, body: ResponseBody) -> Flow {
     let resp = Response { id, body };
     if let Err(e) = frame::encode(&resp, shared.config.max_frame, out) {
         let msg = format!("the reply cannot be sent: {e}");
@@ -256,7 +260,7 @@ fn encode_reply(shared: &Shared, out: &mut Vec<u8>, id: u64, body: ResponseBody)
 
 /// Decodes and applies one request, appending its reply (if any) to `out`; a `register` that
 /// reads files is handed back instead.
-fn handle(state: &mut ConnState, shared: &Shared, body: &[u8], out: &mut Vec<u8>) -> Handled {
+fn handle(state: &mut ConnState, shared: &ServerState, body: &[u8], out: &mut Vec<u8>) -> Handled {
     let req = match decode_request(body) {
         Ok(r) => r,
         Err((id, e)) => return Handled::Done(reply_error(shared, out, id, e.code, e.message)),
@@ -298,7 +302,13 @@ fn handle(state: &mut ConnState, shared: &Shared, body: &[u8], out: &mut Vec<u8>
 }
 
 /// Appends an error reply, counts it, and says whether the connection must close.
-fn reply_error(shared: &Shared, out: &mut Vec<u8>, id: u64, code: ErrorCode, msg: String) -> Flow {
+fn reply_error(
+    shared: &ServerState,
+    out: &mut Vec<u8>,
+    id: u64,
+    code: ErrorCode,
+    msg: String,
+) -> Flow {
     shared.metrics.error(code);
     tracing::debug!(id, %code, %msg, "request refused");
     let resp = Response::error(id, code, msg);

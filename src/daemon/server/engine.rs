@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use crate::cache::{
-    Budget, CacheConfig, CacheError, ExpertCache, Lfu, Load, Lru, Policy, PolicyKind, Predictive,
-    StaticTop, StepPlan,
+    Budget, CacheConfig, CacheError, ExpertCache, Load, MissingInput, Policy, PolicyInputs,
+    PolicyKind, StepPlan, build_policy,
 };
 use crate::predict::{OnlinePredictor, Predictor, PredictorSet};
 use crate::trace::ModelShape;
@@ -146,21 +146,17 @@ impl Engine {
             budget: spec.budget,
         };
         cfg.check().map_err(|e| e.to_string())?;
-        let policy: Box<dyn Policy> = match spec.policy {
-            PolicyKind::Lru => Box::new(Lru::new(cfg.keys())),
-            PolicyKind::Lfu => Box::new(Lfu::new(cfg.layers, cfg.experts, spec.half_life)),
-            PolicyKind::Predictive => Box::new(
-                Predictive::new(cfg.layers, cfg.experts, spec.half_life, spec.beta)
-                    .with_margin(spec.margin),
-            ),
-            PolicyKind::Static => match &spec.static_counts {
-                Some(c) => Box::new(StaticTop::new(&cfg, c)),
-                None => return Err("policy `static` needs `train` traces to rank experts".into()),
-            },
-            PolicyKind::Opt => {
-                return Err("policy `opt` needs the future routing: replay only".into());
-            }
+        let inputs = PolicyInputs {
+            half_life: spec.half_life,
+            beta: spec.beta,
+            margin: spec.margin,
+            static_counts: spec.static_counts.as_deref(),
+            next_use: None,
         };
+        let policy = build_policy(spec.policy, &cfg, inputs).map_err(|m| match m {
+            MissingInput::StaticCounts => "policy `static` needs `train` traces to rank experts",
+            MissingInput::NextUse => "policy `opt` needs the future routing: replay only",
+        })?;
         let cache = ExpertCache::new(cfg, policy).map_err(|e| e.to_string())?;
         Ok(Engine {
             cache,

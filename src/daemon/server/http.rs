@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::shutdown::Shutdown;
-use super::state::Shared;
+use super::state::ServerState;
 
 /// Largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
@@ -20,7 +20,7 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Serves HTTP on `listener` until shutdown, at most `max_metrics_connections` connections at
 /// once: one over the budget is closed at once, so idle scrapers cannot use up the daemon's file
 /// descriptors (runtimes' connections come first).
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: Shutdown) {
+pub async fn serve(listener: TcpListener, shared: Arc<ServerState>, mut shutdown: Shutdown) {
     let budget = Arc::new(tokio::sync::Semaphore::new(
         shared.config.max_metrics_connections.max(1),
     ));
@@ -50,7 +50,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: Shu
 }
 
 /// Reads one request head and answers it.
-async fn respond(mut s: TcpStream, shared: Arc<Shared>) {
+async fn respond(mut s: TcpStream, shared: Arc<ServerState>) {
     let mut head = Vec::with_capacity(1024);
     let read = tokio::time::timeout(HEAD_TIMEOUT, async {
         let mut chunk = [0u8; 1024];
@@ -80,7 +80,7 @@ async fn respond(mut s: TcpStream, shared: Arc<Shared>) {
 }
 
 /// Status line, content type and body for a request head.
-fn route(head: &[u8], shared: &Shared) -> (&'static str, &'static str, String) {
+fn route(head: &[u8], shared: &ServerState) -> (&'static str, &'static str, String) {
     const TEXT: &str = "text/plain; charset=utf-8";
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);

@@ -53,7 +53,7 @@ impl Default for ServerConfig {
 
 /// State shared by the accept loop, every connection and the metrics endpoint.
 #[derive(Debug)]
-pub struct Shared {
+pub struct ServerState {
     /// Settings.
     pub config: ServerConfig,
     /// Live sessions and closed sessions' counters.
@@ -64,10 +64,10 @@ pub struct Shared {
     pub pending: tokio::sync::Semaphore,
 }
 
-impl Shared {
+impl ServerState {
     /// Fresh state with `config`.
     pub fn new(config: ServerConfig) -> Self {
-        Shared {
+        ServerState {
             // At most half the connection slots wait for a hello: the rest stay for runtimes.
             pending: tokio::sync::Semaphore::new(
                 config
@@ -82,8 +82,8 @@ impl Shared {
     }
 }
 
-impl Default for Shared {
+impl Default for ServerState {
     fn default() -> Self {
-        Shared::new(ServerConfig::default())
+        ServerState::new(ServerConfig::default())
     }
 }

@@ -31,6 +31,6 @@ pub use register::{CapacityMode, Register, RegisterReply};
 pub use replan::{Replan, ReplanReply, SlotChange};
 pub use stats::{SessionStats, Stats, StatsReply};
 pub use step::{
-    ExpertRef, MAX_STEP_EXPERTS, MAX_STEP_TOKENS, Placement, Routing, State, Step, StepReply,
+    ExpertRef, ExpertSlot, MAX_STEP_EXPERTS, MAX_STEP_TOKENS, Routing, State, Step, StepReply,
     Transfer, reply_bound,
 };

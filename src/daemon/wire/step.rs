@@ -94,7 +94,7 @@ pub enum State {
 
 /// One demanded expert's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Placement {
+pub struct ExpertSlot {
     /// Expert id.
     pub expert: u16,
     /// Its slot (none for `transient`).
@@ -125,7 +125,7 @@ pub struct Transfer {
 pub struct StepReply {
     /// One entry per distinct requested expert, in request order (with a plan: the experts of
     /// other GPUs first, then this GPU's).
-    pub placements: Vec<Placement>,
+    pub placements: Vec<ExpertSlot>,
     /// Distinct requested experts resident or in flight.
     pub hits: u32,
     /// Distinct requested experts not cached.
@@ -155,7 +155,7 @@ impl StepReply {
     }
 }
 
-/// Encoded bytes of one [`Placement`] at most (MessagePack map with every field at its largest).
+/// Encoded bytes of one [`ExpertSlot`] at most (MessagePack map with every field at its largest).
 const PLACEMENT_BYTES: usize = 48;
 /// Encoded bytes of one [`Transfer`] at most.
 const TRANSFER_BYTES: usize = 72;
@@ -186,7 +186,7 @@ mod tests {
             slot: Some(u32::MAX),
             evict: Some(big),
         };
-        let p = Placement {
+        let p = ExpertSlot {
             expert: u16::MAX,
             slot: Some(u32::MAX),
             state: State::InFlight,

@@ -17,7 +17,7 @@ pub use register::{MAX_NAME_LEN, Prepared, check_budget, check_room, prepare};
 use std::collections::HashMap;
 
 use super::session::SessionHandle;
-use super::state::Shared;
+use super::state::ServerState;
 use crate::daemon::wire::{ErrorCode, ErrorReply, RequestBody, ResponseBody};
 
 /// A request the server applies: checked against its connection and session, then done.
@@ -44,7 +44,7 @@ pub struct Ctx<'a> {
     /// This connection.
     pub conn: &'a mut ConnState,
     /// The daemon.
-    pub shared: &'a Shared,
+    pub shared: &'a ServerState,
 }
 
 impl Ctx<'_> {

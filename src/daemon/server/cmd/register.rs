@@ -222,7 +222,7 @@ fn train_counts(paths: &[String], shape: &ModelShape) -> Result<Vec<f64>, String
         traces.push(tr);
     }
     let refs: Vec<&crate::trace::Trace> = traces.iter().collect();
-    Ok(crate::replay::key_counts(
+    Ok(crate::stats::key_counts(
         &refs,
         shape.moe_layers,
         shape.experts,

@@ -6,7 +6,7 @@ use crate::cache::{Load, Residency};
 use crate::daemon::server::engine::{StepInput, StepOutcome, TokenRouting};
 use crate::daemon::server::session::lock;
 use crate::daemon::wire::{
-    ErrorCode, ErrorReply, ExpertRef, MAX_STEP_EXPERTS, MAX_STEP_TOKENS, Placement, State, Step,
+    ErrorCode, ErrorReply, ExpertRef, ExpertSlot, MAX_STEP_EXPERTS, MAX_STEP_TOKENS, State, Step,
     StepReply, Transfer, reply_bound,
 };
 use crate::trace::ModelShape;
@@ -102,14 +102,14 @@ impl Apply for Step {
 /// GPUs first (`remote`), then this GPU's in request order.
 fn fill_reply(o: &StepOutcome<'_>, out: &mut StepReply) {
     out.placements
-        .extend(o.remote.iter().map(|&(expert, gpu)| Placement {
+        .extend(o.remote.iter().map(|&(expert, gpu)| ExpertSlot {
             expert,
             slot: None,
             state: State::Remote,
             gpu: Some(gpu),
         }));
     out.placements
-        .extend(o.plan.placements.iter().map(|p| Placement {
+        .extend(o.plan.placements.iter().map(|p| ExpertSlot {
             expert: p.expert,
             slot: p.slot,
             state: match p.residency {
