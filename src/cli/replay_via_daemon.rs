@@ -5,7 +5,9 @@
 //! The replay loop is the in-process one ([`simulate_on`]) with a daemon session as its cache
 //! ([`DaemonSession`]): the replay's clock ([`TimingModel`]) decides when transfers finish
 //! (`loaded`) and when the idle link pulls queued prefetches (`prefetch`). `predictive` sessions
-//! load the `--predictor` file in the daemon and send each token's routing with the steps.
+//! load the `--predictor` file in the daemon and send each token's routing with the steps (with
+//! `--online` the session is registered `online`: the daemon's predictor learns from the tokens
+//! served, as the replay's does).
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +38,10 @@ pub struct DaemonRow {
     pub loads: u64,
     /// Steps (one per step and layer).
     pub steps: u64,
+    /// The predictor's live recall@top_k one layer ahead (`predictive` only; 0 otherwise).
+    pub live_recall: f64,
+    /// Tokens the session's online predictor learned from (`--online`).
+    pub learned: u64,
 }
 
 /// A path as the daemon must see it (absolute: the daemon's working directory may differ).
@@ -64,9 +70,9 @@ fn check(args: &ReplayArgs, batching: Batching) -> anyhow::Result<()> {
         .into());
     }
     if args.policy.contains(&PolicyKind::Predictive) {
-        if !Path::new(&args.predictor).is_file() {
+        if !cold_start(args) && !Path::new(&args.predictor).is_file() {
             return Err(BadInput(format!(
-                "--via-daemon with `predictive` needs --predictor FILE (the daemon loads it; \
+                "--via-daemon with `predictive` needs --predictor FILE (the daemon loads it, or --online --predictor none for a cold start; \
                  {:?} is not a file: train one with `moeplan predict train -o FILE`)",
                 args.predictor
             ))
@@ -83,6 +89,11 @@ fn check(args: &ReplayArgs, batching: Batching) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--online --predictor none`: the daemon's session learns from nothing but what it serves.
+fn cold_start(args: &ReplayArgs) -> bool {
+    args.online && args.predictor == "none"
 }
 
 /// Replays `trace` through the daemon at `socket`, one session per policy of `args`
@@ -124,7 +135,10 @@ pub fn replay(
         match kind {
             PolicyKind::Static => reg.train = train.clone(),
             PolicyKind::Predictive => {
-                reg.predictor = Some(absolute(Path::new(&args.predictor))?);
+                if !cold_start(args) {
+                    reg.predictor = Some(absolute(Path::new(&args.predictor))?);
+                }
+                reg.online = args.online;
                 reg.predictor_name = args.predictor_name.clone();
                 let la = args
                     .lookahead
@@ -153,6 +167,8 @@ pub fn replay(
             hits: st.hits,
             loads: st.loads,
             steps: st.steps,
+            live_recall: st.live_recall,
+            learned: st.learned,
         });
     }
     Ok(rows)

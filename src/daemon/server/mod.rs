@@ -13,6 +13,7 @@ pub mod gpu_plan;
 pub mod http;
 pub mod listen;
 pub mod metrics;
+pub mod replanner;
 pub mod routing;
 pub mod session;
 pub mod shutdown;
