@@ -12,7 +12,7 @@ use moeplan::trace::synth::{SynthParams, generate};
 use moeplan::trace::{Trace, read_trace};
 
 struct Silent;
-impl moeplan::util::Progress for Silent {
+impl moeplan::Progress for Silent {
     fn inc(&self, _: u64) {}
 }
 
