@@ -20,6 +20,7 @@ pub mod replay;
 pub mod report;
 pub mod runtime;
 pub mod stats;
+pub mod synth;
 pub mod trace;
 mod util;
 

@@ -8,7 +8,7 @@ use moeplan::predict::{
     Kind, OnlineOptions, OnlinePredictor, Predictor, PredictorSet, TrainOptions, evaluate,
     evaluate_online,
 };
-use moeplan::trace::synth::{SynthParams, generate};
+use moeplan::synth::{SynthParams, generate};
 use moeplan::trace::{Trace, read_trace};
 
 struct Silent;
