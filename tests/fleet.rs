@@ -15,6 +15,7 @@ use proptest::prelude::*;
 const OPTS: AggregateOptions = AggregateOptions {
     hops: 4,
     window_tokens: 256,
+    window_pairs: false,
 };
 
 fn esft(task: &str) -> PathBuf {
@@ -290,6 +291,7 @@ fn synth(tokens: usize, seed: u64) -> Trace {
 const SMALL: AggregateOptions = AggregateOptions {
     hops: 2,
     window_tokens: 16,
+    window_pairs: true,
 };
 
 proptest! {

@@ -18,6 +18,7 @@ mod predict_cmd;
 mod rebalance_cmd;
 mod replay_cmd;
 mod report_cmd;
+mod report_counts;
 mod run_cmd;
 mod serve_cmd;
 mod stats_cmd;
