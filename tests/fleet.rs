@@ -283,9 +283,9 @@ fn synth(tokens: usize, seed: u64) -> Trace {
         top_k: 2,
         first_moe_layer: 1,
     };
-    let mut p = moeplan::trace::synth::SynthParams::default_for(shape);
+    let mut p = moeplan::synth::SynthParams::default_for(shape);
     p.mean_seq_len = 7.0;
-    moeplan::trace::synth::generate(&p, tokens, seed, None)
+    moeplan::synth::generate(&p, tokens, seed, None)
 }
 
 const SMALL: AggregateOptions = AggregateOptions {

@@ -11,7 +11,6 @@ use super::BadInput;
 use super::args::load_model;
 use super::control::CliControl;
 use super::rebalance_cmd::initial_plan;
-use super::replay_cmd::{ReplayArgs, replay_with};
 use super::report_counts::{Counts, from_stats, from_traces};
 use crate::config::{HardwareConfig, ModelConfig};
 use crate::fleet::{RoutingStats, read_stats};
@@ -23,7 +22,7 @@ use crate::predict::{Kind, PredictorSet, TrainOptions, evaluate_online};
 use crate::rebalance::{
     DEFAULT_HISTORY_HALF_LIFE, DEFAULT_MOVE_BUDGET, RebalancePolicy, RebalanceSetup,
 };
-use crate::replay::Batching;
+use crate::replay::{ReplayInputs, ReplayOptions, replay_trace};
 use crate::report::{
     AffinityData, CacheData, GpuLoads, LoadData, MethodLoads, PlacementData, RebalanceData,
     RecallData, ReportData, ShiftData, render, titles,
@@ -292,7 +291,7 @@ pub fn demo_report(
 ) -> anyhow::Result<()> {
     let model = load_model("deepseek-v2-lite")?;
     check_trace(0, trace, &model).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-    let halves = super::place_cmd::split(trace, 2);
+    let halves = crate::placement::split(trace, 2);
     let [first, second] = <[Trace; 2]>::try_from(halves).map_err(|_| {
         bad(format!(
             "{}: too few sequences to split in two",
@@ -764,23 +763,23 @@ fn cache_and_recall(inp: &Inputs, combined: &Trace) -> anyhow::Result<(CacheData
         all.push(capacity);
         all.sort_unstable();
     }
-    let mut args = ReplayArgs::demo(PathBuf::from(&name));
-    args.model = inp.model.0.clone();
-    args.hardware = inp.cache_hardware.0.clone();
-    args.predictor = file.clone();
+    let mut opts = ReplayOptions {
+        predictor: file.clone(),
+        ..ReplayOptions::default()
+    };
+    let inputs = ReplayInputs {
+        trace,
+        trace_name: &name,
+        train: &train,
+        model,
+        hardware: &inp.cache_hardware.1,
+        predictor_set: Some(&set),
+    };
     let mut by_capacity = Vec::with_capacity(all.len());
     let mut constants = None;
     for &c in &all {
-        args.capacity = c;
-        let r = replay_with(
-            &args,
-            trace,
-            &train,
-            Batching::Single,
-            model,
-            &inp.cache_hardware.1,
-            Some(&set),
-        )?;
+        opts.capacity = c;
+        let r = replay_trace(&opts, &inputs)?;
         constants = Some(r.constants);
         by_capacity.push((c, r.policies));
     }

@@ -195,9 +195,8 @@ pub fn aggregate_paths(
     for p in paths {
         let name = label.map_or_else(|| label_of(p), str::to_string);
         let format = Format::detect(p)?;
-        let bad = |e: StatsError| {
-            anyhow::Error::new(crate::cli::BadInput(format!("{}: {e}", p.display())))
-        };
+        let bad =
+            |e: StatsError| anyhow::Error::new(crate::BadInput(format!("{}: {e}", p.display())));
         if format == Format::Parquet {
             let (shape, rows) = parquet::read_footer(p)?;
             let st = start(&mut stats, shape, opts, p)?;
@@ -244,7 +243,7 @@ fn start<'s>(
 ) -> anyhow::Result<&'s mut RoutingStats> {
     let st = stats.get_or_insert_with(|| RoutingStats::new(shape, opts.window_tokens, opts.hops));
     if st.shape != shape {
-        return Err(anyhow::Error::new(crate::cli::BadInput(format!(
+        return Err(anyhow::Error::new(crate::BadInput(format!(
             "{}: shape {shape:?} differs from the first input's {:?}",
             path.display(),
             st.shape

@@ -258,7 +258,7 @@ fn strings(batch: &RecordBatch, name: &str, path: &Path) -> anyhow::Result<Vec<S
 }
 
 fn bad(path: &Path, msg: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::Error::new(crate::cli::BadInput(format!("{}: {msg}", path.display())))
+    anyhow::Error::new(crate::BadInput(format!("{}: {msg}", path.display())))
 }
 
 /// A case under reconstruction: `(rank, expert)` per role.

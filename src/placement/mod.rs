@@ -1,11 +1,16 @@
 //! Expert placement from traces: problem building, scoring (in-sample and out-of-sample), plan
 //! files and engine exports. The optimisation itself lives in the `moeplan-solver` crate.
 
+mod compare;
 mod export;
 mod problem;
 mod time;
 mod workload;
 
+pub use compare::{
+    Compared, Comparison, MethodReport, PlaceReport, PlanMetrics, SolveClock, SolverRun, compare,
+    split,
+};
 pub use export::{PLAN_VERSION, PlanFile, SglangLocation, sglang_location};
 pub use problem::{
     PlacementError, build_problem, check_trace, problem_from_workloads, redundant_slots, topology,
