@@ -1,5 +1,5 @@
 //! The `moeplan` binary: parse arguments, set up logging, run one command, map errors to exit codes.
 
 fn main() -> std::process::ExitCode {
-    moeplan::cli::main()
+    moeplan::cli_main()
 }

@@ -15,7 +15,7 @@ use moeplan::trace::{Trace, read_trace};
 use support::TestDaemon;
 
 struct Silent;
-impl moeplan::util::Progress for Silent {
+impl moeplan::Progress for Silent {
     fn inc(&self, _: u64) {}
 }
 

@@ -15,6 +15,7 @@ use proptest::prelude::*;
 const OPTS: AggregateOptions = AggregateOptions {
     hops: 4,
     window_tokens: 256,
+    window_pairs: false,
 };
 
 fn esft(task: &str) -> PathBuf {
@@ -282,14 +283,15 @@ fn synth(tokens: usize, seed: u64) -> Trace {
         top_k: 2,
         first_moe_layer: 1,
     };
-    let mut p = moeplan::trace::synth::SynthParams::default_for(shape);
+    let mut p = moeplan::synth::SynthParams::default_for(shape);
     p.mean_seq_len = 7.0;
-    moeplan::trace::synth::generate(&p, tokens, seed, None)
+    moeplan::synth::generate(&p, tokens, seed, None)
 }
 
 const SMALL: AggregateOptions = AggregateOptions {
     hops: 2,
     window_tokens: 16,
+    window_pairs: true,
 };
 
 proptest! {

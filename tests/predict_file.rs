@@ -10,7 +10,7 @@ use moeplan::predict::{FILE_VERSION, Kind, PredictError, PredictorSet, RoutingVi
 use moeplan::trace::{Trace, read_trace};
 
 struct Silent;
-impl moeplan::util::Progress for Silent {
+impl moeplan::Progress for Silent {
     fn inc(&self, _: u64) {}
 }
 

@@ -8,11 +8,11 @@ use moeplan::predict::{
     Kind, OnlineOptions, OnlinePredictor, Predictor, PredictorSet, TrainOptions, evaluate,
     evaluate_online,
 };
-use moeplan::trace::synth::{SynthParams, generate};
+use moeplan::synth::{SynthParams, generate};
 use moeplan::trace::{Trace, read_trace};
 
 struct Silent;
-impl moeplan::util::Progress for Silent {
+impl moeplan::Progress for Silent {
     fn inc(&self, _: u64) {}
 }
 

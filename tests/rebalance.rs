@@ -5,7 +5,7 @@ mod common;
 
 use moeplan::config::{HardwareConfig, ModelConfig};
 use moeplan::placement::{build_problem, redundant_slots, time_model, topology};
-use moeplan::rebalance::{RebalancePolicy, RebalanceReport, RebalanceSetup, run};
+use moeplan::rebalance::{RebalancePolicy, RebalanceReport, RebalanceSetup, run, trace_windows};
 use moeplan::trace::{Trace, read_trace};
 use moeplan_solver::{Method, MethodOptions, Unlimited, Weights, place};
 
@@ -32,7 +32,6 @@ fn report(stream: &Trace, window: usize, budget: usize) -> RebalanceReport {
     .unwrap()
     .plan;
     let setup = RebalanceSetup {
-        stream,
         window,
         topology: topology(&hw),
         redundant: redundant_slots(&hw, None),
@@ -44,7 +43,12 @@ fn report(stream: &Trace, window: usize, budget: usize) -> RebalanceReport {
         time: time_model(&model, &hw, 128),
         expert_bytes: model.bytes_per_expert as f64,
     };
-    run(&setup, &RebalancePolicy::ALL).unwrap()
+    run(
+        &setup,
+        &trace_windows(stream, window).unwrap(),
+        &RebalancePolicy::ALL,
+    )
+    .unwrap()
 }
 
 /// The report without its clock readings.
@@ -155,4 +159,107 @@ fn cli_reports_the_documented_keys() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(3));
+}
+
+/// `rebalance -t ... --json` without its clock readings.
+fn cli_figures(args: &[&str]) -> serde_json::Value {
+    let mut all = vec![
+        "rebalance",
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--json",
+    ];
+    all.extend(args);
+    let mut v = common::ok_json(&common::moeplan().args(&all).output().unwrap());
+    for p in v["policies"].as_array_mut().unwrap() {
+        p["replan_seconds"] = serde_json::Value::Null;
+    }
+    v
+}
+
+/// `trace aggregate -t PATH... --window W [--window-pairs] -o OUT`.
+fn aggregate(paths: &[&str], window: &str, pairs: bool, out: &str) {
+    let mut args = vec!["trace", "aggregate", "-q"];
+    for p in paths {
+        args.extend(["-t", p]);
+    }
+    args.extend(["--window", window, "-o", out]);
+    if pairs {
+        args.push("--window-pairs");
+    }
+    common::moeplan_ok(&args);
+}
+
+/// The same stream from the statistics file `trace aggregate --window-pairs` makes of the traces:
+/// the same report. Two traces of whole windows (a trace's last partial window would be carried
+/// into the next trace's first in the trace stream, not in the statistics').
+#[test]
+fn stats_file_gives_the_traces_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let window = 500;
+    let mut paths = Vec::new();
+    for task in ["law", "summary"] {
+        let t = read_trace(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("traces/esft/{task}.parquet")),
+            None,
+            None,
+        )
+        .unwrap();
+        let whole = t.num_tokens() / window * window;
+        let p = dir.path().join(format!("{task}.parquet"));
+        moeplan::trace::write_trace(&t.slice(0..whole), &p, None).unwrap();
+        paths.push(p.to_str().unwrap().to_string());
+    }
+    let stats = dir.path().join("stats.parquet");
+    let w = window.to_string();
+    aggregate(&[&paths[0], &paths[1]], &w, true, stats.to_str().unwrap());
+    let s = stats.to_str().unwrap();
+    let from_traces = cli_figures(&["-t", &paths[0], "-t", &paths[1], "--window", &w]);
+    let from_stats = cli_figures(&["--stats", s, "--window", &w]);
+    assert_eq!(from_stats, from_traces);
+    assert!(from_stats["windows"].as_u64().unwrap() > 20);
+    // One trace with a partial last window: the same too.
+    let law = cli_figures(&["-t", "traces/esft/law.parquet", "--window", "700"]);
+    aggregate(&["traces/esft/law.parquet"], "700", true, s);
+    assert_eq!(cli_figures(&["--stats", s, "--window", "700"]), law);
+}
+
+#[test]
+fn stats_file_without_window_pairs_or_with_another_window_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.parquet");
+    let s = stats.to_str().unwrap();
+    aggregate(&["traces/sample.parquet"], "200", false, s);
+    let run = |window: &str| {
+        let out = common::moeplan()
+            .args([
+                "rebalance",
+                "--stats",
+                s,
+                "--model",
+                "deepseek-v2-lite",
+                "--hardware",
+                "h100-8x-nvlink",
+                "--window",
+                window,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run("200");
+    assert!(
+        err.contains("stats.parquet") && err.contains("--window-pairs"),
+        "{err}"
+    );
+    aggregate(&["traces/sample.parquet"], "200", true, s);
+    let err = run("300");
+    assert!(
+        err.contains("windows of 200 tokens, --window is 300"),
+        "{err}"
+    );
 }

@@ -165,6 +165,7 @@ fn demo_titles() -> Vec<&'static str> {
         RECALL,
         RECALL_ONLINE,
         REBALANCE,
+        REBALANCE_MOVES,
         CONSTANTS,
     ]
 }
@@ -189,8 +190,13 @@ fn demo_report_renders_in_chromium() {
     assert!(!html.contains("<script"), "the page has a script");
     assert_eq!(remote_references(&html), Vec::<String>::new());
     let charts = svgs(&html);
-    // 1 load + 2 shift + 1 map + 3 x 2 GPU-load bars + affinity + hit + stall + recall.
-    assert_eq!(charts.len(), 14, "SVG charts in the page");
+    // 1 load + 2 shift + 1 map + 3 x 2 GPU-load bars + affinity + hit + stall + 2 recall
+    // (offline, online) + 2 re-balancing (imbalance, moves).
+    assert_eq!(charts.len(), 17, "SVG charts in the page");
+    assert!(
+        !html.contains("class=\"omitted\""),
+        "the demo leaves a section out"
+    );
     for s in &charts {
         let doc = roxmltree::Document::parse(s).unwrap_or_else(|e| panic!("SVG is not XML: {e}"));
         assert_eq!(doc.root_element().tag_name().name(), "svg");
@@ -242,6 +248,7 @@ fn demo_report_renders_in_chromium() {
     }
     // The browser parsed the SVGs into DOM nodes: their axis text is in the DOM too.
     assert!(dom.contains("MoE layer") && dom.contains("hit ratio"));
+    assert!(dom.contains("scored window") && dom.contains("replicas moved"));
     assert_eq!(
         page_requests(&net),
         Vec::<String>::new(),

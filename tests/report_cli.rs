@@ -1,5 +1,6 @@
 //! `moeplan report` on real traces without a browser: the sections a given input calls for, the
-//! placement map of a plan file (one ring pair per slot of a replicated expert), bad input.
+//! placement map of a plan file (one ring pair per slot of a replicated expert), the online recall
+//! and re-balancing charts, a report from a statistics file, bad input.
 
 mod common;
 
@@ -13,6 +14,17 @@ fn svg_after<'a>(html: &'a str, title: &str) -> &'a str {
     let i = html[at..].find("<svg").unwrap() + at;
     let j = html[i..].find("</svg>").unwrap() + i + "</svg>".len();
     &html[i..j]
+}
+
+/// The text labels of an SVG.
+fn svg_labels(svg: &str) -> Vec<String> {
+    roxmltree::Document::parse(svg)
+        .unwrap()
+        .descendants()
+        .filter(|n| n.tag_name().name() == "text")
+        .filter_map(|n| n.text())
+        .map(|t| t.trim().to_string())
+        .collect()
 }
 
 fn base_args() -> Vec<&'static str> {
@@ -108,9 +120,147 @@ fn two_traces_and_a_plan_file() {
     for p in ["lru", "lfu", "static", "predictive", "opt (Belady bound)"] {
         assert!(labels.contains(&p), "{p} not in the legend: {labels:?}");
     }
+    // Online recall: each predictor online (solid) against its offline recall (dashed).
+    let online = svg_labels(svg_after(&html, titles::RECALL_ONLINE));
+    for p in ["static", "temporal", "markov", "mix"] {
+        for v in ["online", "offline"] {
+            let l = format!("{p} {v}");
+            assert!(online.contains(&l), "{l} not in the legend: {online:?}");
+        }
+    }
+    // Re-balancing over the two traces as one stream: every policy in both charts.
+    for t in [titles::REBALANCE, titles::REBALANCE_MOVES] {
+        let l = svg_labels(svg_after(&html, t));
+        for p in ["static", "eplb", "moeplan"] {
+            assert!(l.contains(&p.to_string()), "{p} not in {t}: {l:?}");
+        }
+    }
+    assert!(html.contains("scored window"));
+    assert!(!html.contains("class=\"omitted\""));
     // Each chart's command is on the page.
     assert!(html.contains("moeplan trace stats -t traces/sample.parquet -t traces/esft-excerpt"));
     assert!(html.contains("moeplan replay -t traces/sample.parquet -t traces/esft-excerpt"));
+    assert!(html.contains("--lookahead 2 --online --json"));
+    assert!(html.contains(
+        "moeplan rebalance -t traces/sample.parquet -t traces/esft-excerpt --model deepseek-v2-lite \
+         --hardware h100-8x-nvlink --window "
+    ));
+}
+
+/// `report --stats`: the count-only charts equal those from the traces the file was aggregated
+/// from; the token-level ones say why they are not there; re-balancing over the file's windows.
+#[test]
+fn report_from_a_statistics_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.parquet");
+    common::moeplan_ok(&[
+        "trace",
+        "aggregate",
+        "-q",
+        "-t",
+        "traces/esft/law.parquet",
+        "-t",
+        "traces/esft/summary.parquet",
+        "--window",
+        "1000",
+        "--window-pairs",
+        "-o",
+        stats.to_str().unwrap(),
+    ]);
+    let common_args = [
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--time-limit",
+        "1",
+    ];
+    let from_stats = dir.path().join("s.html");
+    let mut args = vec!["report", "-q", "--stats", stats.to_str().unwrap()];
+    args.extend(common_args);
+    args.extend(["-o", from_stats.to_str().unwrap()]);
+    common::moeplan_ok(&args);
+    let from_traces = dir.path().join("t.html");
+    let mut args = vec![
+        "report",
+        "-q",
+        "-t",
+        "traces/esft/law.parquet",
+        "-t",
+        "traces/esft/summary.parquet",
+        "--predictor",
+        "markov",
+        "--capacities",
+        "8",
+        "--capacity",
+        "8",
+        "--lookahead",
+        "1",
+    ];
+    args.extend(common_args);
+    args.extend(["-o", from_traces.to_str().unwrap()]);
+    common::moeplan_ok(&args);
+    let (s, t) = (
+        std::fs::read_to_string(&from_stats).unwrap(),
+        std::fs::read_to_string(&from_traces).unwrap(),
+    );
+    assert!(s.contains("Built on the routing statistics of"));
+    for title in [
+        titles::LOAD,
+        titles::SHIFT,
+        titles::SHIFT_JSD,
+        titles::AFFINITY,
+    ] {
+        assert_eq!(svg_after(&s, title), svg_after(&t, title), "{title}");
+    }
+    for title in [
+        titles::MAP,
+        titles::GPU_IN,
+        titles::REBALANCE,
+        titles::REBALANCE_MOVES,
+    ] {
+        roxmltree::Document::parse(svg_after(&s, title)).unwrap();
+    }
+    // Needs tokens: the section is there, with why, and no chart.
+    for title in [
+        titles::HIT,
+        titles::STALL,
+        titles::RECALL,
+        titles::RECALL_ONLINE,
+    ] {
+        let at = s.find(&format!("<h2>{title}</h2>")).unwrap();
+        let section = &s[at..at + s[at..].find("</section>").unwrap()];
+        assert!(section.contains("token-level routing"), "{section}");
+        assert!(!section.contains("<svg"));
+    }
+    assert!(s.contains("workloads law, summary, one after the other"));
+    assert!(s.contains(&format!(
+        "moeplan rebalance --stats {} --model deepseek-v2-lite --hardware h100-8x-nvlink \
+         --window 1000 --json",
+        stats.display()
+    )));
+    // Without per-window pairs the re-balancing sections say how to get them.
+    let plain = dir.path().join("plain.parquet");
+    common::moeplan_ok(&[
+        "trace",
+        "aggregate",
+        "-q",
+        "-t",
+        "traces/esft/law.parquet",
+        "-o",
+        plain.to_str().unwrap(),
+    ]);
+    let mut args = vec!["report", "-q", "--stats", plain.to_str().unwrap()];
+    args.extend(common_args);
+    args.extend(["-o", from_stats.to_str().unwrap()]);
+    common::moeplan_ok(&args);
+    let s = std::fs::read_to_string(&from_stats).unwrap();
+    let at = s.find(&format!("<h2>{}</h2>", titles::REBALANCE)).unwrap();
+    assert!(s[at..].contains("--window-pairs"));
+    assert!(
+        !s.contains(&format!("<h2>{}</h2>", titles::SHIFT)),
+        "one workload: no shift"
+    );
 }
 
 #[test]

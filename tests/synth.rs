@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use moeplan::stats::{StatsOptions, compute};
+use moeplan::synth::{SynthParams, generate};
 use moeplan::trace::read_trace;
-use moeplan::trace::synth::{SynthParams, generate};
 
 fn law() -> moeplan::trace::Trace {
     read_trace(

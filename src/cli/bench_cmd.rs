@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::control::CliControl;
 use crate::placement::workload_from_trace;
+use crate::synth::{SynthParams, generate};
 use crate::trace::ModelShape;
-use crate::trace::synth::{SynthParams, generate};
 
 /// Benchmarks.
 #[derive(Debug, clap::Subcommand)]

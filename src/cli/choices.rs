@@ -3,6 +3,7 @@
 
 use crate::daemon::client::load::ClientMode;
 use crate::predict::Kind;
+use crate::replay::CapacityMode;
 use crate::trace::Format;
 
 /// A trace format ([`Format`]).
@@ -78,6 +79,24 @@ impl From<ClientArg> for ClientMode {
             ClientArg::Async => ClientMode::Async,
             ClientArg::Threads => ClientMode::Threads,
             ClientArg::Spin => ClientMode::Spin,
+        }
+    }
+}
+
+/// How the replay's capacity is shared ([`CapacityMode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CapacityArg {
+    /// C slots per layer.
+    PerLayer,
+    /// C x layers slots shared by all layers (same memory as per-layer).
+    Shared,
+}
+
+impl From<CapacityArg> for CapacityMode {
+    fn from(a: CapacityArg) -> CapacityMode {
+        match a {
+            CapacityArg::PerLayer => CapacityMode::PerLayer,
+            CapacityArg::Shared => CapacityMode::Shared,
         }
     }
 }

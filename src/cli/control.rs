@@ -97,3 +97,13 @@ impl Control for CliControl {
         ));
     }
 }
+
+impl crate::placement::SolveClock for CliControl {
+    fn restart(&mut self, limit_s: f64, label: &str) {
+        CliControl::restart(self, limit_s, label);
+    }
+
+    fn elapsed(&self) -> f64 {
+        CliControl::elapsed(self)
+    }
+}

@@ -1,10 +1,10 @@
 //! `moeplan demo`: the main job on the shipped sample trace and the default configs.
 
-use moeplan_solver::{Method, MethodOptions, Weights, place};
+use moeplan_solver::{Method, MethodOptions, Weights};
 
 use super::control::CliControl;
-use super::place_cmd::{MethodJson, MetricsJson, PlaceJson, render_table, split};
-use crate::placement::{build_problem, score, topology};
+use crate::placement::{Comparison, build_problem, compare, split, topology, workload_from_trace};
+use crate::replay::{ReplayInputs, ReplayOptions, replay_trace};
 use crate::stats::{StatsOptions, compute, render_table as render_stats};
 use crate::trace::sample::{SAMPLE_TRACE, read_or_sample, uses_embedded};
 
@@ -69,44 +69,28 @@ fn placement(
     let batch = crate::placement::DEFAULT_BATCH_TOKENS;
     let problem = build_problem(&[build], &model, &hw, None, Weights::default(), 0)?;
     let topo = topology(&hw);
-    let sc = moeplan_solver::objective::Scaled::new(&problem);
+    let in_sample = workload_from_trace(build, batch);
+    let comparison = Comparison {
+        problem: &problem,
+        model: &model,
+        hardware: &hw,
+        topology: &topo,
+        in_sample: &in_sample,
+        eval: Some(eval),
+        batch_tokens: batch,
+        time: None,
+        methods: Method::ALL.to_vec(),
+        options: MethodOptions::default(),
+        time_limit: args.time_limit,
+        previous: None,
+        move_budget: None,
+        built_on: vec![format!("{} (first half)", path.display())],
+        eval_trace: Some(format!("{} (second half)", path.display())),
+    };
     let mut ctl = CliControl::new(super::progress_enabled(quiet));
-    let mut rows = Vec::new();
-    for m in Method::ALL {
-        ctl.restart(args.time_limit, m.name());
-        let placed = place(m, &problem, &MethodOptions::default(), &ctl)?;
-        rows.push(MethodJson {
-            name: m.name().into(),
-            in_sample: MetricsJson::new(score(&placed.plan, build, &topo, batch), &model),
-            eval: Some(MetricsJson::new(
-                score(&placed.plan, eval, &topo, batch),
-                &model,
-            )),
-            solver: placed
-                .report
-                .clone()
-                .map(|report| super::place_cmd::SolverJson {
-                    report,
-                    seconds: ctl.elapsed(),
-                }),
-            objective: sc.value(&placed.plan),
-            seconds: ctl.elapsed(),
-            experts_moved: None,
-        });
-    }
+    let compared = compare(&comparison, &mut ctl)?;
     ctl.finish();
-    print!(
-        "{}",
-        render_table(&PlaceJson {
-            model: model.name.clone(),
-            hardware: hw.name.clone(),
-            gpus: hw.gpus(),
-            slots_per_gpu: problem.slots_per_gpu,
-            built_on: vec![format!("{} (first half)", path.display())],
-            eval_trace: Some(format!("{} (second half)", path.display())),
-            methods: rows,
-        })
-    );
+    print!("{}", compared.report.render());
     Ok(())
 }
 
@@ -114,18 +98,20 @@ fn placement(
 fn replay(path: &std::path::Path, trace: &crate::trace::Trace) -> anyhow::Result<()> {
     println!("\n-- expert cache replay (16 of 64 experts per layer resident, batch 1) --");
     println!("(static and the markov predictor are fitted on this same trace: in-sample)");
-    let mut args = super::replay_cmd::ReplayArgs::demo(path.to_path_buf());
-    args.predictor = "markov".into();
-    let model = super::load_model(&args.model)?;
-    let hw = super::load_hardware(&args.hardware)?;
-    let report = super::replay_cmd::replay(
-        &args,
+    let model = super::load_model("deepseek-v2-lite")?;
+    let hw = super::load_hardware("rtx4090-pcie4")?;
+    let opts = ReplayOptions {
+        predictor: "markov".into(),
+        ..ReplayOptions::default()
+    };
+    let inputs = ReplayInputs {
         trace,
-        &[],
-        crate::replay::Batching::Single,
-        &model,
-        &hw,
-    )?;
-    print!("{}", report.render());
+        trace_name: &path.display().to_string(),
+        train: &[],
+        model: &model,
+        hardware: &hw,
+        predictor_set: None,
+    };
+    print!("{}", replay_trace(&opts, &inputs)?.render());
     Ok(())
 }

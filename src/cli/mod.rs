@@ -13,12 +13,12 @@ mod control;
 mod demo;
 mod export_cmd;
 mod model_cmd;
-pub mod place_cmd;
+mod place_cmd;
 mod predict_cmd;
 mod rebalance_cmd;
 mod replay_cmd;
-mod replay_via_daemon;
 mod report_cmd;
+mod report_counts;
 mod run_cmd;
 mod serve_cmd;
 mod stats_cmd;
@@ -29,6 +29,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use crate::BadInput;
 pub use args::{TraceArgs, load_hardware, load_model, load_traces};
 
 /// Exit code for input that failed validation.
@@ -158,11 +159,6 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
                 .is_some_and(|d| matches!(d, crate::dataplane::DataPlaneError::Store { .. }))
     })
 }
-
-/// An error in what the user asked for (inconsistent arguments, infeasible settings).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> ExitCode {

@@ -4,19 +4,15 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use moeplan_solver::{
-    BudgetOptions, LayerTime, Method, MethodOptions, Metrics, Plan, Problem, SolveReport,
-    TimeModel, Weights, Workload, evaluate, layer_time, place, replan,
-};
-use serde::Serialize;
+use moeplan_solver::{BudgetOptions, Method, MethodOptions, Plan, Problem, Weights, Workload};
 
 use super::BadInput;
 use super::args::{load_hardware, load_model};
 use super::control::CliControl;
 use crate::config::{HardwareConfig, ModelConfig};
 use crate::placement::{
-    PlacementError, PlanFile, check_trace, combined_workload, problem_from_workloads, score,
-    sglang_location, time_model, topology, workload_from_trace,
+    Comparison, MethodReport, PlacementError, PlanFile, check_trace, combined_workload, compare,
+    problem_from_workloads, sglang_location, split, time_model, topology, workload_from_trace,
 };
 use crate::trace::{Format, Trace, read_trace};
 
@@ -151,91 +147,6 @@ pub struct PlaceArgs {
     /// all-to-all dispatch and combine, from the hardware config).
     #[arg(long, default_value_t = crate::placement::DEFAULT_TIME_BATCH)]
     pub time_batch: usize,
-}
-
-/// The solver part of a JSON row: the solver's report and the wall-clock seconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct SolverJson {
-    /// Status, objective, bound, gap, how.
-    #[serde(flatten)]
-    pub report: SolveReport,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-}
-
-/// A plan's metrics on one trace, with the all-to-all volume in bytes.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct MetricsJson {
-    /// The solver's metrics.
-    #[serde(flatten)]
-    pub metrics: Metrics,
-    /// `hops_per_token` x one hidden vector (`hidden_size` x 2 bytes, bf16): bytes a token sends
-    /// between GPUs when every expert output goes to each next-layer expert's GPU unaggregated.
-    pub a2a_bytes_per_token: f64,
-    /// The layer-time model (`compute_ms`, `a2a_ms`, `layer_ms` per MoE layer), when computed.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub layer_time: Option<LayerTime>,
-}
-
-impl MetricsJson {
-    /// Adds the byte volume for `model`'s hidden size.
-    pub fn new(metrics: Metrics, model: &ModelConfig) -> Self {
-        MetricsJson {
-            metrics,
-            a2a_bytes_per_token: metrics.hops_per_token * model.hidden_size as f64 * 2.0,
-            layer_time: None,
-        }
-    }
-
-    /// Adds the layer time of `plan` on `trace`.
-    pub fn with_layer_time(
-        mut self,
-        plan: &Plan,
-        trace: &Trace,
-        topo: &moeplan_solver::Topology,
-        time: &TimeModel,
-    ) -> Self {
-        self.layer_time = Some(layer_time(&workload_from_trace(trace, 0), plan, topo, time));
-        self
-    }
-}
-
-/// One method's results.
-#[derive(Debug, Clone, Serialize)]
-pub struct MethodJson {
-    /// Method name.
-    pub name: String,
-    /// Metrics on the traces it was built on.
-    pub in_sample: MetricsJson,
-    /// Metrics on `--eval`.
-    pub eval: Option<MetricsJson>,
-    /// Solver report (ILP).
-    pub solver: Option<SolverJson>,
-    /// The objective of the plan on the build workloads.
-    pub objective: f64,
-    /// Seconds to build the plan.
-    pub seconds: f64,
-    /// Expert replicas moved relative to `--previous`.
-    pub experts_moved: Option<usize>,
-}
-
-/// The whole `place` output.
-#[derive(Debug, Serialize)]
-pub struct PlaceJson {
-    /// Model name.
-    pub model: String,
-    /// Hardware name.
-    pub hardware: String,
-    /// GPUs.
-    pub gpus: usize,
-    /// Physical slots per GPU per layer.
-    pub slots_per_gpu: usize,
-    /// Build traces.
-    pub built_on: Vec<String>,
-    /// Eval trace.
-    pub eval_trace: Option<String>,
-    /// One row per method.
-    pub methods: Vec<MethodJson>,
 }
 
 /// Everything a placement run needs, loaded and checked.
@@ -453,110 +364,49 @@ fn runnable_methods(args: &PlaceArgs) -> anyhow::Result<Vec<Method>> {
     Ok(methods)
 }
 
-/// Splits a trace into `n` parts of whole sequences with about equal token counts.
-pub fn split(t: &Trace, n: usize) -> Vec<Trace> {
-    if n <= 1 {
-        return vec![t.clone()];
-    }
-    let seqs: Vec<_> = t.sequences().collect();
-    let per = t.num_tokens().div_ceil(n);
-    let mut out = Vec::new();
-    let mut start = 0;
-    for r in &seqs {
-        if r.end - start >= per {
-            out.push(t.slice(start..r.end));
-            start = r.end;
-        }
-    }
-    if start < t.num_tokens() {
-        out.push(t.slice(start..t.num_tokens()));
-    }
-    out
-}
-
 /// Runs `moeplan place`.
 pub fn run(args: PlaceArgs, quiet: bool) -> anyhow::Result<()> {
     let methods = runnable_methods(&args)?;
     let inputs = load_inputs(&args)?;
-    let previous = inputs.previous.clone();
     let topo = topology(&inputs.hw);
-    let opts = MethodOptions {
-        eplb_groups: args.eplb_groups,
-        ..Default::default()
-    };
-    let mut ctl = CliControl::new(super::progress_enabled(quiet) && !args.json);
-    let sc = moeplan_solver::objective::Scaled::new(&inputs.problem);
-    let mut rows = Vec::new();
-    let mut chosen: Option<(Plan, MethodJson)> = None;
-    let time = time_model(&inputs.model, &inputs.hw, args.time_batch.max(1));
-    let metrics = |plan: &Plan, t: &Trace| {
-        MetricsJson::new(score(plan, t, &topo, args.batch_tokens), &inputs.model)
-            .with_layer_time(plan, t, &topo, &time)
-    };
-    let metrics_w = |plan: &Plan, w: &Workload| {
-        let mut m = MetricsJson::new(evaluate(w, plan, &topo), &inputs.model);
-        m.layer_time = Some(layer_time(w, plan, &topo, &time));
-        m
-    };
-    if let (Some(budget), Some(prev)) = (args.move_budget, &previous) {
-        let start = std::time::Instant::now();
-        let opts = BudgetOptions {
-            moves: budget,
+    let comparison = Comparison {
+        problem: &inputs.problem,
+        model: &inputs.model,
+        hardware: &inputs.hw,
+        topology: &topo,
+        in_sample: &inputs.in_sample,
+        eval: inputs.eval.as_ref(),
+        batch_tokens: args.batch_tokens,
+        time: Some(time_model(
+            &inputs.model,
+            &inputs.hw,
+            args.time_batch.max(1),
+        )),
+        methods,
+        options: MethodOptions {
+            eplb_groups: args.eplb_groups,
+            ..Default::default()
+        },
+        time_limit: args.time_limit,
+        previous: inputs.previous.as_ref(),
+        move_budget: args.move_budget.map(|moves| BudgetOptions {
+            moves,
             balance: args.balance_weight,
             comm: args.comm_weight,
-        };
-        let r = replan(prev, &inputs.in_sample, &topo, opts);
-        let seconds = start.elapsed().as_secs_f64();
-        let row = MethodJson {
-            name: "moeplan".into(),
-            in_sample: metrics_w(&r.plan, &inputs.in_sample),
-            eval: inputs.eval.as_ref().map(|t| metrics(&r.plan, t)),
-            solver: None,
-            objective: sc.value(&r.plan),
-            seconds,
-            experts_moved: Some(r.moves),
-        };
-        chosen = Some((r.plan.clone(), row.clone()));
-        rows.push(row);
-    }
-    for &m in &methods {
-        ctl.restart(args.time_limit, m.name());
-        let placed = place(m, &inputs.problem, &opts, &ctl).map_err(bad)?;
-        let seconds = ctl.elapsed();
-        let row = MethodJson {
-            name: m.name().into(),
-            in_sample: metrics_w(&placed.plan, &inputs.in_sample),
-            eval: inputs.eval.as_ref().map(|t| metrics(&placed.plan, t)),
-            solver: placed
-                .report
-                .clone()
-                .map(|report| SolverJson { report, seconds }),
-            objective: sc.value(&placed.plan),
-            seconds,
-            experts_moved: previous.as_ref().map(|p| placed.plan.moved_from(p)),
-        };
-        if m == Method::Ilp || methods.len() == 1 {
-            chosen = Some((placed.plan.clone(), row.clone()));
-        }
-        rows.push(row);
-    }
-    ctl.finish();
-    if let Some((plan, row)) = &chosen {
-        write_outputs(&args, &inputs, plan, row)?;
-    }
-    let out = PlaceJson {
-        model: inputs.model.name.clone(),
-        hardware: inputs.hw.name.clone(),
-        gpus: inputs.hw.gpus(),
-        slots_per_gpu: inputs.problem.slots_per_gpu,
+        }),
         built_on: built_on(&args),
         eval_trace: args.eval.as_ref().map(|p| p.display().to_string()),
-        methods: rows,
     };
+    let mut ctl = CliControl::new(super::progress_enabled(quiet) && !args.json);
+    let compared = compare(&comparison, &mut ctl).map_err(bad)?;
+    ctl.finish();
+    if let Some((plan, row)) = &compared.chosen {
+        write_outputs(&args, &inputs, plan, row)?;
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&compared.report)?);
     } else {
-        print!("{}", render_table(&out));
+        print!("{}", compared.report.render());
     }
     Ok(())
 }
@@ -577,7 +427,7 @@ fn write_outputs(
     args: &PlaceArgs,
     inputs: &Inputs,
     plan: &Plan,
-    row: &MethodJson,
+    row: &MethodReport,
 ) -> anyhow::Result<()> {
     if let Some(path) = &args.output {
         let built_on = built_on(args);
@@ -611,84 +461,4 @@ fn write_outputs(
         eprint!("{}", report.render());
     }
     Ok(())
-}
-
-fn fmt_metrics(m: Option<&MetricsJson>) -> String {
-    match m {
-        Some(j) => {
-            let m = &j.metrics;
-            format!(
-                "{:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7.3} {:>6.0} {:>7.4}",
-                m.ir_mean,
-                m.ir_worst,
-                m.hop_rate,
-                m.hop_rate_top1,
-                m.hop_rate_internode,
-                m.layer_time_proxy,
-                j.a2a_bytes_per_token / 1024.0,
-                j.layer_time.map_or(f64::NAN, |t| t.layer_ms)
-            )
-        }
-        None => format!(
-            "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6} {:>7}",
-            "-", "-", "-", "-", "-", "-", "-", "-"
-        ),
-    }
-}
-
-/// The comparison table: one row per method, in-sample and eval metrics, solver columns.
-pub fn render_table(out: &PlaceJson) -> String {
-    let mut s = format!(
-        "placement: model {} on {} ({} GPUs, {} slots/GPU/layer); built on {}{}\n",
-        out.model,
-        out.hardware,
-        out.gpus,
-        out.slots_per_gpu,
-        out.built_on.join(", "),
-        out.eval_trace
-            .as_ref()
-            .map_or(String::new(), |e| format!("; eval on {e}"))
-    );
-    let head = format!(
-        "{:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6} {:>7}",
-        "IRmean", "IRwst", "H", "Htop1", "Hnode", "proxy", "a2aKB", "layerms"
-    );
-    let moved = out.methods.iter().any(|r| r.experts_moved.is_some());
-    s += &format!(
-        "{:<12} | {head} | {head} | {:>8} {:>8} {:>7} {:>6}{}\n",
-        "method",
-        "objective",
-        "status",
-        "gap",
-        "secs",
-        if moved { "  moved" } else { "" }
-    );
-    s += &format!("{:<12} | {:^63} | {:^63} |\n", "", "in-sample", "eval");
-    for r in &out.methods {
-        let (status, gap) = match &r.solver {
-            Some(sv) => (
-                sv.report.status.clone(),
-                format!("{:.2}%", 100.0 * sv.report.gap),
-            ),
-            None => ("-".into(), "-".into()),
-        };
-        s += &format!(
-            "{:<12} | {} | {} | {:>8.3} {:>8} {:>7} {:>6.2}{}\n",
-            r.name,
-            fmt_metrics(Some(&r.in_sample)),
-            fmt_metrics(r.eval.as_ref()),
-            r.objective,
-            status,
-            gap,
-            r.seconds,
-            r.experts_moved
-                .map_or(String::new(), |m| format!(" {m:>6}"))
-        );
-    }
-    s += "IR: busiest GPU / mean (per layer: mean, worst); H: cross-GPU hop rate (all k x k pairs), \
-          Htop1: top-1 only, Hnode: inter-node; proxy: sum over layers of the busiest GPU's load per \
-          token (per batch); moved: replicas copied to switch from --previous; a2aKB: all-to-all KiB per token (cross-GPU pairs x one bf16 hidden \
-          vector); layerms: layer-time model, ms per MoE layer (busiest GPU's expert compute + all-to-all \
-          dispatch and combine at --time-batch tokens); objective: balance x sum IR (worst build workload) + comm x sum link cost.\n";
-    s
 }

@@ -3,16 +3,21 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use moeplan_solver::{Method, MethodOptions, Problem, Unlimited, Weights, place};
+use moeplan_solver::{Method, MethodOptions, Plan, Unlimited, Weights, Workload, place};
 
+use super::choices::FormatArg;
 use super::{BadInput, TraceArgs, load_hardware, load_model, load_traces};
+use crate::config::{HardwareConfig, ModelConfig};
+use crate::fleet::stats_windows;
 use crate::placement::{
-    DEFAULT_TIME_BATCH, build_problem, check_trace, redundant_slots, time_model, topology,
+    DEFAULT_TIME_BATCH, check_trace, combined_workload, problem_from_workloads, redundant_slots,
+    time_model, topology, workload_from_trace,
 };
 use crate::rebalance::{
-    DEFAULT_HISTORY_HALF_LIFE, DEFAULT_MOVE_BUDGET, RebalancePolicy, RebalanceSetup, run,
+    DEFAULT_HISTORY_HALF_LIFE, DEFAULT_MOVE_BUDGET, RebalancePolicy, RebalanceSetup, StreamWindow,
+    run, trace_windows,
 };
-use crate::trace::{Trace, read_trace};
+use crate::trace::{Format, Trace, read_trace};
 
 /// `moeplan rebalance` arguments.
 #[derive(Debug, clap::Args)]
@@ -20,17 +25,35 @@ use crate::trace::{Trace, read_trace};
 moeplan rebalance -t traces/esft/intent.parquet -t traces/esft/law.parquet -t traces/esft/summary.parquet \\\n      \
 --model deepseek-v2-lite --hardware h100-8x-nvlink --window 1000\n  \
 moeplan rebalance -t traces/esft/law.parquet --model deepseek-v2-lite --hardware h100-2x8-ib \\\n      \
---window 500 --policy eplb,moeplan --move-budget 64 --train-trace traces/esft/intent.parquet --json\n\n\
+--window 500 --policy eplb,moeplan --move-budget 64 --train-trace traces/esft/intent.parquet --json\n  \
+moeplan trace aggregate -t traces/esft/law.parquet --window 1000 --window-pairs -o law.stats.parquet\n  \
+moeplan rebalance --stats law.stats.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink --window 1000\n\n\
 The traces are one stream, in order. After every window of W tokens each policy re-plans from\n\
 what it has seen so far; the plan is scored on the next window. static: one offline plan (EPLB\n\
 on --train-trace, else contiguous); eplb: EPLB from scratch on the last window; moeplan: at most\n\
 --move-budget moves from the plan in service, minimising balance + communication on decayed\n\
-counts. JSON: {\"window\", \"policies\": [{\"name\", \"mean_ir\", \"worst_ir\", \"mean_hop\",\n\
+counts. With --stats, the windows come from a statistics file aggregated with --window-pairs\n\
+(each workload's windows follow each other: the same report as from the traces when each trace\n\
+but the last holds a whole number of windows). JSON: {\"window\", \"policies\": [{\"name\", \"mean_ir\", \"worst_ir\", \"mean_hop\",\n\
 \"a2a_bytes_per_token\", \"mean_layer_ms\", \"moves_per_rebalance\", \"bytes_moved_per_rebalance\",\n\
 \"replan_seconds\", \"rebalances\", \"series\": [per window]}], ...}.")]
 pub struct RebalanceArgs {
-    #[command(flatten)]
-    pub input: TraceArgs,
+    /// Trace(s) of the stream, in order (an ESFT directory, .parquet or .jsonl). Repeatable.
+    #[arg(
+        long = "trace",
+        short = 't',
+        required_unless_present = "stats",
+        value_name = "PATH"
+    )]
+    pub traces: Vec<PathBuf>,
+    /// Re-balance over the windows of a statistics file (`trace aggregate --window-pairs`)
+    /// instead of traces: its workloads in label order, each one's windows in order, are the
+    /// stream; the file's window must equal --window.
+    #[arg(long, value_name = "FILE", conflicts_with = "traces")]
+    pub stats: Option<PathBuf>,
+    /// Force the trace format instead of detecting it.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
     /// Model config (name under configs/models or path).
     #[arg(long, short)]
     pub model: String,
@@ -80,8 +103,6 @@ pub fn run_cmd(args: RebalanceArgs) -> anyhow::Result<()> {
     let model = load_model(&args.model)?;
     let hw = load_hardware(&args.hardware)?;
     let shape = model.shape();
-    let stream = load_traces(&args.input, Some(&shape))?;
-    check_trace(0, &stream, &model).map_err(|e| bad(e.to_string()))?;
     if args.history_half_life.is_nan() || args.history_half_life <= 0.0 {
         return Err(bad("--history-half-life must be positive".into()));
     }
@@ -93,33 +114,32 @@ pub fn run_cmd(args: RebalanceArgs) -> anyhow::Result<()> {
         comm: args.comm_weight,
         migration: 0.0,
     };
+    let stream = match &args.stats {
+        Some(path) => {
+            let stats = crate::fleet::read_stats(path)?;
+            stats_windows(&stats, &model, args.window)
+                .map_err(|e| bad(format!("{}: {e}", path.display())))?
+        }
+        None => {
+            let input = TraceArgs {
+                traces: args.traces.clone(),
+                format: args.format,
+            };
+            let trace = load_traces(&input, Some(&shape))?;
+            check_trace(0, &trace, &model).map_err(|e| bad(e.to_string()))?;
+            trace_windows(&trace, args.window).map_err(|e| bad(e.to_string()))?
+        }
+    };
     let train = args
         .train_trace
         .iter()
         .map(|p| {
-            read_trace(p, args.input.format(), Some(&shape))
+            read_trace(p, args.format.map(Format::from), Some(&shape))
                 .with_context(|| format!("reading training trace {}", p.display()))
         })
         .collect::<anyhow::Result<Vec<Trace>>>()?;
-    let initial = if train.is_empty() {
-        let p = build_problem(&[&stream], &model, &hw, args.redundant, weights, 0)
-            .map_err(|e| bad(format!("infeasible placement setting: {e}")))?;
-        place(
-            Method::Contiguous,
-            &p,
-            &MethodOptions::default(),
-            &Unlimited,
-        )?
-        .plan
-    } else {
-        let refs: Vec<&Trace> = train.iter().collect();
-        let all = Trace::concat(&refs).map_err(bad)?;
-        let p: Problem = build_problem(&[&all], &model, &hw, args.redundant, weights, 0)
-            .map_err(|e| bad(format!("infeasible placement setting: {e}")))?;
-        place(Method::Eplb, &p, &MethodOptions::default(), &Unlimited)?.plan
-    };
+    let initial = initial_plan(&train, &stream, &model, &hw, args.redundant, weights)?;
     let setup = RebalanceSetup {
-        stream: &stream,
         window: args.window,
         topology: topology(&hw),
         redundant: redundant_slots(&hw, args.redundant),
@@ -131,7 +151,7 @@ pub fn run_cmd(args: RebalanceArgs) -> anyhow::Result<()> {
         time: time_model(&model, &hw, args.batch_tokens),
         expert_bytes: model.bytes_per_expert as f64,
     };
-    let mut report = run(&setup, &args.policy).map_err(|e| bad(e.to_string()))?;
+    let mut report = run(&setup, &stream, &args.policy).map_err(|e| bad(e.to_string()))?;
     report.model = model.name.clone();
     report.hardware = hw.name.clone();
     if args.json {
@@ -140,4 +160,29 @@ pub fn run_cmd(args: RebalanceArgs) -> anyhow::Result<()> {
         print!("{}", report.render());
     }
     Ok(())
+}
+
+/// The plan everyone starts from (and `static` keeps): EPLB on `train` when given, else the
+/// contiguous layout.
+pub fn initial_plan(
+    train: &[Trace],
+    stream: &[StreamWindow],
+    model: &ModelConfig,
+    hw: &HardwareConfig,
+    redundant: Option<usize>,
+    weights: Weights,
+) -> anyhow::Result<Plan> {
+    let bad = |m: String| anyhow::Error::new(BadInput(m));
+    let (method, workload) = if train.is_empty() {
+        let parts: Vec<Workload> = stream.iter().map(|w| w.workload.clone()).collect();
+        (Method::Contiguous, combined_workload(&parts))
+    } else {
+        let refs: Vec<&Trace> = train.iter().collect();
+        let all = Trace::concat(&refs).map_err(bad)?;
+        check_trace(0, &all, model).map_err(|e| bad(format!("--train-trace: {e}")))?;
+        (Method::Eplb, workload_from_trace(&all, 0))
+    };
+    let p = problem_from_workloads(vec![workload], hw, redundant, weights)
+        .map_err(|e| bad(format!("infeasible placement setting: {e}")))?;
+    Ok(place(method, &p, &MethodOptions::default(), &Unlimited)?.plan)
 }

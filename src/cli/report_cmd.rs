@@ -1,28 +1,33 @@
 //! `moeplan report`: computes every chart's numbers with the functions behind `trace stats`,
-//! `place`, `replay` and `predict eval`, and writes one self-contained HTML page.
+//! `place`, `replay`, `predict eval` and `rebalance`, and writes one self-contained HTML page.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use moeplan_solver::metrics::gpu_loads;
-use moeplan_solver::{Method, MethodOptions, Plan, Weights, place};
+use moeplan_solver::{Method, MethodOptions, Plan, Weights, Workload, evaluate, place};
 
 use super::BadInput;
 use super::args::load_model;
 use super::control::CliControl;
-use super::replay_cmd::{ReplayArgs, replay_with};
+use super::rebalance_cmd::initial_plan;
+use super::report_counts::{Counts, from_stats, from_traces};
 use crate::config::{HardwareConfig, ModelConfig};
+use crate::fleet::{RoutingStats, read_stats};
 use crate::placement::{
-    DEFAULT_BATCH_TOKENS, PlanFile, build_problem, check_trace, score, topology,
-    workload_from_trace,
+    DEFAULT_BATCH_TOKENS, DEFAULT_TIME_BATCH, PlanFile, check_trace, problem_from_workloads,
+    redundant_slots, time_model, topology, workload_from_trace,
 };
-use crate::predict::{Kind, PredictorSet, TrainOptions, evaluate};
-use crate::replay::Batching;
+use crate::predict::{Kind, PredictorSet, TrainOptions, evaluate_online};
+use crate::rebalance::{
+    DEFAULT_HISTORY_HALF_LIFE, DEFAULT_MOVE_BUDGET, RebalancePolicy, RebalanceSetup,
+};
+use crate::replay::{ReplayInputs, ReplayOptions, replay_trace};
 use crate::report::{
-    AffinityData, CacheData, GpuLoads, LoadData, MethodLoads, PlacementData, RecallData,
-    ReportData, ShiftData, render, titles,
+    AffinityData, CacheData, GpuLoads, LoadData, MethodLoads, PlacementData, RebalanceData,
+    RecallData, ReportData, ShiftData, render, titles,
 };
-use crate::stats::{StatsOptions, compute, expert_counts, shift};
+use crate::stats::shift;
 use crate::trace::{Trace, read_trace};
 
 /// `moeplan report` options.
@@ -32,14 +37,30 @@ moeplan report -t traces/esft/law.parquet -t traces/esft/summary.parquet --eval 
 --model deepseek-v2-lite --hardware h100-8x-nvlink -o report.html\n  \
 moeplan report -t traces/esft/law.parquet --model deepseek-v2-lite --hardware h100-2x8-ib --redundant 16 \\\n      \
 --plan plan.json --predictor predictor.safetensors --cache-hardware rtx4090-pcie4 -o report.html\n  \
+moeplan report --stats stats.parquet --model deepseek-v2-lite --hardware h100-8x-nvlink -o report.html\n  \
 moeplan demo --report demo.html   # the same page for the shipped sample\n\n\
 The page needs nothing but a browser: SVG and CSS are inline, nothing is fetched. Each chart\n\
 names the command that prints its numbers. With two -t traces the load shift between them is\n\
-shown; with one -t and --eval, the shift from it to the eval trace.")]
+shown; with one -t and --eval, the shift from it to the eval trace. The re-balancing charts\n\
+run `moeplan rebalance` over the -t traces then --eval as one stream (windows of --window\n\
+tokens, default a sixteenth of the stream), when it holds three windows or more.\n\
+With --stats (a statistics file of `trace aggregate`), the charts that need only counts are\n\
+drawn (load, shift between workloads, placement, per-GPU loads, affinity, and re-balancing when\n\
+aggregated with --window-pairs); the cache and recall charts need token-level traces and the\n\
+page says so.")]
 pub struct ReportArgs {
     /// Trace(s) the plans, the static ranking and the predictor are built on. Repeatable.
-    #[arg(long = "trace", short = 't', required = true, value_name = "PATH")]
+    #[arg(
+        long = "trace",
+        short = 't',
+        required_unless_present = "stats",
+        value_name = "PATH"
+    )]
     pub traces: Vec<PathBuf>,
+    /// Build on a routing statistics file (`trace aggregate`) instead of traces: one workload
+    /// per label; only the charts that need counts alone.
+    #[arg(long, value_name = "FILE", conflicts_with = "traces")]
+    pub stats: Option<PathBuf>,
     /// Model config (name under configs/models or path).
     #[arg(long, short)]
     pub model: String,
@@ -82,6 +103,10 @@ pub struct ReportArgs {
     /// Inter-layer pairs in the affinity graph.
     #[arg(long, default_value_t = 30)]
     pub top_pairs: usize,
+    /// Tokens per window of the re-balancing charts (default: a sixteenth of the stream; with
+    /// --stats, the file's window).
+    #[arg(long)]
+    pub window: Option<usize>,
 }
 
 /// A trace and the name it is shown under.
@@ -104,8 +129,10 @@ pub struct Inputs {
     pub hardware: (String, HardwareConfig),
     /// Hardware of the cache replay.
     pub cache_hardware: (String, HardwareConfig),
-    /// Build traces.
+    /// Build traces (empty with a statistics file).
     pub build: Vec<Named>,
+    /// A statistics file to build on instead, and its path.
+    pub stats: Option<(String, RoutingStats)>,
     /// Eval trace.
     pub eval: Option<Named>,
     /// A plan file and its plan.
@@ -124,9 +151,11 @@ pub struct Inputs {
     pub lookahead: usize,
     /// Pairs of the affinity graph.
     pub top_pairs: usize,
+    /// Re-balancing window (default: see [`super::report_counts::default_window`]).
+    pub window: Option<usize>,
 }
 
-fn bad(m: impl std::fmt::Display) -> anyhow::Error {
+pub(super) fn bad(m: impl std::fmt::Display) -> anyhow::Error {
     anyhow::Error::new(BadInput(m.to_string()))
 }
 
@@ -135,7 +164,7 @@ fn load_hw(name: &str) -> anyhow::Result<HardwareConfig> {
 }
 
 /// Quotes a path for a shell command line when it needs it.
-fn sh(s: &str) -> String {
+pub(super) fn sh(s: &str) -> String {
     if s.chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c))
     {
@@ -167,6 +196,18 @@ impl Inputs {
             .map(read)
             .collect::<anyhow::Result<_>>()?;
         let eval = args.eval.as_ref().map(read).transpose()?;
+        let stats = match &args.stats {
+            Some(p) => {
+                let st = read_stats(p)?;
+                st.check_model(&model)
+                    .map_err(|e| bad(format!("{}: {e}", p.display())))?;
+                Some((p.display().to_string(), st))
+            }
+            None => None,
+        };
+        if args.window == Some(0) {
+            return Err(bad("--window must be at least 1"));
+        }
         let plan = match &args.plan {
             Some(p) => {
                 let plan = PlanFile::read(p)?
@@ -190,6 +231,7 @@ impl Inputs {
             hardware: (args.hardware.clone(), hw),
             cache_hardware: (cache_name, cache_hw),
             build,
+            stats,
             eval,
             plan,
             predictor: args.predictor.clone(),
@@ -199,10 +241,15 @@ impl Inputs {
             capacity: args.capacity,
             lookahead: args.lookahead,
             top_pairs: args.top_pairs,
+            window: args.window,
         })
     }
 
-    fn build_flags(&self, flag: &str) -> String {
+    /// The build input as flags: `{flag} A {flag} B` for traces, `--stats FILE` for statistics.
+    pub(super) fn build_flags(&self, flag: &str) -> String {
+        if let Some((name, _)) = &self.stats {
+            return format!("--stats {}", sh(name));
+        }
         self.build
             .iter()
             .map(|n| format!("{flag} {}", sh(&n.name)))
@@ -244,7 +291,7 @@ pub fn demo_report(
 ) -> anyhow::Result<()> {
     let model = load_model("deepseek-v2-lite")?;
     check_trace(0, trace, &model).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-    let halves = super::place_cmd::split(trace, 2);
+    let halves = crate::placement::split(trace, 2);
     let [first, second] = <[Trace; 2]>::try_from(halves).map_err(|_| {
         bad(format!(
             "{}: too few sequences to split in two",
@@ -270,6 +317,7 @@ pub fn demo_report(
             name: name("first"),
             trace: first,
         }],
+        stats: None,
         eval: Some(Named {
             name: name("second"),
             trace: second,
@@ -282,6 +330,7 @@ pub fn demo_report(
         capacity: Some(16),
         lookahead: 4,
         top_pairs: 30,
+        window: None,
     };
     write_report(&inputs, out, quiet)
 }
@@ -303,81 +352,119 @@ fn default_capacities(top_k: usize, experts: usize) -> Vec<usize> {
 pub fn gather(inp: &Inputs, quiet: bool) -> anyhow::Result<ReportData> {
     let model = &inp.model.1;
     let refs: Vec<&Trace> = inp.build.iter().map(|n| &n.trace).collect();
-    let combined = Trace::concat(&refs).map_err(bad)?;
-    let build_names: Vec<String> = inp.build.iter().map(|n| n.name.clone()).collect();
-    let m = &inp.model.0;
-    // Load and affinity: `trace stats` on the build traces together.
-    let stats = compute(
-        &combined,
-        None,
-        &StatsOptions {
-            max_hops: 1,
-            top_pairs: inp.top_pairs,
-        },
-    )
-    .map_err(bad)?;
-    let stats_cmd = format!(
-        "moeplan trace stats {} --model {} --max-hops 1 --top-pairs {} --json",
-        inp.build_flags("-t"),
-        sh(m),
-        inp.top_pairs
-    );
-    let counts: Vec<Vec<u64>> = stats.layers.iter().map(|l| l.counts.clone()).collect();
-    let load = LoadData {
-        trace: build_names.join(" + "),
-        counts: counts.clone(),
-        imbalance: stats.layers.iter().map(|l| l.imbalance).collect(),
-        command: format!("{stats_cmd}   # layers[].counts"),
+    let (counts, combined) = match &inp.stats {
+        Some((name, stats)) => (from_stats(inp, name, stats)?, None),
+        None => {
+            let combined = Trace::concat(&refs).map_err(bad)?;
+            (from_traces(inp, &combined)?, Some(combined))
+        }
     };
-    let hop1 = stats
-        .transitions
-        .first()
-        .ok_or_else(|| bad("the traces have a single MoE layer: no inter-layer affinity"))?;
+    let load = LoadData {
+        trace: counts.names.join(" + "),
+        counts: counts.load.clone(),
+        imbalance: counts.imbalance.clone(),
+        command: counts.load_command.clone(),
+    };
     let affinity = AffinityData {
-        pairs: hop1.strongest.clone(),
-        min_count: hop1.min_count,
+        pairs: counts.hop1.strongest.clone(),
+        min_count: counts.hop1.min_count,
         layers: model.moe_layers,
         experts: model.experts,
-        command: format!("{stats_cmd}   # transitions[0].strongest"),
+        command: counts.affinity_command.clone(),
     };
-    let shift = shift_data(inp)?;
-    let placement = placement_data(inp, &combined, &counts, quiet)?;
-    let (cache, recall) = cache_and_recall(inp, &combined)?;
+    let shift = shift_data(inp, &counts)?;
+    let placement = placement_data(inp, &counts, quiet)?;
+    let mut omitted = Vec::new();
+    let (cache, recall) = match &combined {
+        Some(c) => {
+            let (cache, recall) = cache_and_recall(inp, c)?;
+            (Some(cache), Some(recall))
+        }
+        None => {
+            let why = "Needs token-level routing, which a statistics file does not hold (it keeps \
+                       counts): make the report of a sample of the traces (-t) for this chart.";
+            for t in [
+                titles::HIT,
+                titles::STALL,
+                titles::RECALL,
+                titles::RECALL_ONLINE,
+            ] {
+                omitted.push((t.to_string(), why.to_string()));
+            }
+            (None, None)
+        }
+    };
+    let rebalance = match rebalance_data(inp, &counts)? {
+        Ok(r) => Some(r),
+        Err(why) => {
+            for t in [titles::REBALANCE, titles::REBALANCE_MOVES] {
+                omitted.push((t.to_string(), why.clone()));
+            }
+            None
+        }
+    };
     let mut settings = vec![
         ("ILP time limit (s)".to_string(), inp.time_limit.to_string()),
         (
             "batch tokens (layer-time proxy)".to_string(),
-            DEFAULT_BATCH_TOKENS.to_string(),
+            match &inp.stats {
+                Some((_, st)) => format!("{} (the statistics' window)", st.window_tokens),
+                None => DEFAULT_BATCH_TOKENS.to_string(),
+            },
         ),
-        (
-            "capacities (experts per layer)".to_string(),
-            cache
-                .by_capacity
-                .iter()
-                .map(|(c, _)| c.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-        (
-            "time-per-token capacity".to_string(),
-            cache.capacity.to_string(),
-        ),
-        ("predictor".to_string(), cache.predictor.clone()),
-        ("recall look-ahead".to_string(), inp.lookahead.to_string()),
-        ("affinity pairs".to_string(), inp.top_pairs.to_string()),
     ];
+    if let Some(cache) = &cache {
+        settings.extend([
+            (
+                "capacities (experts per layer)".to_string(),
+                cache
+                    .by_capacity
+                    .iter()
+                    .map(|(c, _)| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            (
+                "time-per-token capacity".to_string(),
+                cache.capacity.to_string(),
+            ),
+            ("predictor".to_string(), cache.predictor.clone()),
+            ("recall look-ahead".to_string(), inp.lookahead.to_string()),
+        ]);
+    }
+    settings.push(("affinity pairs".to_string(), inp.top_pairs.to_string()));
     settings.push((
         "placement weights".into(),
         "balance 1, comm 1 (moeplan place defaults)".into(),
     ));
+    if let Some(r) = &rebalance {
+        settings.extend([
+            (
+                "re-balancing window (tokens)".to_string(),
+                r.report.window.to_string(),
+            ),
+            (
+                "re-balancing move budget (moeplan)".to_string(),
+                r.report.move_budget.to_string(),
+            ),
+            (
+                "re-balancing history half-life (windows)".to_string(),
+                r.report.history_half_life.to_string(),
+            ),
+        ]);
+    }
     Ok(ReportData {
         command: inp.command.clone(),
         note: inp.note.clone(),
         model: model.clone(),
         hardware: inp.hardware.1.clone(),
         cache_hardware: inp.cache_hardware.1.clone(),
-        build: build_names,
-        build_tokens: combined.num_tokens(),
+        build: match &inp.stats {
+            Some((name, _)) => vec![format!("{name} (workloads {})", counts.names.join(", "))],
+            None => counts.names.clone(),
+        },
+        build_tokens: counts.tokens,
+        from_stats: inp.stats.is_some(),
         eval: inp
             .eval
             .as_ref()
@@ -388,41 +475,62 @@ pub fn gather(inp: &Inputs, quiet: bool) -> anyhow::Result<ReportData> {
         affinity,
         cache,
         recall,
-        pending: pending(),
+        rebalance,
+        omitted,
         settings,
     })
 }
 
-/// Sections waiting on library functions that do not exist yet.
-fn pending() -> Vec<(String, String)> {
-    vec![
-        (
-            titles::RECALL_ONLINE.to_string(),
-            "Not available yet: moeplan has no online (updated while serving) predictors; this \
-             chart will show their recall against look-ahead next to the offline ones above."
-                .to_string(),
+/// `moeplan rebalance` with its defaults over the stream of `counts`, or why there is none.
+fn rebalance_data(inp: &Inputs, counts: &Counts) -> anyhow::Result<Result<RebalanceData, String>> {
+    let stream = match &counts.stream {
+        Ok(s) => s,
+        Err(why) => return Ok(Err(why.clone())),
+    };
+    let (model, hw) = (&inp.model.1, &inp.hardware.1);
+    let weights = Weights::default();
+    let initial = initial_plan(&[], &stream.windows, model, hw, inp.redundant, weights)?;
+    let setup = RebalanceSetup {
+        window: stream.window,
+        topology: topology(hw),
+        redundant: redundant_slots(hw, inp.redundant),
+        initial,
+        move_budget: DEFAULT_MOVE_BUDGET,
+        weights,
+        history_half_life: DEFAULT_HISTORY_HALF_LIFE,
+        eplb_groups: 0,
+        time: time_model(model, hw, DEFAULT_TIME_BATCH),
+        expert_bytes: model.bytes_per_expert as f64,
+    };
+    let mut report = crate::rebalance::run(&setup, &stream.windows, &RebalancePolicy::ALL)
+        .map_err(|e| bad(e.to_string()))?;
+    report.model = model.name.clone();
+    report.hardware = hw.name.clone();
+    let redundant = inp
+        .redundant
+        .map_or(String::new(), |r| format!(" --redundant {r}"));
+    Ok(Ok(RebalanceData {
+        report,
+        stream: stream.name.clone(),
+        command: format!(
+            "moeplan rebalance {} --model {} --hardware {} --window {}{redundant} --json",
+            stream.flags,
+            sh(&inp.model.0),
+            sh(&inp.hardware.0),
+            stream.window
         ),
-        (
-            titles::REBALANCE.to_string(),
-            "Not available yet: `moeplan rebalance` (re-planning over a stream of windows) does \
-             not exist; this chart will show the imbalance per window and the experts moved per \
-             re-balance for each policy."
-                .to_string(),
-        ),
-    ]
+    }))
 }
 
-/// Shift between the first two build traces, or from the only one to the eval trace.
-fn shift_data(inp: &Inputs) -> anyhow::Result<Option<ShiftData>> {
-    let (a, b) = match (&inp.build[..], &inp.eval) {
-        ([a, b, ..], _) => (a, b),
-        ([a], Some(e)) => (a, e),
-        _ => return Ok(None),
+/// Shift between the first two build workloads, or from the only one to the eval trace.
+fn shift_data(inp: &Inputs, counts: &Counts) -> anyhow::Result<Option<ShiftData>> {
+    let [(na, ca), (nb, cb), ..] = &counts.parts[..] else {
+        return Ok(None);
     };
-    let (ca, cb) = (expert_counts(&a.trace), expert_counts(&b.trace));
-    let s = shift(&b.name, &ca, &cb, a.trace.shape(), b.trace.shape()).map_err(bad)?;
-    let e = a.trace.shape().experts;
-    let delta = (0..a.trace.shape().moe_layers)
+    let shape = &counts.shape;
+    let s = shift(nb, ca, cb, shape, shape).map_err(bad)?;
+    let e = shape.experts;
+    let delta = (0..shape.moe_layers)
         .map(|l| {
             let (ra, rb) = (&ca[l * e..(l + 1) * e], &cb[l * e..(l + 1) * e]);
             let (ta, tb) = (
@@ -435,23 +543,31 @@ fn shift_data(inp: &Inputs) -> anyhow::Result<Option<ShiftData>> {
                 .collect()
         })
         .collect();
-    Ok(Some(ShiftData {
-        a: a.name.clone(),
-        b: b.name.clone(),
-        delta,
-        jsd_per_layer: s.jsd_per_layer,
-        command: format!(
+    let command = match &inp.stats {
+        None => format!(
             "moeplan trace stats -t {} --against {} --model {} --json   # shift.jsd_per_layer",
-            sh(&a.name),
-            sh(&b.name),
+            sh(na),
+            sh(nb),
             sh(&inp.model.0)
         ),
+        Some(_) => format!(
+            "{}   # per workload; JSD per layer of the two workloads' loads",
+            counts
+                .load_command
+                .replace("select layer, src", "select workload, layer, src")
+        ),
+    };
+    Ok(Some(ShiftData {
+        a: na.clone(),
+        b: nb.clone(),
+        delta,
+        jsd_per_layer: s.jsd_per_layer,
+        command,
     }))
 }
 
-/// Per-GPU loads of `plan` on `trace`, each layer over its mean, and the plan's metrics.
-fn gpu_view(plan: &Plan, trace: &Trace, inp: &Inputs) -> GpuLoads {
-    let w = workload_from_trace(trace, 0);
+/// Per-GPU loads of `plan` on workload `w`, each layer over its mean, and the plan's metrics.
+fn gpu_view(plan: &Plan, w: &Workload, inp: &Inputs) -> GpuLoads {
     let relative = (0..plan.layers)
         .map(|l| {
             let g = gpu_loads(w.load(l), &plan.spread(l), plan.gpus);
@@ -463,21 +579,11 @@ fn gpu_view(plan: &Plan, trace: &Trace, inp: &Inputs) -> GpuLoads {
         .collect();
     GpuLoads {
         relative,
-        metrics: score(
-            plan,
-            trace,
-            &topology(&inp.hardware.1),
-            DEFAULT_BATCH_TOKENS,
-        ),
+        metrics: evaluate(w, plan, &topology(&inp.hardware.1)),
     }
 }
 
-fn placement_data(
-    inp: &Inputs,
-    combined: &Trace,
-    counts: &[Vec<u64>],
-    quiet: bool,
-) -> anyhow::Result<PlacementData> {
+fn placement_data(inp: &Inputs, counts: &Counts, quiet: bool) -> anyhow::Result<PlacementData> {
     let (model, hw) = (&inp.model.1, &inp.hardware.1);
     let mut redundant = inp.redundant;
     if let Some((name, plan)) = &inp.plan {
@@ -503,9 +609,9 @@ fn placement_data(
         }
         redundant = Some(r);
     }
-    let refs: Vec<&Trace> = inp.build.iter().map(|n| &n.trace).collect();
-    let problem = build_problem(&refs, model, hw, redundant, Weights::default(), 0)
-        .map_err(|e| bad(format!("infeasible placement setting: {e}")))?;
+    let problem =
+        problem_from_workloads(counts.workloads.clone(), hw, redundant, Weights::default())
+            .map_err(|e| bad(format!("infeasible placement setting: {e}")))?;
     let mut ctl = CliControl::new(super::progress_enabled(quiet));
     let mut plans: Vec<(String, Plan)> = Vec::new();
     match &inp.plan {
@@ -522,16 +628,21 @@ fn placement_data(
         plans.push((m.name().into(), placed.plan));
     }
     ctl.finish();
+    let eval = inp
+        .eval
+        .as_ref()
+        .map(|e| workload_from_trace(&e.trace, DEFAULT_BATCH_TOKENS));
     let methods = plans
         .iter()
         .map(|(name, plan)| MethodLoads {
             name: name.clone(),
-            in_sample: gpu_view(plan, combined, inp),
-            eval: inp.eval.as_ref().map(|e| gpu_view(plan, &e.trace, inp)),
+            in_sample: gpu_view(plan, &counts.in_sample, inp),
+            eval: eval.as_ref().map(|w| gpu_view(plan, w, inp)),
         })
         .collect();
     let shown = &plans[0].1;
     let share = counts
+        .load
         .iter()
         .map(|row| {
             let t = row.iter().sum::<u64>().max(1) as f64;
@@ -652,23 +763,23 @@ fn cache_and_recall(inp: &Inputs, combined: &Trace) -> anyhow::Result<(CacheData
         all.push(capacity);
         all.sort_unstable();
     }
-    let mut args = ReplayArgs::demo(PathBuf::from(&name));
-    args.model = inp.model.0.clone();
-    args.hardware = inp.cache_hardware.0.clone();
-    args.predictor = file.clone();
+    let mut opts = ReplayOptions {
+        predictor: file.clone(),
+        ..ReplayOptions::default()
+    };
+    let inputs = ReplayInputs {
+        trace,
+        trace_name: &name,
+        train: &train,
+        model,
+        hardware: &inp.cache_hardware.1,
+        predictor_set: Some(&set),
+    };
     let mut by_capacity = Vec::with_capacity(all.len());
     let mut constants = None;
     for &c in &all {
-        args.capacity = c;
-        let r = replay_with(
-            &args,
-            trace,
-            &train,
-            Batching::Single,
-            model,
-            &inp.cache_hardware.1,
-            Some(&set),
-        )?;
+        opts.capacity = c;
+        let r = replay_trace(&opts, &inputs)?;
         constants = Some(r.constants);
         by_capacity.push((c, r.policies));
     }
@@ -693,14 +804,19 @@ fn cache_and_recall(inp: &Inputs, combined: &Trace) -> anyhow::Result<(CacheData
     };
     let d = inp.lookahead.clamp(1, set.lookahead());
     let k = model.top_k;
-    let report = evaluate(&set.all(), trace, d, &[k, 2 * k]);
+    let report = crate::predict::evaluate(&set.all(), trace, d, &[k, 2 * k]);
+    let mut online = set.all_online(set.online_options(None));
+    let online = evaluate_online(&mut online, trace, d, &[k, 2 * k], 0..trace.num_tokens());
+    let eval_cmd = format!(
+        "moeplan predict eval --predictor {} {replayed_flags} --lookahead {d}",
+        sh(&file)
+    );
     let recall = RecallData {
         report,
+        online,
         trace: name,
-        command: format!(
-            "{train_cmd}moeplan predict eval --predictor {} {replayed_flags} --lookahead {d} --json",
-            sh(&file)
-        ),
+        command: format!("{train_cmd}{eval_cmd} --json"),
+        online_command: format!("{train_cmd}{eval_cmd} --online --json"),
     };
     Ok((cache, recall))
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::BadInput;
-use crate::daemon::server::{self, Listener, ServerConfig, listen, shutdown};
+use crate::daemon::server::{self, Listener, ServeSettings, listen, shutdown};
 
 /// How long shutdown waits for blocking work (a `register` reading its files) before exiting.
 pub const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -55,37 +55,17 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     if args.token.is_none() {
         args.token = std::env::var("MOEPLAN_TOKEN").ok();
     }
-    if args.tcp.is_some() && args.token.as_deref().unwrap_or("").is_empty() {
-        return Err(BadInput("--tcp needs --token (or MOEPLAN_TOKEN)".into()).into());
-    }
-    if let Some(a) = args
-        .tcp
-        .filter(|a| !a.ip().is_loopback() && !args.allow_remote)
-    {
-        return Err(BadInput(format!("--tcp {a} is not loopback; add --allow-remote")).into());
-    }
-    if let Some(a) = args.metrics.filter(|a| !a.ip().is_loopback()) {
-        return Err(BadInput(format!("--metrics {a} must be a loopback address")).into());
-    }
-    if !(1024..=64 << 20).contains(&args.max_frame) {
-        return Err(BadInput("--max-frame must be in 1024..=67108864".into()).into());
-    }
-    if args.threads == 0 || args.max_connections == 0 {
-        return Err(BadInput("--threads and --max-connections must be at least 1".into()).into());
-    }
-    if args.busy_poll && args.threads > 1 {
-        return Err(BadInput(
-            "--busy-poll needs --threads 1 (one thread that never sleeps)".into(),
-        )
-        .into());
-    }
-    let config = ServerConfig {
+    let config = ServeSettings {
+        tcp: args.tcp,
+        token: args.token.clone(),
+        allow_remote: args.allow_remote,
+        metrics: args.metrics,
         max_frame: args.max_frame,
         max_connections: args.max_connections,
-        token: args.token.clone(),
+        threads: args.threads,
         busy_poll: args.busy_poll,
-        ..Default::default()
-    };
+    }
+    .config()?;
     if let Some(p) = &args.stats_out {
         // Found now, not at shutdown when the counters would be lost.
         crate::util::check_writable(p)
@@ -158,7 +138,7 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
 
 /// Raises the soft open-files limit to the hard one (every connection is a descriptor) and
 /// says what it is; warns when it is below what the connection limits may hold.
-fn open_files(config: &ServerConfig) {
+fn open_files(config: &crate::daemon::server::ServerConfig) {
     // Connections, metrics connections, and some 32 for listeners, the lock, the runtime's
     // own descriptors and files read by `register`.
     let wanted = (config.max_connections + config.max_metrics_connections + 32) as u64;

@@ -33,6 +33,10 @@ pub struct AggregateArgs {
     /// re-balancing windows); rows grow as tokens / window x layers x experts.
     #[arg(long, default_value_t = DEFAULT_BATCH_TOKENS as u64)]
     pub window: u64,
+    /// Also count consecutive-layer expert pairs per window: what `rebalance --stats` and the
+    /// re-balancing chart of `report --stats` need (rows grow as tokens / window x layers x k^2).
+    #[arg(long)]
+    pub window_pairs: bool,
     /// Model config the traces must match (and the shape of ESFT input).
     #[arg(long, short)]
     pub model: Option<String>,
@@ -92,6 +96,7 @@ pub fn aggregate(args: AggregateArgs, quiet: bool) -> anyhow::Result<()> {
     let opts = AggregateOptions {
         hops: args.hops,
         window_tokens: args.window,
+        window_pairs: args.window_pairs,
     };
     let stats = aggregate_paths(
         &args.traces,

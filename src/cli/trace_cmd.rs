@@ -8,7 +8,7 @@ use clap::Subcommand;
 use super::choices::FormatArg;
 use super::{TraceArgs, load_model, load_traces};
 use crate::stats::{StatsOptions, compute, render_table};
-use crate::trace::synth::{SynthParams, generate};
+use crate::synth::{SynthParams, generate};
 use crate::trace::{Format, read_trace, write_trace};
 
 /// Trace subcommands.

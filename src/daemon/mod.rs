@@ -29,3 +29,6 @@
 pub mod client;
 pub mod server;
 pub mod wire;
+
+/// Hold-up counter of a spinning loop (the server's busy-poll thread, the spinning load client).
+pub use crate::util::stalls::Stalls;

@@ -20,6 +20,8 @@ pub struct AggregateOptions {
     pub hops: usize,
     /// Tokens per window of the per-window loads.
     pub window_tokens: u64,
+    /// Also count consecutive-layer pairs per window (re-balancing from statistics).
+    pub window_pairs: bool,
 }
 
 /// Adds one input's tokens, in storage order, to a workload.
@@ -81,6 +83,11 @@ impl<'a> Accumulator<'a> {
                 .windows
                 .entry(window)
                 .or_insert_with(|| vec![0; layers * e]);
+            let mut win_pairs = self.opts.window_pairs.then(|| {
+                w.window_pairs
+                    .entry(window)
+                    .or_insert_with(|| vec![0; layers.saturating_sub(1) * e * e])
+            });
             for l in 0..layers {
                 let here = chunk.experts(t, l);
                 for &x in here {
@@ -90,6 +97,13 @@ impl<'a> Accumulator<'a> {
                 if l + 1 < layers {
                     let next = chunk.experts(t, l + 1);
                     w.top1[(l * e + here[0] as usize) * e + next[0] as usize] += 1;
+                    if let Some(wp) = win_pairs.as_deref_mut() {
+                        for &a in here {
+                            for &b in next {
+                                wp[(l * e + a as usize) * e + b as usize] += 1;
+                            }
+                        }
+                    }
                 }
                 for (h, pairs) in (1..).zip(w.pairs.iter_mut()) {
                     if l + h >= layers {
@@ -181,9 +195,8 @@ pub fn aggregate_paths(
     for p in paths {
         let name = label.map_or_else(|| label_of(p), str::to_string);
         let format = Format::detect(p)?;
-        let bad = |e: StatsError| {
-            anyhow::Error::new(crate::cli::BadInput(format!("{}: {e}", p.display())))
-        };
+        let bad =
+            |e: StatsError| anyhow::Error::new(crate::BadInput(format!("{}: {e}", p.display())));
         if format == Format::Parquet {
             let (shape, rows) = parquet::read_footer(p)?;
             let st = start(&mut stats, shape, opts, p)?;
@@ -230,7 +243,7 @@ fn start<'s>(
 ) -> anyhow::Result<&'s mut RoutingStats> {
     let st = stats.get_or_insert_with(|| RoutingStats::new(shape, opts.window_tokens, opts.hops));
     if st.shape != shape {
-        return Err(anyhow::Error::new(crate::cli::BadInput(format!(
+        return Err(anyhow::Error::new(crate::BadInput(format!(
             "{}: shape {shape:?} differs from the first input's {:?}",
             path.display(),
             st.shape

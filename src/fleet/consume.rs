@@ -10,6 +10,7 @@ use crate::predict::{
     Case, Kind, MarkovPredictor, MixPredictor, PredictorSet, RoutingView, StaticPredictor,
     TemporalPredictor, choose_weights,
 };
+use crate::rebalance::StreamWindow;
 use crate::stats::Transitions;
 use crate::trace::ModelShape;
 
@@ -74,6 +75,24 @@ impl WorkloadStats {
 }
 
 impl RoutingStats {
+    /// Checks that the statistics are of `model`'s routing shape (layers, experts, top-k).
+    pub fn check_model(&self, model: &crate::config::ModelConfig) -> Result<(), StatsError> {
+        let s = self.shape;
+        if (s.moe_layers, s.experts, s.top_k) != (model.moe_layers, model.experts, model.top_k) {
+            return Err(StatsError::Mismatch(format!(
+                "statistics of {} MoE layers x {} experts (top-{}), model `{}` has {} x {} (top-{})",
+                s.moe_layers,
+                s.experts,
+                s.top_k,
+                model.name,
+                model.moe_layers,
+                model.experts,
+                model.top_k
+            )));
+        }
+        Ok(())
+    }
+
     /// Trains a predictor of `kind` (static, markov or mix) with look-ahead `d` from the
     /// statistics alone: the same predictor `predict train` fits on the traces the statistics
     /// were aggregated from, one cross-validation fold per workload (mix needs two or more).
@@ -161,4 +180,59 @@ impl RoutingStats {
         }
         Ok(choose_weights(&cases, &shape))
     }
+}
+
+/// The stream of `moeplan rebalance --stats`: every workload in label order, each one's windows
+/// in index order, with their loads and consecutive-layer pairs. The statistics must hold the
+/// per-window pairs and have windows of `window` tokens, and match `model`'s shape.
+pub fn stats_windows(
+    stats: &RoutingStats,
+    model: &crate::config::ModelConfig,
+    window: usize,
+) -> Result<Vec<StreamWindow>, StatsError> {
+    stats.check_model(model)?;
+    let s = stats.shape;
+    if stats.window_tokens != window as u64 {
+        return Err(StatsError::Mismatch(format!(
+            "the statistics have windows of {} tokens, --window is {window}: aggregate with \
+             --window {window} or re-balance with --window {}",
+            stats.window_tokens, stats.window_tokens
+        )));
+    }
+    if !stats.has_window_pairs() {
+        return Err(StatsError::Invalid(
+            "no per-window pair counts (re-balancing scores hops window by window): aggregate \
+             with `moeplan trace aggregate --window-pairs`"
+                .into(),
+        ));
+    }
+    let (l, e, k) = (s.moe_layers, s.experts, s.top_k.max(1));
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (name, w) in &stats.workloads {
+        if w.windows.is_empty() && w.tokens > 0 {
+            return Err(StatsError::Invalid(format!(
+                "workload `{name}` has {} tokens and no per-window counts",
+                w.tokens
+            )));
+        }
+        for (id, load) in &w.windows {
+            let pairs = w.window_pairs.get(id).ok_or_else(|| {
+                StatsError::Invalid(format!(
+                    "workload `{name}`: window {id} has loads but no pair counts"
+                ))
+            })?;
+            let mut wl = Workload::zeros(l, e);
+            wl.tokens = (load[..e].iter().sum::<u64>() / k as u64) as usize;
+            wl.load = load.iter().map(|&c| c as f64).collect();
+            wl.pairs = pairs.iter().map(|&c| c as f64).collect();
+            let tokens = wl.tokens;
+            out.push(StreamWindow {
+                start,
+                workload: wl,
+            });
+            start += tokens;
+        }
+    }
+    Ok(out)
 }

@@ -73,13 +73,13 @@ fn row(window: i64, hop: usize, layer: usize, src: i64, dst: i64, count: u64) ->
 /// (hop, window, layer, src, dst): the canonical order every writer uses.
 fn workload_rows(shape: &ModelShape, w: &WorkloadStats) -> Vec<(&'static str, Vec<Row>)> {
     let e = shape.experts;
-    let dense = |v: &[u64], hop: usize| -> Vec<Row> {
+    let dense_in = |v: &[u64], hop: usize, window: i64| -> Vec<Row> {
         v.iter()
             .enumerate()
             .filter(|&(_, &c)| c > 0)
             .map(|(i, &c)| {
                 row(
-                    -1,
+                    window,
                     hop,
                     i / (e * e),
                     ((i / e) % e) as i64,
@@ -89,6 +89,7 @@ fn workload_rows(shape: &ModelShape, w: &WorkloadStats) -> Vec<(&'static str, Ve
             })
             .collect()
     };
+    let dense = |v: &[u64], hop: usize| dense_in(v, hop, -1);
     let case = |pick: fn(&HeldCase) -> &[u16]| -> Vec<Row> {
         w.cases
             .iter()
@@ -126,6 +127,10 @@ fn workload_rows(shape: &ModelShape, w: &WorkloadStats) -> Vec<(&'static str, Ve
     for (&id, v) in &w.windows {
         windows.extend(load(v, id));
     }
+    let mut window_pairs = Vec::new();
+    for (&id, v) in &w.window_pairs {
+        window_pairs.extend(dense_in(v, 1, id));
+    }
     vec![
         ("case_cur", case(|c| &c.cur)),
         ("case_prev", case(|c| &c.prev)),
@@ -137,6 +142,7 @@ fn workload_rows(shape: &ModelShape, w: &WorkloadStats) -> Vec<(&'static str, Ve
         ("tokens", single(w.tokens)),
         ("top1", dense(&w.top1, 1)),
         ("window", windows),
+        ("window_pair", window_pairs),
     ]
 }
 
@@ -252,7 +258,7 @@ fn strings(batch: &RecordBatch, name: &str, path: &Path) -> anyhow::Result<Vec<S
 }
 
 fn bad(path: &Path, msg: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::Error::new(crate::cli::BadInput(format!("{}: {msg}", path.display())))
+    anyhow::Error::new(crate::BadInput(format!("{}: {msg}", path.display())))
 }
 
 /// A case under reconstruction: `(rank, expert)` per role.
@@ -363,6 +369,20 @@ pub fn read_stats(path: &Path) -> anyhow::Result<RoutingStats> {
                     w.windows
                         .entry(window[i])
                         .or_insert_with(|| vec![0; (layers * e) as usize])[idx] += c as u64;
+                }
+                "window_pair" => {
+                    if window[i] < 0 {
+                        return Err(at(format!("window {} must be >= 0", window[i])));
+                    }
+                    if h != 1 {
+                        return Err(at(format!("hop {h} must be 1")));
+                    }
+                    let idx = (layer_ok(l, layers - 1)? * ue + expert(s, "src")?) * ue
+                        + expert(d, "dst")?;
+                    w.window_pairs
+                        .entry(window[i])
+                        .or_insert_with(|| vec![0; ((layers - 1) * e * e) as usize])[idx] +=
+                        c as u64;
                 }
                 "pair" => {
                     let hh = hop_ok(h)?;

@@ -9,6 +9,7 @@ mod file;
 mod stats;
 
 pub use accumulate::{Accumulator, AggregateOptions, aggregate_paths};
+pub use consume::stats_windows;
 pub use file::{
     HOPS_KEY, SHAPE_KEY, STATS_VERSION, TOKENS_KEY, VERSION_KEY, WINDOW_KEY, read_stats,
     write_stats,

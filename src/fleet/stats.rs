@@ -47,6 +47,9 @@ pub struct WorkloadStats {
     pub prev: Vec<u64>,
     /// Window index (token id / window tokens) to its `[layers][experts]` selections.
     pub windows: BTreeMap<i64, Vec<u64>>,
+    /// Window index to its `[layers - 1][experts][experts]` consecutive-layer pair counts (all
+    /// k x k pairs), when aggregated with window pairs (what re-balancing needs); else empty.
+    pub window_pairs: BTreeMap<i64, Vec<u64>>,
     /// `(hop, token id, layer)` to the held-out case.
     pub cases: BTreeMap<(usize, i64, usize), HeldCase>,
 }
@@ -65,6 +68,7 @@ impl WorkloadStats {
             top1: vec![0; l.saturating_sub(1) * e * e],
             prev: vec![0; l * e * e],
             windows: BTreeMap::new(),
+            window_pairs: BTreeMap::new(),
             cases: BTreeMap::new(),
         }
     }
@@ -99,11 +103,16 @@ impl WorkloadStats {
         }
         sum(&mut self.top1, &other.top1);
         sum(&mut self.prev, &other.prev);
-        for (w, v) in &other.windows {
-            match self.windows.get_mut(w) {
-                Some(mine) => sum(mine, v),
-                None => {
-                    self.windows.insert(*w, v.clone());
+        for (mine, theirs) in [
+            (&mut self.windows, &other.windows),
+            (&mut self.window_pairs, &other.window_pairs),
+        ] {
+            for (w, v) in theirs {
+                match mine.get_mut(w) {
+                    Some(m) => sum(m, v),
+                    None => {
+                        mine.insert(*w, v.clone());
+                    }
                 }
             }
         }
@@ -139,6 +148,11 @@ impl RoutingStats {
         self.workloads.values().map(|w| w.tokens).sum()
     }
 
+    /// Whether the per-window pair counts are there (`trace aggregate --window-pairs`).
+    pub fn has_window_pairs(&self) -> bool {
+        self.workloads.values().any(|w| !w.window_pairs.is_empty())
+    }
+
     /// The workload called `name`, created empty if missing.
     pub fn workload_mut(&mut self, name: &str) -> &mut WorkloadStats {
         let (shape, hops) = (self.shape, self.hops);
@@ -162,6 +176,16 @@ impl RoutingStats {
                  the same --window and --hops)",
                 self.window_tokens, self.hops, other.window_tokens, other.hops
             )));
+        }
+        if self.tokens() > 0
+            && other.tokens() > 0
+            && self.has_window_pairs() != other.has_window_pairs()
+        {
+            return Err(StatsError::Mismatch(
+                "one file has per-window pair counts and the other has not (aggregate both with \
+                 or both without --window-pairs)"
+                    .into(),
+            ));
         }
         for (name, w) in &other.workloads {
             self.workload_mut(name).add(w, name)?;

@@ -1,12 +1,17 @@
 //! Expert placement from traces: problem building, scoring (in-sample and out-of-sample), plan
 //! files and engine exports. The optimisation itself lives in the `moeplan-solver` crate.
 
+mod compare;
 mod counts;
 mod export;
 mod problem;
 mod time;
 mod workload;
 
+pub use compare::{
+    Compared, Comparison, MethodReport, PlaceReport, PlanMetrics, SolveClock, SolverRun, compare,
+    split,
+};
 pub use counts::{counts_workload, read_counts};
 pub use export::{PLAN_VERSION, PlanFile, SglangLocation, sglang_location};
 pub use problem::{

@@ -1,5 +1,5 @@
 //! Re-balancing over a stream (`moeplan rebalance`): the traces are one stream cut into windows
-//! of W tokens; after every window each policy may re-plan from what it has seen so far, and its
+//! of W tokens (or the windows of a statistics file follow each other); after every window each policy may re-plan from what it has seen so far, and its
 //! plan is scored on the next window (IR, hop rate, all-to-all bytes, layer time, moves).
 //!
 //! Policies: `static` (one offline plan, never changed), `eplb` (EPLB from scratch on the last
@@ -54,14 +54,39 @@ impl RebalancePolicy {
 
 /// Default moves per re-balance of `moeplan` (of DeepSeek-V2-Lite's 1,664 placements, 7.7%).
 pub const DEFAULT_MOVE_BUDGET: usize = 128;
-/// Default half-life, in windows, of the counts `moeplan` re-plans on.
-pub const DEFAULT_HISTORY_HALF_LIFE: f64 = 1.0;
+/// Default half-life, in windows, of the counts `moeplan` re-plans on (chosen with
+/// [`moeplan_solver::budget::SPREAD_WEIGHT`] on the ESFT stream intent -> law -> summary).
+pub const DEFAULT_HISTORY_HALF_LIFE: f64 = 0.5;
+
+/// One window of the stream: where it starts and its counts.
+#[derive(Debug, Clone)]
+pub struct StreamWindow {
+    /// First token of the window in the stream.
+    pub start: usize,
+    /// Loads and consecutive-layer pairs of the window's tokens.
+    pub workload: Workload,
+}
+
+/// A trace cut into windows of `window` tokens (the last one may be shorter).
+pub fn trace_windows(stream: &Trace, window: usize) -> Result<Vec<StreamWindow>, RebalanceError> {
+    if window == 0 {
+        return Err(RebalanceError::Invalid(
+            "--window must be at least 1".into(),
+        ));
+    }
+    let n = stream.num_tokens();
+    Ok((0..n)
+        .step_by(window)
+        .map(|a| StreamWindow {
+            start: a,
+            workload: workload_from_trace(&stream.slice(a..(a + window).min(n)), 0),
+        })
+        .collect())
+}
 
 /// Everything a stream re-balancing needs.
 #[derive(Debug, Clone)]
-pub struct RebalanceSetup<'a> {
-    /// The stream (the traces in order).
-    pub stream: &'a Trace,
+pub struct RebalanceSetup {
     /// Tokens per window (a trailing partial window is scored too).
     pub window: usize,
     /// GPUs and link costs.
@@ -115,7 +140,7 @@ fn accumulate(hist: &mut Workload, w: &Workload, decay: f64) {
 
 /// One policy's state over the stream.
 struct Runner<'a> {
-    setup: &'a RebalanceSetup<'a>,
+    setup: &'a RebalanceSetup,
     policy: RebalancePolicy,
     plan: Plan,
     history: Workload,
@@ -152,51 +177,40 @@ impl Runner<'_> {
     }
 }
 
-/// Runs every policy of `policies` over the stream of `setup`.
+/// Runs every policy of `policies` over `stream`, the windows in order.
 pub fn run(
-    setup: &RebalanceSetup<'_>,
+    setup: &RebalanceSetup,
+    stream: &[StreamWindow],
     policies: &[RebalancePolicy],
 ) -> Result<RebalanceReport, RebalanceError> {
-    let n = setup.stream.num_tokens();
-    if setup.window == 0 {
-        return Err(RebalanceError::Invalid(
-            "--window must be at least 1".into(),
-        ));
-    }
-    let bounds: Vec<(usize, usize)> = (0..n)
-        .step_by(setup.window)
-        .map(|a| (a, (a + setup.window).min(n)))
-        .collect();
-    if bounds.len() < 2 {
+    let n: usize = stream.iter().map(|w| w.workload.tokens).sum();
+    if stream.len() < 2 {
         return Err(RebalanceError::Invalid(format!(
             "the stream has {n} tokens: a window of {} leaves no window after a re-balance",
             setup.window
         )));
     }
-    let windows: Vec<Workload> = bounds
-        .iter()
-        .map(|&(a, b)| workload_from_trace(&setup.stream.slice(a..b), 0))
-        .collect();
-    let shape = setup.stream.shape();
+    let windows: Vec<&Workload> = stream.iter().map(|w| &w.workload).collect();
+    let (layers, experts) = (setup.initial.layers, setup.initial.experts);
     let mut rows = Vec::with_capacity(policies.len());
     for &policy in policies {
         let mut r = Runner {
             setup,
             policy,
             plan: setup.initial.clone(),
-            history: Workload::zeros(shape.moe_layers, shape.experts),
+            history: Workload::zeros(layers, experts),
         };
         let mut series = Vec::with_capacity(windows.len() - 1);
         let mut seconds = 0.0;
         for i in 1..windows.len() {
             let start = Instant::now();
-            let moves = r.rebalance(&windows[i - 1])?;
+            let moves = r.rebalance(windows[i - 1])?;
             seconds += start.elapsed().as_secs_f64();
-            let next = &windows[i];
+            let next = windows[i];
             let m = evaluate(next, &r.plan, &setup.topology);
             let t = layer_time(next, &r.plan, &setup.topology, &setup.time);
             series.push(WindowRow {
-                start: bounds[i].0,
+                start: stream[i].start,
                 tokens: next.tokens,
                 ir: m.ir_mean,
                 hop: m.hop_rate,

@@ -5,6 +5,7 @@ pub mod batching;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod setup;
 pub mod sim;
 pub mod timing;
 
@@ -12,5 +13,6 @@ pub use backend::{CacheBackend, InProcess, LayerStep};
 pub use batching::{Batching, Steps, build_steps, demand_keys, step_experts};
 pub use report::ReplayReport;
 pub use run::{PolicyReport, ReplayError, ReplaySetup, build_policy, run_policies};
+pub use setup::{CapacityMode, ReplayInputs, ReplayOptions, batching_of, replay_trace};
 pub use sim::{PrefetchOptions, SimResult, simulate, simulate_on};
 pub use timing::{Link, TimingModel};

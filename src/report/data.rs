@@ -1,12 +1,13 @@
 //! The numbers behind the report's charts. The command line fills them by calling the same
-//! library functions as `trace stats`, `place`, `replay` and `predict eval`; the charts only
-//! draw them.
+//! library functions as `trace stats`, `place`, `replay`, `predict eval` and `rebalance`; the
+//! charts only draw them.
 
 use moeplan_solver::Metrics;
 use serde::Serialize;
 
 use crate::config::{HardwareConfig, ModelConfig};
 use crate::predict::EvalReport;
+use crate::rebalance::RebalanceReport;
 use crate::replay::{PolicyReport, TimingModel};
 use crate::stats::PairStrength;
 
@@ -27,6 +28,8 @@ pub struct ReportData {
     pub build: Vec<String>,
     /// Tokens of the build traces together.
     pub build_tokens: usize,
+    /// The report was made from a statistics file (counts only), not traces.
+    pub from_stats: bool,
     /// Name and tokens of the out-of-sample trace, if any.
     pub eval: Option<(String, usize)>,
     /// Expert load.
@@ -37,12 +40,14 @@ pub struct ReportData {
     pub placement: PlacementData,
     /// Strongest inter-layer affinities.
     pub affinity: AffinityData,
-    /// Cache replay against capacity.
-    pub cache: CacheData,
-    /// Offline predictor recall.
-    pub recall: RecallData,
-    /// Sections whose data the library cannot produce yet: (chart title, why).
-    pub pending: Vec<(String, String)>,
+    /// Cache replay against capacity (needs token-level traces).
+    pub cache: Option<CacheData>,
+    /// Predictor recall, offline and online (needs token-level traces).
+    pub recall: Option<RecallData>,
+    /// Re-balancing over the stream (needs enough windows).
+    pub rebalance: Option<RebalanceData>,
+    /// Sections left out of this report: (chart title, why).
+    pub omitted: Vec<(String, String)>,
     /// The report's own settings (capacities, look-ahead, time limit...), name and value.
     pub settings: Vec<(String, String)>,
 }
@@ -150,13 +155,29 @@ pub struct CacheData {
     pub command: String,
 }
 
-/// Offline recall of the predictor set.
+/// Recall of the predictor set, offline and online (prequential), on the same trace.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecallData {
-    /// The evaluation.
+    /// The offline evaluation.
     pub report: EvalReport,
+    /// The prequential evaluation: each token predicted from the tokens before it, then
+    /// observed by the predictors.
+    pub online: EvalReport,
     /// What was scored.
     pub trace: String,
-    /// The commands that train and score the predictors.
+    /// The commands that train and score the predictors offline.
+    pub command: String,
+    /// The command that scores them online.
+    pub online_command: String,
+}
+
+/// Re-balancing policies over the stream of windows.
+#[derive(Debug, Clone, Serialize)]
+pub struct RebalanceData {
+    /// `moeplan rebalance --json`'s report.
+    pub report: RebalanceReport,
+    /// What the stream is.
+    pub stream: String,
+    /// The command that prints the same report.
     pub command: String,
 }

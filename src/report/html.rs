@@ -7,9 +7,10 @@ use super::charts::{
     Scale, Series, affinity_graph, gpu_load_bars, heatmap, line_chart, per_layer_bars,
     placement_map, stacked_time_bars,
 };
-use super::data::{GpuLoads, ReportData};
+use super::data::{GpuLoads, RecallData, ReportData};
 use super::palette::category;
 use super::titles;
+use crate::predict::EvalReport;
 
 const STYLE: &str = "\
 body{font-family:sans-serif;color:#111;background:#fff;margin:0}\
@@ -20,7 +21,7 @@ h3{font-size:15px;margin:12px 0 2px}p{margin:4px 0;line-height:1.4}\
 code{font-family:monospace;background:#f3f3f3;padding:1px 3px;white-space:pre-wrap;word-break:break-all}\
 table{border-collapse:collapse;font-size:13px;margin:6px 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}\
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}\
-.pending{background:#fff8e6;border-left:4px solid #E69F00;padding:6px 10px}\
+.omitted{background:#fff8e6;border-left:4px solid #E69F00;padding:6px 10px}\
 svg{display:block;max-width:100%;height:auto}";
 
 /// Escapes text for HTML.
@@ -39,15 +40,15 @@ pub fn escape(s: &str) -> String {
 }
 
 /// One chart section.
-struct Section<'a> {
-    title: &'a str,
-    what: String,
-    body: String,
-    command: &'a str,
+pub(super) struct Section<'a> {
+    pub title: &'a str,
+    pub what: String,
+    pub body: String,
+    pub command: &'a str,
 }
 
 impl Section<'_> {
-    fn write(&self, out: &mut String) {
+    pub fn write(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "<section><h2>{}</h2><p class=\"sub\">{}</p>{}<p class=\"cmd\">Command: <code>{}</code></p></section>",
@@ -92,9 +93,14 @@ pub fn render(d: &ReportData) -> anyhow::Result<String> {
     );
     let _ = write!(
         out,
-        "<h1>moeplan report: {} on {}</h1><p class=\"sub\">Built on {} ({} tokens){}.</p>",
+        "<h1>moeplan report: {} on {}</h1><p class=\"sub\">Built on {}{} ({} tokens){}.</p>",
         escape(&d.model.name),
         escape(&d.hardware.name),
+        if d.from_stats {
+            "the routing statistics of "
+        } else {
+            ""
+        },
         escape(&d.build.join(", ")),
         d.build_tokens,
         d.eval.as_ref().map_or(
@@ -125,19 +131,37 @@ pub fn render(d: &ReportData) -> anyhow::Result<String> {
         command: &d.affinity.command,
     }
     .write(&mut out);
-    cache_sections(d, &mut out)?;
-    recall_section(d, &mut out)?;
-    for (title, why) in &d.pending {
-        let _ = writeln!(
-            out,
-            "<section><h2>{}</h2><p class=\"pending\">{}</p></section>",
-            escape(title),
-            escape(why)
-        );
+    match &d.cache {
+        Some(c) => cache_sections(c, &mut out)?,
+        None => omitted(d, &[titles::HIT, titles::STALL], &mut out),
+    }
+    match &d.recall {
+        Some(r) => recall_sections(r, &mut out)?,
+        None => omitted(d, &[titles::RECALL, titles::RECALL_ONLINE], &mut out),
+    }
+    match &d.rebalance {
+        Some(r) => super::rebalance_html::sections(r, &mut out)?,
+        None => omitted(d, &[titles::REBALANCE, titles::REBALANCE_MOVES], &mut out),
     }
     constants(d, &mut out);
     out.push_str("</main></body></html>\n");
     Ok(out)
+}
+
+/// The sections of `titles` this report leaves out, each with why.
+fn omitted(d: &ReportData, titles: &[&str], out: &mut String) {
+    for (title, why) in d
+        .omitted
+        .iter()
+        .filter(|(t, _)| titles.contains(&t.as_str()))
+    {
+        let _ = writeln!(
+            out,
+            "<section><h2>{}</h2><p class=\"omitted\">{}</p></section>",
+            escape(title),
+            escape(why)
+        );
+    }
 }
 
 fn load_sections(d: &ReportData, out: &mut String) -> anyhow::Result<()> {
@@ -281,8 +305,7 @@ fn placement_sections(d: &ReportData, out: &mut String) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cache_sections(d: &ReportData, out: &mut String) -> anyhow::Result<()> {
-    let c = &d.cache;
+fn cache_sections(c: &super::CacheData, out: &mut String) -> anyhow::Result<()> {
     let names: Vec<String> = c
         .by_capacity
         .first()
@@ -370,29 +393,58 @@ fn cache_sections(d: &ReportData, out: &mut String) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn recall_section(d: &ReportData, out: &mut String) -> anyhow::Result<()> {
-    let r = &d.recall.report;
+/// Recall against look-ahead: one line per predictor and K (solid k, dashed 2k), or per
+/// predictor and variant (`second` dashed).
+fn recall_series(first: &EvalReport, second: Option<&EvalReport>) -> Vec<Series> {
+    let line = |p: &crate::predict::PredictorRecall, k: usize| -> Vec<(f64, f64)> {
+        p.recall
+            .iter()
+            .filter_map(|(&h, by)| by.get(&k).map(|&v| (h as f64, v)))
+            .collect()
+    };
+    let mut series = Vec::new();
+    for (i, p) in first.predictors.iter().enumerate() {
+        match second {
+            None => {
+                for (j, &k) in first.ks.iter().enumerate() {
+                    series.push(Series {
+                        label: format!("{} @{k}", p.name),
+                        points: line(p, k),
+                        colour: category(i),
+                        dashed: j > 0,
+                    });
+                }
+            }
+            Some(off) => {
+                let k = first.ks[0];
+                series.push(Series {
+                    label: format!("{} online", p.name),
+                    points: line(p, k),
+                    colour: category(i),
+                    dashed: false,
+                });
+                if let Some(q) = off.predictors.iter().find(|q| q.name == p.name) {
+                    series.push(Series {
+                        label: format!("{} offline", p.name),
+                        points: line(q, k),
+                        colour: category(i),
+                        dashed: true,
+                    });
+                }
+            }
+        }
+    }
+    series
+}
+
+fn recall_sections(d: &RecallData, out: &mut String) -> anyhow::Result<()> {
+    let r = &d.report;
     let hmax = r
         .predictors
         .iter()
         .flat_map(|p| p.recall.keys().copied())
         .max()
         .unwrap_or(1);
-    let mut series = Vec::new();
-    for (i, p) in r.predictors.iter().enumerate() {
-        for (j, &k) in r.ks.iter().enumerate() {
-            series.push(Series {
-                label: format!("{} @{k}", p.name),
-                points: p
-                    .recall
-                    .iter()
-                    .filter_map(|(&h, by)| by.get(&k).map(|&v| (h as f64, v)))
-                    .collect(),
-                colour: category(i),
-                dashed: j > 0,
-            });
-        }
-    }
     let ticks: Vec<f64> = (1..=hmax).map(|h| h as f64).collect();
     let ks: Vec<String> = r.ks.iter().map(|k| k.to_string()).collect();
     Section {
@@ -406,16 +458,37 @@ fn recall_section(d: &ReportData, out: &mut String) -> anyhow::Result<()> {
             ks.first().map_or("", String::as_str),
             ks.get(1).map_or("-", String::as_str),
             r.tokens,
-            d.recall.trace
+            d.trace
         ),
         body: line_chart(
-            &series,
+            &recall_series(r, None),
             &ticks,
             (0.0, 1.0),
             "look-ahead h (layers)",
             "recall@K",
         )?,
-        command: &d.recall.command,
+        command: &d.command,
+    }
+    .write(out);
+    let k = d.online.ks.first().copied().unwrap_or(r.shape.top_k);
+    Section {
+        title: titles::RECALL_ONLINE,
+        what: format!(
+            "recall@{k} of the same predictors updated while serving (prequential: each token of \
+             {} is predicted from the tokens before it, then its routing is counted, with the \
+             predictor file's decay), solid, against their offline recall@{k} from the chart \
+             above, dashed. temporal (the previous token's experts) is online by nature: its two \
+             lines coincide.",
+            d.trace
+        ),
+        body: line_chart(
+            &recall_series(&d.online, Some(r)),
+            &ticks,
+            (0.0, 1.0),
+            "look-ahead h (layers)",
+            &format!("recall@{k}"),
+        )?,
+        command: &d.online_command,
     }
     .write(out);
     Ok(())
@@ -458,10 +531,19 @@ fn constants(d: &ReportData, out: &mut String) {
         &format!("hardware {} (placement)", d.hardware.name),
         &serde_json::to_value(&d.hardware).unwrap_or_default(),
     );
-    kv_table(
-        out,
-        &format!("cache timing model ({})", d.cache_hardware.name),
-        &serde_json::to_value(d.cache.constants).unwrap_or_default(),
-    );
+    if let Some(c) = &d.cache {
+        kv_table(
+            out,
+            &format!("cache timing model ({})", d.cache_hardware.name),
+            &serde_json::to_value(c.constants).unwrap_or_default(),
+        );
+    }
+    if let Some(r) = &d.rebalance {
+        kv_table(
+            out,
+            &format!("re-balancing layer-time model ({})", d.hardware.name),
+            &serde_json::to_value(r.report.time_model).unwrap_or_default(),
+        );
+    }
     out.push_str("</section>\n");
 }

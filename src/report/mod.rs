@@ -1,8 +1,8 @@
 //! `moeplan report`: one self-contained HTML page (inline SVG and CSS, nothing fetched when
 //! opened) with the charts a deployment is decided from: expert load and its shift, the placement
 //! map and per-GPU loads against EPLB and contiguous, inter-layer affinities, cache hit ratio and
-//! stall against capacity, predictor recall against look-ahead, the constants and the command
-//! behind each chart.
+//! stall against capacity, predictor recall against look-ahead (offline and online), re-balancing
+//! over a stream, the constants and the command behind each chart.
 //!
 //! [`ReportData`] holds the numbers (filled by the command line from the library's own
 //! functions); [`render`] draws the charts with plotters and lays out the page.
@@ -11,10 +11,11 @@ pub mod charts;
 mod data;
 mod html;
 pub mod palette;
+mod rebalance_html;
 
 pub use data::{
-    AffinityData, CacheData, GpuLoads, LoadData, MethodLoads, PlacementData, RecallData,
-    ReportData, ShiftData,
+    AffinityData, CacheData, GpuLoads, LoadData, MethodLoads, PlacementData, RebalanceData,
+    RecallData, ReportData, ShiftData,
 };
 pub use html::{escape, render};
 
@@ -42,14 +43,17 @@ pub mod titles {
     pub const RECALL: &str = "Predictor recall against look-ahead (offline)";
     /// Online recall.
     pub const RECALL_ONLINE: &str = "Predictor recall against look-ahead (online)";
-    /// Re-balancing.
-    pub const REBALANCE: &str = "Re-balancing over a stream";
+    /// Re-balancing: imbalance per window.
+    pub const REBALANCE: &str = "Re-balancing over a stream: imbalance per window";
+    /// Re-balancing: moves per re-balance.
+    pub const REBALANCE_MOVES: &str = "Re-balancing over a stream: experts moved per re-balance";
     /// Constants.
     pub const CONSTANTS: &str = "Constants used";
 }
 
 impl ReportData {
-    /// The titles of the charts this report has, in page order.
+    /// The titles of the charts this report draws, in page order (sections in
+    /// [`ReportData::omitted`] are not charts).
     pub fn chart_titles(&self) -> Vec<&'static str> {
         use titles::*;
         let mut t = vec![LOAD];
@@ -60,15 +64,17 @@ impl ReportData {
         if self.eval.is_some() {
             t.push(GPU_EVAL);
         }
-        t.extend([
-            AFFINITY,
-            HIT,
-            STALL,
-            RECALL,
-            RECALL_ONLINE,
-            REBALANCE,
-            CONSTANTS,
-        ]);
+        t.push(AFFINITY);
+        if self.cache.is_some() {
+            t.extend([HIT, STALL]);
+        }
+        if self.recall.is_some() {
+            t.extend([RECALL, RECALL_ONLINE]);
+        }
+        if self.rebalance.is_some() {
+            t.extend([REBALANCE, REBALANCE_MOVES]);
+        }
+        t.push(CONSTANTS);
         t
     }
 }

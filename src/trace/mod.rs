@@ -12,7 +12,6 @@ pub mod routed;
 pub mod sample;
 pub mod sglang;
 mod shape;
-pub mod synth;
 pub mod torch;
 
 pub use builder::TraceBuilder;

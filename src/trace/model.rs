@@ -45,6 +45,24 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// A trace from its columns, as the synthetic generator fills them (consistent by
+    /// construction: nothing is checked).
+    pub(crate) fn from_columns(
+        shape: ModelShape,
+        seq: Vec<u32>,
+        pos: Vec<u32>,
+        experts: Vec<u16>,
+        weights: Vec<u16>,
+    ) -> Trace {
+        Trace {
+            shape,
+            seq,
+            pos,
+            experts,
+            weights,
+        }
+    }
+
     /// The routing shape.
     pub fn shape(&self) -> &ModelShape {
         &self.shape

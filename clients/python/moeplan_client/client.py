@@ -199,6 +199,7 @@ class Client:
         lookahead: Optional[int] = None,
         plan: Optional[str] = None,
         gpu: Optional[int] = None,
+        online: bool = False,
     ) -> "Session":
         """Opens a session for one GPU: its model shape, expert-slot budget and policy.
 
@@ -206,8 +207,11 @@ class Client:
         ``policy`` is ``lru``, ``lfu``, ``static`` (ranked by the ``train`` trace files, read by
         the daemon) or ``predictive`` (fed by the ``next_scores`` hints of steps, or by the
         ``predictor`` file from the steps' ``routing``). ``plan`` (a ``moeplan place -o`` file)
-        and ``gpu``: expert parallelism, this session caches only its GPU's experts. Paths are
-        read by the daemon: give absolute ones.
+        and ``gpu``: expert parallelism, this session caches only its GPU's experts (and
+        :meth:`Session.replan` re-plans it from the counts :meth:`Session.observe` reports).
+        ``online``: the session's predictor learns from the routing its steps report (without a
+        ``predictor`` file: a cold-start ``predictor_name``, default ``mix``). Paths are read by
+        the daemon: give absolute ones.
         """
         extra: Dict[str, Any] = {}
         for key, value in (
@@ -219,6 +223,8 @@ class Client:
         ):
             if value is not None:
                 extra[key] = value
+        if online:
+            extra["online"] = True
         r = self.call(
             "register",
             {
@@ -337,6 +343,33 @@ class Session:
                 "counts": [int(c) for c in counts] if counts is not None else [],
             },
         )
+
+    def replan(
+        self,
+        move_budget: int,
+        current: Optional[Sequence[Sequence[int]]] = None,
+        balance_weight: Optional[float] = None,
+        comm_weight: Optional[float] = None,
+        history_half_life: Optional[float] = None,
+    ) -> Dict[str, Any]:
+        """The move-budgeted re-plan from the counts :meth:`observe` reported (the session needs a
+        ``plan``): ``changed`` (``layer``, ``slot``, ``gpu``, ``from``, ``to`` of each physical
+        slot whose expert changes), ``moves``, ``bytes_moved``, ``ir_before``/``ir_after``,
+        ``hop_before``/``hop_after``, ``selections`` and ``seconds``. ``current`` (the
+        ``physical_to_logical_map`` in service) defaults to the last re-plan returned, else the
+        registered plan; the re-plan becomes the plan in service.
+        """
+        args: Dict[str, Any] = {"session": self.id, "move_budget": int(move_budget)}
+        if current is not None:
+            args["current"] = [[int(e) for e in row] for row in current]
+        for key, value in (
+            ("balance_weight", balance_weight),
+            ("comm_weight", comm_weight),
+            ("history_half_life", history_half_life),
+        ):
+            if value is not None:
+                args[key] = float(value)
+        return dict(self.client.call("replan", args))
 
     def stats(self) -> Dict[str, Any]:
         """This session's counters."""

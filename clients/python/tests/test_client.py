@@ -151,3 +151,56 @@ def test_hints_wait_in_the_queue_until_pulled(daemon) -> None:
         pulled = s.prefetch(8, release=True)
         assert [(t.layer, t.expert) for t in pulled] == [(1, 7), (1, 3)]
         assert s.prefetch(8) == []
+
+
+def test_replan_moves_hot_experts_apart_within_the_budget(daemon, tmp_path) -> None:
+    # 8 GPUs of the built-in hardware h100-8x-nvlink, two experts each; experts 0 and 1 (both on
+    # GPU 0) take most of the tokens.
+    path = tmp_path / "plan8.json"
+    doc = json.loads(open(_plan(tmp_path, gpus=8)).read())
+    doc["hardware"] = "h100-8x-nvlink"
+    path.write_text(json.dumps(doc))
+    with Client(daemon.socket) as c:
+        s = c.register(**SHAPE, capacity=2, plan=str(path), gpu=0, bytes_per_expert=1000)
+        with pytest.raises(DaemonError) as e:
+            s.replan(4)
+        assert e.value.code == "bad_request" and "observe" in e.value.message
+        for layer in range(SHAPE["moe_layers"]):
+            s.observe(layer, list(range(16)), [100, 100] + [10] * 14)
+        r = s.replan(2)
+        assert 0 < r["moves"] <= 2 and r["bytes_moved"] == 1000 * r["moves"]
+        assert r["ir_after"] < r["ir_before"]
+        assert r["selections"] == SHAPE["moe_layers"] * (200 + 140)
+        for ch in r["changed"]:
+            assert ch["gpu"] == ch["slot"] // 2 and ch["from"] != ch["to"]
+        with pytest.raises(DaemonError) as e:
+            s.replan(2, history_half_life=-1)
+        assert e.value.code == "bad_request" and "history_half_life" in e.value.message
+        with pytest.raises(DaemonError) as e:
+            s.replan(2, current=[[0] * 16] * SHAPE["moe_layers"])
+        assert e.value.code == "bad_request" and "current" in e.value.message
+        assert s.stats()["rejected"] == 3
+
+
+def test_an_online_session_reports_its_live_recall(daemon) -> None:
+    # One sequence whose tokens always take experts (l, l + 1) at layer l: a cold-start markov
+    # predictor learns it after one token.
+    with Client(daemon.socket) as c:
+        s = c.register(**SHAPE, capacity=4, policy="predictive", online=True, predictor_name="markov",
+                       name="gpu-online")
+        for _ in range(5):
+            for layer in range(SHAPE["moe_layers"]):
+                experts = [layer, layer + 1]
+                s.step(layer, experts, seqs=[7], topk=[experts], weights=[[0.6, 0.4]])
+        st = s.stats()
+        assert st["learned"] == 5
+        # 5 tokens x 3 predicted layers x top-2; the last 4 tokens are predicted exactly.
+        assert st["predicted"] == 30 and st["predicted_hits"] >= 24
+        base = "http://127.0.0.1:%d" % daemon.metrics_port
+        text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+        label = '{session="%d",name="gpu-online"}' % s.id
+        values = dict(line.rsplit(" ", 1) for line in text.splitlines() if label in line)
+        assert float(values["moeplan_session_live_recall" + label]) == st["live_recall"]
+        assert float(values["moeplan_session_learned_tokens_total" + label]) == 5
+        assert float(values["moeplan_session_prefetch_hits_total" + label]) == st["prefetch_hits"]
+        assert float(values["moeplan_session_prefetch_accuracy" + label]) == st["prefetch_accuracy"]

@@ -12,8 +12,8 @@ use std::path::Path;
 use crate::daemon::wire::frame::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
 use crate::daemon::wire::{
     Close, ErrorReply, Hello, Loaded, Observe, PROTOCOL_VERSION, Prefetch, PrefetchReply, Register,
-    RegisterReply, Request, RequestBody, Response, ResponseBody, SessionStats, Stats, Step,
-    StepReply, decode_response,
+    RegisterReply, Replan, ReplanReply, Request, RequestBody, Response, ResponseBody, SessionStats,
+    Stats, Step, StepReply, decode_response,
 };
 
 /// A client-side failure.
@@ -327,6 +327,15 @@ impl Client {
     pub fn stats(&mut self, session: Option<u64>) -> Result<Vec<SessionStats>, ClientError> {
         match self.call(RequestBody::Stats(Stats { session }))? {
             ResponseBody::Stats(r) => Ok(r.sessions),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The move-budgeted re-plan from the counts `observe` reported (the session must have a
+    /// plan); the re-plan becomes the session's plan in service.
+    pub fn replan(&mut self, r: Replan) -> Result<ReplanReply, ClientError> {
+        match self.call(RequestBody::Replan(r))? {
+            ResponseBody::Replan(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

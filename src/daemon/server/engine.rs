@@ -13,26 +13,41 @@ use crate::cache::{
     Budget, CacheConfig, CacheError, ExpertCache, Load, MissingInput, Policy, PolicyInputs,
     PolicyKind, StepPlan, build_policy,
 };
-use crate::predict::{Predictor, PredictorSet};
+use crate::predict::{OnlinePredictor, Predictor, PredictorSet};
 use crate::trace::ModelShape;
 
 use super::gpu_plan::GpuPlan;
 use super::routing::RoutingMemory;
 
-/// A session's predictor: a loaded predictor file and which of its predictors to use.
+/// A session's predictor and the layers ahead it is asked about.
 #[derive(Debug, Clone)]
 pub struct SessionPredictor {
-    /// The file's predictors.
-    pub set: Arc<PredictorSet>,
-    /// Name of the one used (checked at `register`).
-    pub name: String,
+    /// The predictor.
+    pub model: SessionModel,
     /// Layers ahead it is asked about (at most its own look-ahead).
     pub lookahead: usize,
 }
 
+/// Which predictor a session uses.
+#[derive(Debug, Clone)]
+pub enum SessionModel {
+    /// One predictor of a loaded file (shared between sessions), frozen.
+    Offline {
+        /// The file's predictors.
+        set: Arc<PredictorSet>,
+        /// Name of the one used (checked at `register`).
+        name: String,
+    },
+    /// The session's own predictor, learning from the tokens the session serves.
+    Online(Box<OnlinePredictor>),
+}
+
 impl SessionPredictor {
     fn get(&self) -> &dyn Predictor {
-        self.set.get(&self.name).unwrap_or_else(|| self.set.main())
+        match &self.model {
+            SessionModel::Offline { set, name } => set.get(name).unwrap_or_else(|| set.main()),
+            SessionModel::Online(p) => p.as_ref(),
+        }
     }
 }
 
@@ -82,6 +97,14 @@ pub struct EngineCounters {
     pub prefetch_hits: u64,
     /// Transfers into slots not yet reported `loaded`.
     pub pending_loads: u64,
+    /// Experts the predictor put in a token's top-k for its next layer that the next step's
+    /// routing confirmed.
+    pub predicted_hits: u64,
+    /// Experts the predictor put in a token's top-k for its next layer, compared with the next
+    /// step's routing.
+    pub predicted: u64,
+    /// Tokens an online predictor learned from.
+    pub learned: u64,
 }
 
 /// One session's cache.
@@ -110,6 +133,8 @@ pub struct Engine {
     scores: Vec<f32>,
     /// Scratch: one token's predictor scores.
     tmp: Vec<f32>,
+    /// Tokens an online predictor learned from.
+    learned: u64,
 }
 
 impl Engine {
@@ -146,6 +171,7 @@ impl Engine {
             remote: Vec::with_capacity(cfg.experts),
             scores: vec![0.0; cfg.experts],
             tmp: vec![0.0; cfg.experts],
+            learned: 0,
         })
     }
 
@@ -212,7 +238,13 @@ impl Engine {
             let k = r.experts.len() / r.seqs.len().max(1);
             for (i, &seq) in r.seqs.iter().enumerate() {
                 let w = r.weights.get(i * k..(i + 1) * k).unwrap_or(&[]);
-                memory.record(seq, layer, &r.experts[i * k..(i + 1) * k], w);
+                let done = memory.record(seq, layer, &r.experts[i * k..(i + 1) * k], w);
+                // A complete token teaches an online predictor (after the hints of its last
+                // layer, of which there are none: as the replay learns a step's tokens).
+                if let (Some(token), SessionModel::Online(p)) = (done, &mut pred.model) {
+                    p.observe(token);
+                    self.learned += 1;
+                }
             }
             let p = pred.get();
             for h in 1..=pred.lookahead.min(p.lookahead()) {
@@ -225,6 +257,9 @@ impl Engine {
                         p.score(&view, h, &mut self.tmp);
                         for (s, &x) in self.scores.iter_mut().zip(&self.tmp) {
                             *s += x;
+                        }
+                        if h == 1 {
+                            memory.predict(seq, layer + 1, &self.tmp);
                         }
                     }
                 }
@@ -279,6 +314,7 @@ impl Engine {
     /// The counters.
     pub fn counters(&self) -> EngineCounters {
         let s = self.cache.stats();
+        let recall = self.predictor.as_ref().map_or((0, 0), |(_, m)| m.recall());
         EngineCounters {
             demands: s.demands,
             hits: s.hits,
@@ -288,6 +324,9 @@ impl Engine {
             prefetches: s.prefetch_loads,
             prefetch_hits: s.prefetch_used,
             pending_loads: self.cache.in_flight() as u64,
+            predicted_hits: recall.0,
+            predicted: recall.1,
+            learned: self.learned,
         }
     }
 }

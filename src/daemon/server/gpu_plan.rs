@@ -8,6 +8,8 @@
 
 use std::path::Path;
 
+use moeplan_solver::Plan;
+
 use crate::placement::PlanFile;
 use crate::trace::ModelShape;
 
@@ -23,10 +25,21 @@ pub struct GpuPlan {
     owner: Vec<u16>,
 }
 
+/// A plan file read at `register`: this GPU's share, the file and its checked plan.
+#[derive(Debug, Clone)]
+pub struct LoadedPlan {
+    /// This session's GPU's share.
+    pub gpu: GpuPlan,
+    /// The file (its hardware and model names).
+    pub file: PlanFile,
+    /// The whole plan.
+    pub plan: Plan,
+}
+
 impl GpuPlan {
     /// Reads the plan JSON at `path` (`moeplan place -o`) and takes GPU `gpu`'s share; the plan
     /// must be for `shape` (MoE layers and experts).
-    pub fn load(path: &Path, shape: &ModelShape, gpu: u16) -> Result<GpuPlan, String> {
+    pub fn load(path: &Path, shape: &ModelShape, gpu: u16) -> Result<LoadedPlan, String> {
         let file = PlanFile::read(path).map_err(|e| format!("{e:#}"))?;
         let plan = file
             .plan()
@@ -68,10 +81,14 @@ impl GpuPlan {
                 owner.push(serve as u16);
             }
         }
-        Ok(GpuPlan {
-            gpu,
-            experts: plan.experts,
-            owner,
+        Ok(LoadedPlan {
+            gpu: GpuPlan {
+                gpu,
+                experts: plan.experts,
+                owner,
+            },
+            file,
+            plan,
         })
     }
 

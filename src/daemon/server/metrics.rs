@@ -8,7 +8,7 @@ use super::session::Registry;
 use crate::daemon::wire::{ErrorCode, RequestBody, SessionStats};
 
 /// Request verbs counted, in the order of [`Metrics::requests`].
-const OPS: [&str; 8] = RequestBody::OPS;
+const OPS: [&str; RequestBody::OPS.len()] = RequestBody::OPS;
 
 /// Upper bounds (seconds) of the step-handling-time histogram buckets (`+Inf` is implied).
 const STEP_BUCKETS: [f64; 9] = [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2];
@@ -162,7 +162,7 @@ impl Metrics {
 fn render_sessions(o: &mut String, registry: &Registry) {
     let stats = registry.live_stats();
     type Field = fn(&SessionStats) -> f64;
-    let series: [(&str, &str, &str, Field); 10] = [
+    let series: [(&str, &str, &str, Field); 15] = [
         ("session_steps_total", "counter", "Steps answered.", |s| {
             s.steps as f64
         }),
@@ -202,7 +202,7 @@ fn render_sessions(o: &mut String, registry: &Registry) {
         (
             "session_prefetch_accuracy",
             "gauge",
-            "Prefetches later demanded over prefetches.",
+            "Prefetched experts demanded before their eviction over prefetches.",
             |s| s.prefetch_accuracy,
         ),
         (
@@ -214,6 +214,36 @@ fn render_sessions(o: &mut String, registry: &Registry) {
         ("session_pinned", "gauge", "Experts pinned now.", |s| {
             s.pinned as f64
         }),
+        (
+            "session_prefetch_hits_total",
+            "counter",
+            "Prefetched experts demanded before their eviction.",
+            |s| s.prefetch_hits as f64,
+        ),
+        (
+            "session_predicted_total",
+            "counter",
+            "Experts predicted in a token's top-k for its next layer and checked against the next step's routing.",
+            |s| s.predicted as f64,
+        ),
+        (
+            "session_predicted_hits_total",
+            "counter",
+            "Predicted experts the next step's routing confirmed.",
+            |s| s.predicted_hits as f64,
+        ),
+        (
+            "session_live_recall",
+            "gauge",
+            "Predicted hits over predicted: the predictor's live recall@top_k one layer ahead.",
+            |s| s.live_recall,
+        ),
+        (
+            "session_learned_tokens_total",
+            "counter",
+            "Tokens the session's online predictor learned from.",
+            |s| s.learned as f64,
+        ),
     ];
     for (name, kind, help, f) in series {
         let _ = writeln!(

@@ -13,12 +13,15 @@ pub mod gpu_plan;
 pub mod http;
 pub mod listen;
 pub mod metrics;
+pub mod replanner;
 pub mod routing;
 pub mod session;
+mod settings;
 pub mod shutdown;
 pub mod state;
 
 pub use accept::{DRAIN_TIMEOUT, Report, run, runtime};
 pub use connection::FLUSH_AT;
 pub use listen::{Listener, bind_tcp, bind_unix, default_socket_path};
+pub use settings::ServeSettings;
 pub use state::ServerConfig;

@@ -8,10 +8,15 @@
 //! gives the in-process replay when each step holds at most one token per sequence (batch 1 or
 //! continuous batching). At most [`MAX_SEQUENCES`] sequences are remembered (the least recently
 //! seen is forgotten first).
+//!
+//! It also keeps the live recall of a session's predictor: the top-k experts predicted for a
+//! sequence's next layer ([`RoutingMemory::predict`]) are compared with the routing the next
+//! step reports for it; and it says when a token is complete (every MoE layer reported, in
+//! order), which is when an online predictor learns it.
 
 use std::collections::HashMap;
 
-use crate::predict::RoutingView;
+use crate::predict::{RoutingView, top_k_into};
 use crate::trace::{ModelShape, quantize_weight};
 
 /// Sequences remembered per session at most.
@@ -27,6 +32,12 @@ struct SeqRouting {
     weights: Vec<u16>,
     /// Last layer recorded for the current token.
     layer: usize,
+    /// Layers recorded for the current token.
+    recorded: usize,
+    /// The top-k experts predicted for layer `predicted_for` of the current token.
+    predicted: Vec<u16>,
+    /// The layer `predicted` is for (`usize::MAX`: none pending).
+    predicted_for: usize,
     /// The previous token's experts, all layers.
     previous: Option<Vec<u16>>,
     /// When the sequence was last reported (for forgetting the stalest).
@@ -42,6 +53,12 @@ pub struct RoutingMemory {
     seqs: HashMap<u64, SeqRouting>,
     /// Tokens recorded so far (the `seen` clock).
     clock: u64,
+    /// Scratch for the top-k of a prediction.
+    scratch: Vec<u16>,
+    /// Predicted experts the next step's routing confirmed.
+    recall_hits: u64,
+    /// Predicted experts compared with the next step's routing.
+    recall_cases: u64,
 }
 
 impl RoutingMemory {
@@ -51,12 +68,23 @@ impl RoutingMemory {
             shape,
             seqs: HashMap::new(),
             clock: 0,
+            scratch: vec![0; shape.experts],
+            recall_hits: 0,
+            recall_cases: 0,
         }
     }
 
     /// Records that token of sequence `seq` was routed at `layer` to `experts` (`top_k` ids,
-    /// highest weight first) with gate `weights`. Ranges are the caller's to check.
-    pub fn record(&mut self, seq: u64, layer: usize, experts: &[u16], weights: &[f32]) {
+    /// highest weight first) with gate `weights`, and scores a pending prediction of `layer`
+    /// against them. Returns the token's routing, all layers, when this completes it (every
+    /// layer reported, in order). Ranges are the caller's to check.
+    pub fn record(
+        &mut self,
+        seq: u64,
+        layer: usize,
+        experts: &[u16],
+        weights: &[f32],
+    ) -> Option<&[u16]> {
         let n = self.shape.entries_per_token();
         let k = self.shape.top_k;
         self.clock += 1;
@@ -74,6 +102,9 @@ impl RoutingMemory {
             current: vec![0; n],
             weights: vec![0; n],
             layer: usize::MAX,
+            recorded: 0,
+            predicted: vec![0; k],
+            predicted_for: usize::MAX,
             previous: None,
             seen: 0,
         });
@@ -81,6 +112,14 @@ impl RoutingMemory {
             let done = std::mem::replace(&mut s.current, s.previous.take().unwrap_or_default());
             s.current.resize(n, 0);
             s.previous = Some(done);
+            s.recorded = 0;
+            s.predicted_for = usize::MAX;
+        }
+        if s.predicted_for == layer {
+            let hits = s.predicted.iter().filter(|e| experts.contains(e)).count();
+            self.recall_hits += hits as u64;
+            self.recall_cases += s.predicted.len() as u64;
+            s.predicted_for = usize::MAX;
         }
         s.current[layer * k..(layer + 1) * k].copy_from_slice(experts);
         if weights.is_empty() {
@@ -96,7 +135,24 @@ impl RoutingMemory {
             }
         }
         s.layer = layer;
+        s.recorded += 1;
         s.seen = self.clock;
+        let complete = layer + 1 == self.shape.moe_layers && s.recorded == self.shape.moe_layers;
+        complete.then_some(&s.current[..])
+    }
+
+    /// Keeps the top-k of `scores` (one per expert) as the prediction for sequence `seq`'s
+    /// next layer `layer`, scored when the routing of that layer is recorded.
+    pub fn predict(&mut self, seq: u64, layer: usize, scores: &[f32]) {
+        if let Some(s) = self.seqs.get_mut(&seq) {
+            top_k_into(scores, &mut self.scratch, &mut s.predicted);
+            s.predicted_for = layer;
+        }
+    }
+
+    /// Predicted experts confirmed by the next step's routing, and predicted experts compared.
+    pub fn recall(&self) -> (u64, u64) {
+        (self.recall_hits, self.recall_cases)
     }
 
     /// The predictor's view of sequence `seq`'s current token once `layer` is routed, if the

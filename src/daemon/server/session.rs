@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::engine::{Engine, EngineCounters};
+use super::replanner::Replanner;
 use crate::daemon::wire::SessionStats;
 use crate::trace::ModelShape;
 
@@ -31,6 +32,8 @@ pub struct Session {
     pub rejected: u64,
     /// Expert selections reported by `observe`.
     pub observed: u64,
+    /// With a plan: the plan in service and the counts `replan` re-plans on.
+    pub replanner: Option<Replanner>,
 }
 
 /// A session shared between its connection and the metrics endpoint.
@@ -64,6 +67,10 @@ impl Session {
             pinned: self.engine.pinned() as u64,
             rejected: self.rejected,
             observed: self.observed,
+            predicted: c.predicted,
+            predicted_hits: c.predicted_hits,
+            live_recall: ratio(c.predicted_hits, c.predicted),
+            learned: c.learned,
         }
     }
 }

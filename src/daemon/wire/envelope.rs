@@ -37,6 +37,7 @@ impl Payload for RequestBody {
             "observe" => RequestBody::Observe(Deserialize::deserialize(d)?),
             "stats" => RequestBody::Stats(Deserialize::deserialize(d)?),
             "close" => RequestBody::Close(Deserialize::deserialize(d)?),
+            "replan" => RequestBody::Replan(Deserialize::deserialize(d)?),
             other => {
                 return Err(de::Error::custom(format!(
                     "unknown op {other:?} (expected one of {})",
@@ -58,6 +59,7 @@ impl Payload for ResponseBody {
             "prefetch" => ResponseBody::Prefetch(Deserialize::deserialize(d)?),
             "stats" => ResponseBody::Stats(Deserialize::deserialize(d)?),
             "close" => ResponseBody::Close(Deserialize::deserialize(d)?),
+            "replan" => ResponseBody::Replan(Deserialize::deserialize(d)?),
             "error" => ResponseBody::Error(Deserialize::deserialize(d)?),
             other => return Err(de::Error::custom(format!("unknown reply op {other:?}"))),
         })
@@ -177,6 +179,7 @@ impl Serialize for Request {
             RequestBody::Observe(a) => m.serialize_field("args", a)?,
             RequestBody::Stats(a) => m.serialize_field("args", a)?,
             RequestBody::Close(a) => m.serialize_field("args", a)?,
+            RequestBody::Replan(a) => m.serialize_field("args", a)?,
         }
         m.end()
     }
@@ -195,6 +198,7 @@ impl Serialize for Response {
             ResponseBody::Prefetch(r) => m.serialize_field("result", r)?,
             ResponseBody::Stats(r) => m.serialize_field("result", r)?,
             ResponseBody::Close(r) => m.serialize_field("result", r)?,
+            ResponseBody::Replan(r) => m.serialize_field("result", r)?,
             ResponseBody::Error(r) => m.serialize_field("result", r)?,
         }
         m.end()

@@ -14,6 +14,7 @@ mod observe;
 mod prefetch;
 pub mod protocol;
 mod register;
+mod replan;
 mod stats;
 mod step;
 
@@ -27,6 +28,7 @@ pub use protocol::{
     decode_request, decode_response,
 };
 pub use register::{CapacityMode, Register, RegisterReply};
+pub use replan::{Replan, ReplanReply, SlotChange};
 pub use stats::{SessionStats, Stats, StatsReply};
 pub use step::{
     ExpertRef, ExpertSlot, MAX_STEP_EXPERTS, MAX_STEP_TOKENS, Routing, State, Step, StepReply,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use super::envelope::{decode_request, decode_response};
 use super::{
     Close, CloseReply, Hello, HelloReply, Loaded, LoadedReply, Observe, Prefetch, PrefetchReply,
-    Register, RegisterReply, Stats, StatsReply, Step, StepReply,
+    Register, RegisterReply, Replan, ReplanReply, Stats, StatsReply, Step, StepReply,
 };
 
 /// Protocol version; `hello` must carry exactly this one.
@@ -49,6 +49,8 @@ pub enum RequestBody {
     Stats(Stats),
     /// Ends a session.
     Close(Close),
+    /// The move-budgeted re-plan from the session's observed counts.
+    Replan(Replan),
 }
 
 /// A reply: the id of the request it answers and the outcome. Serialised by hand like
@@ -80,14 +82,16 @@ pub enum ResponseBody {
     Stats(StatsReply),
     /// Answers [`Close`].
     Close(CloseReply),
+    /// Answers [`Replan`].
+    Replan(ReplanReply),
     /// Any request that failed.
     Error(ErrorReply),
 }
 
 impl RequestBody {
     /// Every verb, in the order of [`RequestBody::index`].
-    pub const OPS: [&'static str; 8] = [
-        "hello", "register", "step", "loaded", "prefetch", "observe", "stats", "close",
+    pub const OPS: [&'static str; 9] = [
+        "hello", "register", "step", "loaded", "prefetch", "observe", "stats", "close", "replan",
     ];
 
     /// Position of this request's verb in [`RequestBody::OPS`].
@@ -101,6 +105,7 @@ impl RequestBody {
             RequestBody::Observe(_) => 5,
             RequestBody::Stats(_) => 6,
             RequestBody::Close(_) => 7,
+            RequestBody::Replan(_) => 8,
         }
     }
 
@@ -121,6 +126,7 @@ impl ResponseBody {
             ResponseBody::Prefetch(_) => "prefetch",
             ResponseBody::Stats(_) => "stats",
             ResponseBody::Close(_) => "close",
+            ResponseBody::Replan(_) => "replan",
             ResponseBody::Error(_) => "error",
         }
     }

@@ -65,6 +65,13 @@ pub struct Register {
     /// Priority a prefetch candidate of `predictive` must have above its victim (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefetch_margin: Option<f64>,
+    /// The session's predictor keeps learning from the routing its steps report: each token's
+    /// routing updates it once its last MoE layer is reported (the offline predictor of the file
+    /// is the prior; half-life and prior weight as the file's, else the defaults). Without a
+    /// predictor file: a cold-start predictor with no offline training (`predictor_name`
+    /// static, markov or mix, default mix; `lookahead` default 1). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub online: bool,
     /// Placement plan (`moeplan place -o FILE`, plan JSON v1) for expert parallelism: the
     /// session's cache holds only its GPU's experts, others are answered `remote`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +114,7 @@ impl Register {
             predictor_name: None,
             lookahead: None,
             prefetch_margin: None,
+            online: false,
             plan: None,
             gpu: None,
         }

@@ -54,4 +54,18 @@ pub struct SessionStats {
     pub rejected: u64,
     /// Expert selections reported by `observe`.
     pub observed: u64,
+    /// Experts the predictor put in a token's top-k (k = `top_k`) for its next layer, compared
+    /// with the routing the next step reported for the token.
+    #[serde(default)]
+    pub predicted: u64,
+    /// Of those, the experts the token was routed to.
+    #[serde(default)]
+    pub predicted_hits: u64,
+    /// `predicted_hits / predicted`: the predictor's live recall@top_k at one layer ahead (0
+    /// when nothing was predicted).
+    #[serde(default)]
+    pub live_recall: f64,
+    /// Tokens an online predictor (`online` at register) learned from.
+    #[serde(default)]
+    pub learned: u64,
 }

@@ -18,13 +18,26 @@ pub struct Series {
     pub dashed: bool,
 }
 
-/// A line chart of `series` over `x_range` x `y_range`; x ticks at `x_ticks` only.
+/// A line chart of `series` over `x_range` x `y_range`; x ticks at `x_ticks` only, y labels
+/// with two decimals.
 pub fn line_chart(
     series: &[Series],
     x_ticks: &[f64],
     y_range: (f64, f64),
     x_desc: &str,
     y_desc: &str,
+) -> anyhow::Result<String> {
+    line_chart_with(series, x_ticks, y_range, x_desc, y_desc, 2)
+}
+
+/// [`line_chart`] with y labels of `y_decimals` decimals.
+pub fn line_chart_with(
+    series: &[Series],
+    x_ticks: &[f64],
+    y_range: (f64, f64),
+    x_desc: &str,
+    y_desc: &str,
+    y_decimals: usize,
 ) -> anyhow::Result<String> {
     let (x0, x1) = x_ticks
         .iter()
@@ -48,7 +61,7 @@ pub fn line_chart(
                 String::new()
             }
         };
-        let yfmt = |v: &f64| format!("{v:.2}");
+        let yfmt = |v: &f64| format!("{v:.y_decimals$}");
         chart
             .configure_mesh()
             .x_labels(((x1 - x0).round() as usize + 1).min(80))

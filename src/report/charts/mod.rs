@@ -10,7 +10,7 @@ mod placement_map;
 pub use affinity::{AffinityGraph, affinity_graph};
 pub use bars::{gpu_load_bars, per_layer_bars, stacked_time_bars};
 pub use heatmap::{Scale, heatmap};
-pub use lines::{Series, line_chart};
+pub use lines::{Series, line_chart, line_chart_with};
 pub use placement_map::placement_map;
 
 use plotters::coord::Shift;

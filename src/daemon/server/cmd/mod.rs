@@ -8,6 +8,7 @@ mod loaded;
 mod observe;
 mod prefetch;
 mod register;
+mod replan;
 mod stats;
 mod step;
 
@@ -78,6 +79,7 @@ pub fn dispatch(body: RequestBody, ctx: &mut Ctx<'_>) -> Result<Option<ResponseB
         }
         RequestBody::Stats(r) => ResponseBody::Stats(r.apply(ctx)?),
         RequestBody::Close(r) => ResponseBody::Close(r.apply(ctx)?),
+        RequestBody::Replan(r) => ResponseBody::Replan(r.apply(ctx)?),
     }))
 }
 

@@ -1,4 +1,5 @@
-//! Applies `observe`: adds routing counts to the session's `observed` (the cache is unchanged).
+//! Applies `observe`: adds routing counts to the session's `observed` and, with a plan, to the
+//! counts `replan` re-plans on (the cache is unchanged).
 
 use super::{Apply, Ctx, check_experts, check_layer};
 use crate::daemon::server::session::lock;
@@ -21,7 +22,9 @@ impl Apply for Observe {
             Ok(l)
         });
         let layer = checked.inspect_err(|_| s.rejected += 1)?;
-        let _ = layer;
+        if let Some(r) = &mut s.replanner {
+            r.observe(layer, &self.experts, &self.counts);
+        }
         let n = if self.counts.is_empty() {
             self.experts.len() as u64
         } else {

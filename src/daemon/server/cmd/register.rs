@@ -3,11 +3,12 @@
 
 use super::{Apply, Ctx};
 use crate::cache::{Budget, Lfu, PolicyKind, Predictive};
-use crate::daemon::server::engine::{Engine, EngineSpec, SessionPredictor};
+use crate::daemon::server::engine::{Engine, EngineSpec, SessionModel, SessionPredictor};
 use crate::daemon::server::gpu_plan::GpuPlan;
+use crate::daemon::server::replanner::Replanner;
 use crate::daemon::server::session::{Session, lock};
 use crate::daemon::wire::{CapacityMode, ErrorCode, ErrorReply, Register, RegisterReply};
-use crate::predict::PredictorSet;
+use crate::predict::{OnlineOptions, OnlinePredictor, PredictorSet};
 use crate::trace::{ModelShape, read_trace};
 
 impl Apply for Register {
@@ -93,16 +94,20 @@ pub fn prepare(reg: Register) -> Result<Prepared, ErrorReply> {
     let predictor = match &reg.predictor {
         Some(path) => Some(
             load_predictor(path, reg.predictor_name.as_deref(), reg.lookahead, &shape)
+                .and_then(|p| if reg.online { online(p, &shape) } else { Ok(p) })
                 .map_err(bad)?,
+        ),
+        None if reg.online => Some(
+            cold_predictor(reg.predictor_name.as_deref(), reg.lookahead, &shape).map_err(bad)?,
         ),
         None if reg.predictor_name.is_some() || reg.lookahead.is_some() => {
             return Err(bad(
-                "predictor_name and lookahead need a predictor file (predictor)".into(),
+                "predictor_name and lookahead need a predictor file (predictor) or online".into(),
             ));
         }
         None => None,
     };
-    let plan = match (&reg.plan, reg.gpu) {
+    let loaded = match (&reg.plan, reg.gpu) {
         (Some(path), Some(gpu)) => {
             Some(GpuPlan::load(std::path::Path::new(path), &shape, gpu).map_err(bad)?)
         }
@@ -110,6 +115,10 @@ pub fn prepare(reg: Register) -> Result<Prepared, ErrorReply> {
         (None, Some(_)) => return Err(bad("gpu: needs a plan file (plan)".into())),
         (None, None) => None,
     };
+    let replanner = loaded
+        .as_ref()
+        .map(|l| Replanner::new(&l.file, l.plan.clone(), reg.bytes_per_expert, shape.top_k));
+    let plan = loaded.map(|l| l.gpu);
     let static_counts = if reg.train.is_empty() {
         None
     } else {
@@ -134,6 +143,7 @@ pub fn prepare(reg: Register) -> Result<Prepared, ErrorReply> {
         shape,
         policy: reg.policy,
         engine,
+        replanner,
     })
 }
 
@@ -148,6 +158,8 @@ pub struct Prepared {
     policy: String,
     /// Its cache and predictor.
     engine: Engine,
+    /// With a plan: its re-balancing state.
+    replanner: Option<Replanner>,
 }
 
 /// `limit_reached` when the connection already holds its most sessions.
@@ -173,6 +185,7 @@ impl Prepared {
             shape,
             policy,
             engine,
+            replanner,
         } = self;
         let slots = engine.slots();
         let handle = ctx.shared.registry.insert(|id| Session {
@@ -184,6 +197,7 @@ impl Prepared {
             steps: 0,
             rejected: 0,
             observed: 0,
+            replanner,
         });
         let id = lock(&handle).id;
         ctx.conn.sessions.insert(id, handle);
@@ -247,8 +261,77 @@ fn load_predictor(
         None => set.lookahead(),
     };
     Ok(SessionPredictor {
-        set: std::sync::Arc::new(set),
-        name,
+        model: SessionModel::Offline {
+            set: std::sync::Arc::new(set),
+            name,
+        },
+        lookahead,
+    })
+}
+
+/// Bound on the live counts of one session's online predictor, in f32 entries (64 MiB): the
+/// h-hop transition tables, `sum over h of (moe_layers - h) x experts^2`.
+pub const MAX_ONLINE_ENTRIES: usize = 1 << 24;
+
+/// Checks that an online predictor of `shape` looking `lookahead` layers ahead fits
+/// [`MAX_ONLINE_ENTRIES`].
+fn check_online_size(shape: &ModelShape, lookahead: usize) -> Result<(), String> {
+    let (l, e) = (shape.moe_layers, shape.experts);
+    let entries: usize = (1..=lookahead).map(|h| l.saturating_sub(h) * e * e).sum();
+    if entries > MAX_ONLINE_ENTRIES {
+        return Err(format!(
+            "online: a predictor looking {lookahead} layers ahead over {l} MoE layers x {e} \
+             experts keeps {entries} counts, over the limit of {MAX_ONLINE_ENTRIES} (lower \
+             lookahead)"
+        ));
+    }
+    Ok(())
+}
+
+/// The online version of a loaded file's predictor (`online` at register): the offline one is
+/// its prior, with the file's cross-validated options.
+fn online(p: SessionPredictor, shape: &ModelShape) -> Result<SessionPredictor, String> {
+    let SessionModel::Offline { set, name } = &p.model else {
+        return Ok(p);
+    };
+    check_online_size(shape, set.lookahead())?;
+    let o = OnlinePredictor::from_set(set, name, set.online_options(None)).ok_or_else(|| {
+        format!("online: predictor {name:?} has no online version (static, markov, mix, learned)")
+    })?;
+    Ok(SessionPredictor {
+        model: SessionModel::Online(Box::new(o)),
+        lookahead: p.lookahead,
+    })
+}
+
+/// A cold-start online predictor (`online` without a predictor file): `name` (static, markov
+/// or mix; default mix) looking `lookahead` layers ahead (default 1).
+fn cold_predictor(
+    name: Option<&str>,
+    lookahead: Option<u16>,
+    shape: &ModelShape,
+) -> Result<SessionPredictor, String> {
+    let max = shape.moe_layers.saturating_sub(1);
+    let lookahead = match lookahead {
+        None => 1,
+        Some(h) if h == 0 || h as usize > max => {
+            return Err(format!(
+                "lookahead: must be in 1..={max} (the model has {} MoE layers)",
+                shape.moe_layers
+            ));
+        }
+        Some(h) => h as usize,
+    };
+    if max == 0 {
+        return Err("online: a model with one MoE layer has no next layer to predict".into());
+    }
+    check_online_size(shape, lookahead)?;
+    let name = name.unwrap_or("mix");
+    let o = OnlinePredictor::cold(name, *shape, lookahead, OnlineOptions::DEFAULT).ok_or_else(
+        || format!("predictor_name: cold start has no predictor {name:?} (static, markov, mix)"),
+    )?;
+    Ok(SessionPredictor {
+        model: SessionModel::Online(Box::new(o)),
         lookahead,
     })
 }

@@ -1,24 +1,25 @@
-//! `moeplan replay --via-daemon SOCKET`: drives a running daemon exactly as a runtime would
+//! A replay through a running daemon (`moeplan replay --via-daemon SOCKET`): drives it exactly as a runtime would
 //! (one session per policy, i.e. per simulated GPU; per step and layer a `step`, then `loaded` for
 //! its transfers), so its hit ratios must equal the in-process replay's on the same settings.
 //!
 //! The replay loop is the in-process one ([`simulate_on`]) with a daemon session as its cache
 //! ([`DaemonSession`]): the replay's clock ([`TimingModel`]) decides when transfers finish
 //! (`loaded`) and when the idle link pulls queued prefetches (`prefetch`). `predictive` sessions
-//! load the `--predictor` file in the daemon and send each token's routing with the steps.
+//! load the `--predictor` file in the daemon and send each token's routing with the steps (with
+//! `--online` the session is registered `online`: the daemon's predictor learns from the tokens
+//! served, as the replay's does).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Serialize;
 
-use super::BadInput;
-use super::replay_cmd::{CapacityMode, ReplayArgs};
+use super::Client;
+use super::replay::DaemonSession;
+use crate::BadInput;
 use crate::cache::PolicyKind;
-use crate::daemon::client::Client;
-use crate::daemon::client::replay::DaemonSession;
 use crate::daemon::wire::{self, Register};
-use crate::replay::{Batching, TimingModel, build_steps, simulate_on};
+use crate::replay::{Batching, CapacityMode, ReplayOptions, TimingModel, build_steps, simulate_on};
 use crate::trace::Trace;
 
 /// One policy's figures, as the daemon counted them.
@@ -36,6 +37,10 @@ pub struct DaemonRow {
     pub loads: u64,
     /// Steps (one per step and layer).
     pub steps: u64,
+    /// The predictor's live recall@top_k one layer ahead (`predictive` only; 0 otherwise).
+    pub live_recall: f64,
+    /// Tokens the session's online predictor learned from (`--online`).
+    pub learned: u64,
 }
 
 /// A path as the daemon must see it (absolute: the daemon's working directory may differ).
@@ -46,7 +51,7 @@ fn absolute(p: &Path) -> anyhow::Result<String> {
 }
 
 /// Refuses the settings the daemon cannot replay exactly, with the reason.
-fn check(args: &ReplayArgs, batching: Batching) -> anyhow::Result<()> {
+fn check(args: &ReplayOptions) -> anyhow::Result<()> {
     if args.cpu_offload {
         return Err(BadInput(
             "--via-daemon does not model --cpu-offload (the runtime decides what runs on its \
@@ -55,7 +60,7 @@ fn check(args: &ReplayArgs, batching: Batching) -> anyhow::Result<()> {
         )
         .into());
     }
-    if args.policy.contains(&PolicyKind::Opt) {
+    if args.policies.contains(&PolicyKind::Opt) {
         return Err(BadInput(
             "--via-daemon cannot replay `opt`: it needs the future routing, which a runtime \
              does not have (use the in-process replay)"
@@ -63,16 +68,16 @@ fn check(args: &ReplayArgs, batching: Batching) -> anyhow::Result<()> {
         )
         .into());
     }
-    if args.policy.contains(&PolicyKind::Predictive) {
-        if !Path::new(&args.predictor).is_file() {
+    if args.policies.contains(&PolicyKind::Predictive) {
+        if !cold_start(args) && !Path::new(&args.predictor).is_file() {
             return Err(BadInput(format!(
-                "--via-daemon with `predictive` needs --predictor FILE (the daemon loads it; \
+                "--via-daemon with `predictive` needs --predictor FILE (the daemon loads it, or --online --predictor none for a cold start; \
                  {:?} is not a file: train one with `moeplan predict train -o FILE`)",
                 args.predictor
             ))
             .into());
         }
-        if matches!(batching, Batching::Consecutive { .. }) {
+        if matches!(args.batching, Batching::Consecutive { .. }) {
             return Err(BadInput(
                 "--via-daemon with `predictive` replays --batch 1 or --concurrent N: with \
                  --batch B a token's previous token is in the same step, whose later layers a \
@@ -85,29 +90,30 @@ fn check(args: &ReplayArgs, batching: Batching) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--online --predictor none`: the daemon's session learns from nothing but what it serves.
+fn cold_start(args: &ReplayOptions) -> bool {
+    args.online && args.predictor == "none"
+}
+
 /// Replays `trace` through the daemon at `socket`, one session per policy of `args`
-/// (`timing` drives the `predictive` sessions' clock).
-pub fn replay(
+/// (`timing` drives the `predictive` sessions' clock); `static` sessions rank experts on the
+/// files `train_paths`.
+pub fn replay_via_daemon(
     socket: &Path,
-    args: &ReplayArgs,
+    args: &ReplayOptions,
     trace: &Trace,
-    batching: Batching,
+    train_paths: &[PathBuf],
     timing: &TimingModel,
 ) -> anyhow::Result<Vec<DaemonRow>> {
-    check(args, batching)?;
+    check(args)?;
     let shape = *trace.shape();
-    let train_paths = if args.train_trace.is_empty() {
-        &args.input.traces
-    } else {
-        &args.train_trace
-    };
     let train = train_paths
         .iter()
         .map(|p| absolute(p))
         .collect::<anyhow::Result<Vec<String>>>()?;
-    let steps = build_steps(trace, batching);
+    let steps = build_steps(trace, args.batching);
     let mut rows = Vec::new();
-    for &kind in &args.policy {
+    for &kind in &args.policies {
         let mut c = Client::connect_unix(socket)?;
         let (mode, capacity) = match args.capacity_mode {
             CapacityMode::PerLayer => (wire::CapacityMode::PerLayer, args.capacity),
@@ -124,7 +130,10 @@ pub fn replay(
         match kind {
             PolicyKind::Static => reg.train = train.clone(),
             PolicyKind::Predictive => {
-                reg.predictor = Some(absolute(Path::new(&args.predictor))?);
+                if !cold_start(args) {
+                    reg.predictor = Some(absolute(Path::new(&args.predictor))?);
+                }
+                reg.online = args.online;
                 reg.predictor_name = args.predictor_name.clone();
                 let la = args
                     .lookahead
@@ -153,13 +162,15 @@ pub fn replay(
             hits: st.hits,
             loads: st.loads,
             steps: st.steps,
+            live_recall: st.live_recall,
+            learned: st.learned,
         });
     }
     Ok(rows)
 }
 
 /// The table `moeplan replay --via-daemon` prints.
-pub fn render(socket: &Path, rows: &[DaemonRow]) -> String {
+pub fn render_rows(socket: &Path, rows: &[DaemonRow]) -> String {
     let mut s = format!("replay through the daemon at {}\n", socket.display());
     s += &format!(
         "{:<10} {:>9} {:>10} {:>10} {:>10}\n",

@@ -1,0 +1,226 @@
+//! `replan` over a real socket: the move-budgeted re-plan of a session registered with a plan,
+//! from the counts its `observe` requests reported, equals the solver's in-process re-plan on
+//! the same counts, stays within its budget, becomes the plan in service, and bad arguments are
+//! refused naming the field (the daemon goes on).
+
+mod common;
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use moeplan::config::HardwareConfig;
+use moeplan::daemon::client::{Client, ClientError};
+use moeplan::daemon::wire::{ErrorCode, Observe, Register, Replan};
+use moeplan::placement::{PlanFile, topology};
+use moeplan::trace::{Trace, read_trace};
+use moeplan_solver::{BudgetOptions, Plan, Workload, evaluate, replan};
+use support::TestDaemon;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An EPLB plan for 8 GPUs built on the sample trace (`moeplan place -o`).
+fn plan_file(dir: &Path) -> PathBuf {
+    let path = dir.join("plan.json");
+    let p = path.to_str().unwrap();
+    common::moeplan_ok(&[&common::PLACE_SAMPLE[..], &["--method", "eplb", "-o", p]].concat());
+    path
+}
+
+/// Per-(layer, expert) selections of the first `n` tokens of the ESFT `law` task.
+fn law_counts(n: usize) -> (Trace, Vec<Vec<u32>>) {
+    let tr = read_trace(&root().join("traces/esft/law.parquet"), None, None).unwrap();
+    let s = *tr.shape();
+    let mut c = vec![vec![0u32; s.experts]; s.moe_layers];
+    for t in 0..n.min(tr.num_tokens()) {
+        for (l, row) in c.iter_mut().enumerate() {
+            for &e in tr.experts(t, l) {
+                row[e as usize] += 1;
+            }
+        }
+    }
+    (tr, c)
+}
+
+fn observe_all(c: &mut Client, sid: u64, counts: &[Vec<u32>]) {
+    for (l, row) in counts.iter().enumerate() {
+        c.observe(Observe {
+            session: sid,
+            layer: l as u16,
+            experts: (0..row.len() as u16).collect(),
+            counts: row.clone(),
+        })
+        .unwrap();
+    }
+}
+
+fn refused(r: Result<impl std::fmt::Debug, ClientError>) -> (ErrorCode, String) {
+    match r {
+        Err(ClientError::Refused(e)) => (e.code, e.message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn replan_equals_the_solvers_move_budgeted_replan_on_the_observed_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = plan_file(dir.path());
+    let file = PlanFile::read(&path).unwrap();
+    let plan: Plan = file.plan().unwrap();
+    let (tr, counts) = law_counts(1000);
+    let d = TestDaemon::start();
+    let mut c = d.client();
+    let sid = c
+        .register(Register {
+            plan: Some(path.display().to_string()),
+            gpu: Some(0),
+            bytes_per_expert: 1000,
+            ..Register::new("ep0", tr.shape(), 8)
+        })
+        .unwrap()
+        .session;
+    observe_all(&mut c, sid, &counts);
+    let r = c.replan(Replan::new(sid, 16)).unwrap();
+
+    // The same re-plan in process.
+    let s = tr.shape();
+    let mut w = Workload::zeros(s.moe_layers, s.experts);
+    for (l, row) in counts.iter().enumerate() {
+        for (e, &x) in row.iter().enumerate() {
+            w.load[l * s.experts + e] = f64::from(x);
+        }
+    }
+    w.tokens = 1000;
+    let topo = topology(&HardwareConfig::from_arg("h100-8x-nvlink").unwrap());
+    let opts = BudgetOptions {
+        moves: 16,
+        balance: 1.0,
+        comm: 1.0,
+    };
+    let want = replan(&plan, &w, &topo, opts);
+    assert_eq!(r.moves, want.moves as u64);
+    assert!(r.moves > 0 && r.moves <= 16, "{r:?}");
+    assert_eq!(r.bytes_moved, r.moves * 1000);
+    assert_eq!(r.ir_before, evaluate(&w, &plan, &topo).ir_mean);
+    assert_eq!(r.ir_after, evaluate(&w, &want.plan, &topo).ir_mean);
+    assert!(r.ir_after < r.ir_before, "{r:?}");
+    assert_eq!(r.selections, (1000 * s.moe_layers * s.top_k) as f64);
+    // The changed slots turn the plan in service into the re-plan.
+    let mut applied = plan.clone();
+    for ch in &r.changed {
+        let row = applied.layer_mut(ch.layer as usize);
+        assert_eq!(row[ch.slot as usize], ch.from);
+        row[ch.slot as usize] = ch.to;
+        assert_eq!(ch.gpu as usize, plan.gpu_of_slot(ch.slot as usize));
+    }
+    assert_eq!(applied, want.plan);
+
+    // The re-plan is now in service: with no new counts, the decayed history re-plans from it
+    // (half-life 1: the counts weigh half, the same shares), and a budget of 0 changes nothing.
+    let again = c.replan(Replan::new(sid, 0)).unwrap();
+    assert!(again.changed.is_empty() && again.moves == 0);
+    assert_eq!(again.ir_before, r.ir_after);
+    assert_eq!(again.selections, r.selections / 2.0);
+    // `current` overrides the plan in service: back from the original plan.
+    let cur = Replan {
+        current: Some(file.physical_to_logical_map.clone()),
+        ..Replan::new(sid, 0)
+    };
+    assert_eq!(c.replan(cur).unwrap().ir_before, r.ir_before);
+    let st = c.close(sid).unwrap();
+    assert_eq!(st.rejected, 0);
+}
+
+#[test]
+fn bad_replans_are_refused_naming_the_field_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = plan_file(dir.path());
+    let file = PlanFile::read(&path).unwrap();
+    let (tr, counts) = law_counts(200);
+    let d = TestDaemon::start();
+    let mut c = d.client();
+    let no_plan = c
+        .register(Register::new("cache", tr.shape(), 8))
+        .unwrap()
+        .session;
+    let (code, msg) = refused(c.replan(Replan::new(no_plan, 8)));
+    assert_eq!(code, ErrorCode::BadRequest);
+    assert!(msg.contains("no plan"), "{msg}");
+    let sid = c
+        .register(Register {
+            plan: Some(path.display().to_string()),
+            gpu: Some(3),
+            ..Register::new("ep3", tr.shape(), 8)
+        })
+        .unwrap()
+        .session;
+    let (_, msg) = refused(c.replan(Replan::new(sid, 8)));
+    assert!(msg.contains("observe"), "{msg}");
+    observe_all(&mut c, sid, &counts);
+    let mut short = file.physical_to_logical_map.clone();
+    short[2].pop();
+    let mut unplaced = file.physical_to_logical_map.clone();
+    unplaced[1] = vec![0; unplaced[1].len()];
+    for (req, field) in [
+        (
+            Replan {
+                history_half_life: Some(0.0),
+                ..Replan::new(sid, 8)
+            },
+            "history_half_life",
+        ),
+        (
+            Replan {
+                balance_weight: Some(f64::NAN),
+                ..Replan::new(sid, 8)
+            },
+            "balance_weight",
+        ),
+        (
+            Replan {
+                comm_weight: Some(-1.0),
+                ..Replan::new(sid, 8)
+            },
+            "comm_weight",
+        ),
+        (
+            Replan {
+                current: Some(short),
+                ..Replan::new(sid, 8)
+            },
+            "current: layer 2",
+        ),
+        (
+            Replan {
+                current: Some(unplaced),
+                ..Replan::new(sid, 8)
+            },
+            "current: layer 1",
+        ),
+        (
+            Replan {
+                current: Some(vec![]),
+                ..Replan::new(sid, 8)
+            },
+            "current: 0 layers",
+        ),
+    ] {
+        let (code, msg) = refused(c.replan(req));
+        assert_eq!(code, ErrorCode::BadRequest);
+        assert!(msg.contains(field), "{field}: {msg}");
+    }
+    // Nothing was folded or changed by the refusals: the first good re-plan sees the counts
+    // once, undecayed.
+    let ok = c.replan(Replan::new(sid, 4)).unwrap();
+    let s = tr.shape();
+    assert_eq!(ok.selections, (200 * s.moe_layers * s.top_k) as f64);
+    assert!(ok.moves <= 4);
+    // Another connection cannot re-plan this session.
+    let mut other = d.client();
+    assert_eq!(
+        refused(other.replan(Replan::new(sid, 4))).0,
+        ErrorCode::UnknownSession
+    );
+    assert_eq!(c.stats(Some(sid)).unwrap()[0].rejected, 7);
+}
