@@ -117,11 +117,13 @@ fn replan_equals_the_solvers_move_budgeted_replan_on_the_observed_counts() {
     assert_eq!(applied, want.plan);
 
     // The re-plan is now in service: with no new counts, the decayed history re-plans from it
-    // (half-life 1: the counts weigh half, the same shares), and a budget of 0 changes nothing.
+    // (one re-plan's decay at the default half-life, the same shares), and a budget of 0 changes
+    // nothing.
     let again = c.replan(Replan::new(sid, 0)).unwrap();
     assert!(again.changed.is_empty() && again.moves == 0);
     assert_eq!(again.ir_before, r.ir_after);
-    assert_eq!(again.selections, r.selections / 2.0);
+    let decay = 0.5f64.powf(1.0 / moeplan::rebalance::DEFAULT_HISTORY_HALF_LIFE);
+    assert_eq!(again.selections, r.selections * decay);
     // `current` overrides the plan in service: back from the original plan.
     let cur = Replan {
         current: Some(file.physical_to_logical_map.clone()),
