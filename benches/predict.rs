@@ -20,7 +20,8 @@ fn task(name: &str) -> Trace {
     read_trace(&p, None, None).unwrap()
 }
 
-fn bench_inference(c: &mut Criterion) {
+/// The predictor set (learned included) trained on law and summary, and the held-out intent task.
+fn trained_on_law_and_summary() -> (PredictorSet, Trace) {
     let (law, summary, intent) = (task("law"), task("summary"), task("intent"));
     let opts = TrainOptions {
         max_cases: Some(20_000),
@@ -35,6 +36,11 @@ fn bench_inference(c: &mut Criterion) {
         &mut |_| {},
     )
     .unwrap();
+    (set, intent)
+}
+
+fn bench_inference(c: &mut Criterion) {
+    let (set, intent) = trained_on_law_and_summary();
     let shape = *intent.shape();
     let (e, k) = (shape.experts, shape.top_k);
     let layer = 10;
@@ -78,20 +84,7 @@ fn bench_inference(c: &mut Criterion) {
 /// element is one (token, layer) at h = 1 with top-2k; the online run also observes each token
 /// once (its cost spread over the token's layers).
 fn bench_online(c: &mut Criterion) {
-    let (law, summary, intent) = (task("law"), task("summary"), task("intent"));
-    let opts = TrainOptions {
-        max_cases: Some(20_000),
-        epochs: 1,
-        ..TrainOptions::default()
-    };
-    let (set, _) = PredictorSet::train(
-        &[&law, &summary],
-        Kind::Learned,
-        &opts,
-        &Silent,
-        &mut |_| {},
-    )
-    .unwrap();
+    let (set, intent) = trained_on_law_and_summary();
     let shape = *intent.shape();
     let (e, k, layers) = (shape.experts, shape.top_k, shape.moe_layers);
     let tokens: Vec<usize> = (100..164).collect();

@@ -58,12 +58,11 @@ fn replay_through_the_daemon_matches_the_in_process_replay_exactly() {
     assert_eq!(d.metric("moeplan_sessions_active"), 0.0);
 }
 
-#[test]
-fn predictive_through_the_daemon_matches_the_in_process_replay_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let pred = dir.path().join("mix.safetensors");
-    let pred = pred.to_str().unwrap();
-    // Trained on another ESFT task than most of the sample (out of sample for law and summary).
+/// A mix predictor (look-ahead 2) trained in `dir` on the intent task: another ESFT task than
+/// most of the sample (out of sample for law and summary). Returns its path.
+fn mix_on_intent(dir: &std::path::Path) -> String {
+    let pred = dir.join("mix.safetensors");
+    let pred = pred.to_str().unwrap().to_string();
     common::moeplan_ok(&[
         "predict",
         "train",
@@ -74,8 +73,16 @@ fn predictive_through_the_daemon_matches_the_in_process_replay_exactly() {
         "--lookahead",
         "2",
         "-o",
-        pred,
+        &pred,
     ]);
+    pred
+}
+
+#[test]
+fn predictive_through_the_daemon_matches_the_in_process_replay_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let pred = mix_on_intent(dir.path());
+    let pred = pred.as_str();
     let d = TestDaemon::start();
     let sock = d.socket.to_str().unwrap().to_string();
     for settings in [
@@ -125,20 +132,8 @@ fn eval_recall(v: &serde_json::Value, name: &str, k: usize) -> f64 {
 #[test]
 fn online_predictive_through_the_daemon_matches_the_in_process_replay_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let pred = dir.path().join("mix.safetensors");
-    let pred = pred.to_str().unwrap();
-    common::moeplan_ok(&[
-        "predict",
-        "train",
-        "-t",
-        "traces/esft/intent.parquet",
-        "--kind",
-        "mix",
-        "--lookahead",
-        "2",
-        "-o",
-        pred,
-    ]);
+    let pred = mix_on_intent(dir.path());
+    let pred = pred.as_str();
     let d = TestDaemon::start();
     let sock = d.socket.to_str().unwrap().to_string();
     for settings in [
