@@ -2,11 +2,43 @@
 
 use plotters::prelude::*;
 
-use super::{int_label, svg, text};
+use plotters::coord::types::RangedCoordf64;
+
+use super::{Area, int_label, svg, text};
 use crate::report::palette::OKABE_ITO;
 
 const BLUE: RGBColor = OKABE_ITO[0];
 const VERMILLION: RGBColor = OKABE_ITO[1];
+
+/// Axes of a per-layer bar chart: layers along x, `0..y_max` along y with `decimals` digits.
+fn layer_axes<'a, 'b>(
+    root: &'a Area<'b>,
+    layers: usize,
+    y_max: f64,
+    decimals: usize,
+    x_desc: &str,
+    y_desc: &str,
+) -> anyhow::Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let mut chart = ChartBuilder::on(root)
+        .margin(8)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(-0.1f64..layers as f64, 0f64..y_max)?;
+    let fmt = |v: &f64| format!("{v:.decimals$}");
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(layers.min(14))
+        .x_label_formatter(&int_label)
+        .y_labels(5)
+        .y_label_formatter(&fmt)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(text(12))
+        .axis_desc_style(text(13))
+        .draw()?;
+    Ok(chart)
+}
 
 /// Per layer, one thin bar per GPU (`relative[layer][gpu]`, load over the layer's mean); the
 /// layer's busiest GPU in vermillion, the others blue; a dashed line at 1 (perfect balance).
@@ -15,24 +47,14 @@ pub fn gpu_load_bars(relative: &[Vec<f64>], y_max: f64) -> anyhow::Result<String
     let layers = relative.len();
     let gpus = relative.first().map_or(1, Vec::len).max(1);
     svg(super::WIDTH, 210, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(-0.1f64..layers as f64, 0f64..y_max)?;
-        let fmt = |v: &f64| format!("{v:.1}");
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(layers.min(14))
-            .x_label_formatter(&int_label)
-            .y_labels(5)
-            .y_label_formatter(&fmt)
-            .x_desc("MoE layer (one bar per GPU)")
-            .y_desc("GPU load / mean")
-            .label_style(text(12))
-            .axis_desc_style(text(13))
-            .draw()?;
+        let mut chart = layer_axes(
+            root,
+            layers,
+            y_max,
+            1,
+            "MoE layer (one bar per GPU)",
+            "GPU load / mean",
+        )?;
         let w = 0.84 / gpus as f64;
         chart.draw_series(relative.iter().enumerate().flat_map(|(l, row)| {
             let busiest = row
@@ -61,24 +83,7 @@ pub fn per_layer_bars(values: &[f64], y_desc: &str) -> anyhow::Result<String> {
     let layers = values.len();
     let top = values.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
     svg(super::WIDTH, 200, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(-0.1f64..layers as f64, 0f64..top)?;
-        let fmt = |v: &f64| format!("{v:.3}");
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(layers.min(14))
-            .x_label_formatter(&int_label)
-            .y_labels(5)
-            .y_label_formatter(&fmt)
-            .x_desc("MoE layer")
-            .y_desc(y_desc)
-            .label_style(text(12))
-            .axis_desc_style(text(13))
-            .draw()?;
+        let mut chart = layer_axes(root, layers, top, 3, "MoE layer", y_desc)?;
         chart.draw_series(values.iter().enumerate().map(|(l, &v)| {
             Rectangle::new(
                 [(l as f64 + 0.15, 0.0), (l as f64 + 0.85, v)],
