@@ -93,3 +93,22 @@ fn the_check_tells_a_use_from_a_longer_name() {
     assert!(!names_crate("use my_rand::Rng;", "rand"));
     assert!(!names_crate("// rand is not used", "rand"));
 }
+
+/// The argument parser is the command line's business: no module of the library outside
+/// `src/cli` names `clap` (the CLI maps its value enums onto the library's, `cli/choices.rs`).
+#[test]
+fn clap_only_in_the_cli() {
+    let src = root().join("src");
+    let mut offenders = Vec::new();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().is_some_and(|n| n == "cli") {
+            continue;
+        }
+        let rel = p.strip_prefix(&src).unwrap().to_str().unwrap().to_string();
+        if names_crate(&sources(&src, &[&rel]), "clap") {
+            offenders.push(rel);
+        }
+    }
+    assert!(offenders.is_empty(), "clap named in {offenders:?}");
+}

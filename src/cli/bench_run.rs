@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::choices::BackendArg;
 use crate::cache::PolicyKind;
 use crate::dataplane::{Backend, DataPlane, ExpertStore, HostPlane};
 use crate::moe::{EXPERTS_FILE, MoeConfig};
@@ -37,7 +38,7 @@ pub struct BenchRunArgs {
     pub tokens: usize,
     /// Where the slots live.
     #[arg(long, value_enum, default_value = "host")]
-    pub backend: Backend,
+    pub backend: BackendArg,
     /// Experts copied for the copy-throughput comparison (host plane vs memcpy).
     #[arg(long, default_value_t = 1664)]
     pub copy_experts: usize,
@@ -154,7 +155,7 @@ pub fn run_bench(a: BenchRunArgs) -> anyhow::Result<()> {
             trace_path: Some(&a.trace),
             train: Some(&full),
             predictor: (policy == PolicyKind::Predictive).then_some(a.predictor.as_path()),
-            backend: a.backend,
+            backend: a.backend.into(),
             ..RunSpec::new(&a.model_dir, &trace, capacity, policy)
         };
         rows.push(run(&spec)?);
@@ -180,7 +181,7 @@ pub fn run_bench(a: BenchRunArgs) -> anyhow::Result<()> {
         cfg.experts,
         cfg.hidden,
         cfg.expert_bytes(),
-        a.backend
+        Backend::from(a.backend)
     );
     println!(
         "{:<11} {:>8} {:>9} {:>8} {:>12} {:>8} {:>9} {:>9}",

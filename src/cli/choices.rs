@@ -1,8 +1,11 @@
 //! The command line's spellings of the library's choices: clap value enums, each mapped onto
-//! its library enum, so that `trace`, `predict` and `daemon` stay free of the argument parser.
+//! its library enum, so that the library's modules stay free of the argument parser.
 
 use crate::daemon::client::load::ClientMode;
+use crate::dataplane::Backend;
+use crate::export::Target;
 use crate::predict::Kind;
+use crate::rebalance::RebalancePolicy;
 use crate::replay::CapacityMode;
 use crate::trace::Format;
 
@@ -97,6 +100,76 @@ impl From<CapacityArg> for CapacityMode {
         match a {
             CapacityArg::PerLayer => CapacityMode::PerLayer,
             CapacityArg::Shared => CapacityMode::Shared,
+        }
+    }
+}
+
+/// A re-balancing policy ([`RebalancePolicy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyArg {
+    /// One offline plan, never changed.
+    Static,
+    /// EPLB from scratch on the last window at every re-balance.
+    Eplb,
+    /// Move-budgeted re-plan from the plan in service (balance + communication).
+    Moeplan,
+}
+
+impl From<PolicyArg> for RebalancePolicy {
+    fn from(a: PolicyArg) -> RebalancePolicy {
+        match a {
+            PolicyArg::Static => RebalancePolicy::Static,
+            PolicyArg::Eplb => RebalancePolicy::Eplb,
+            PolicyArg::Moeplan => RebalancePolicy::Moeplan,
+        }
+    }
+}
+
+/// An engine `export --to` writes for ([`Target`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetArg {
+    /// SGLang `--init-expert-location` JSON (`physical_to_logical_map`) from a plan.
+    Sglang,
+    /// SGLang `--init-expert-location` JSON (`logical_count`) from a trace: SGLang runs its EPLB.
+    SglangCounts,
+    /// vLLM: the `eplb_initial_mapping` JSONL of the open offline-EPLB proposal (experimental).
+    Vllm,
+    /// vLLM-Ascend `expert_map_path` JSON from a plan.
+    VllmAscend,
+    /// KTransformers in SGLang: `logical_count` .pt for `--kt-expert-placement-strategy
+    /// frequency`, and an `--init-expert-location` permutation for `--kt-num-gpu-experts`.
+    Kt,
+    /// llama.cpp: which layers' experts stay on the GPU (`-ot` / `--n-cpu-moe`).
+    Llamacpp,
+}
+
+impl From<TargetArg> for Target {
+    fn from(a: TargetArg) -> Target {
+        match a {
+            TargetArg::Sglang => Target::Sglang,
+            TargetArg::SglangCounts => Target::SglangCounts,
+            TargetArg::Vllm => Target::Vllm,
+            TargetArg::VllmAscend => Target::VllmAscend,
+            TargetArg::Kt => Target::Kt,
+            TargetArg::Llamacpp => Target::Llamacpp,
+        }
+    }
+}
+
+/// Where the expert slots live ([`Backend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    /// A host buffer, filled by a copy thread (always available).
+    Host,
+    /// GPU memory, filled over PCIe/NVLink by a copy stream (feature `cuda`).
+    Cuda,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(a: BackendArg) -> Backend {
+        match a {
+            BackendArg::Host => Backend::Host,
+            BackendArg::Cuda => Backend::Cuda,
         }
     }
 }

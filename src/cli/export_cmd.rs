@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::choices::FormatArg;
+use super::choices::{FormatArg, TargetArg};
 use super::{BadInput, TraceArgs, load_model, load_traces};
 use crate::config::ModelConfig;
 use crate::export::{
@@ -32,7 +32,7 @@ llamacpp) read -t and --model. The launch flags that load the file are printed."
 pub struct ExportArgs {
     /// What to write.
     #[arg(long, value_enum)]
-    pub to: Target,
+    pub to: TargetArg,
     /// A moeplan plan file (`place -o`), for sglang, vllm and vllm-ascend.
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
@@ -112,7 +112,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
 pub fn export(args: &ExportArgs) -> anyhow::Result<Exported> {
     let plan_file = match &args.plan {
         Some(p) => Some(PlanFile::read(p)?),
-        None if args.to.needs_plan() => {
+        None if Target::from(args.to).needs_plan() => {
             return Err(bad(format!("--to {:?} needs --plan PLAN", args.to)));
         }
         None => None,
@@ -132,7 +132,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Exported> {
         Ok(x) => bad(x),
         Err(e) => e,
     };
-    match args.to {
+    match Target::from(args.to) {
         Target::Sglang => {
             let model = model_of(args, plan_file.as_ref())?;
             sglang_placement(plan.as_ref().expect("needs_plan"), &model, out_path(args)?)

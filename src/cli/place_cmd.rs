@@ -110,7 +110,7 @@ pub struct PlaceArgs {
     /// Also export the chosen plan for an engine (sglang, vllm, vllm-ascend), as
     /// `moeplan export --plan` would; the report goes to stderr.
     #[arg(long, value_enum, requires = "export")]
-    pub to: Option<crate::export::Target>,
+    pub to: Option<super::choices::TargetArg>,
     /// The file `--to` writes.
     #[arg(long, value_name = "FILE", requires = "to")]
     pub export: Option<PathBuf>,
@@ -443,7 +443,7 @@ fn write_outputs(
     }
     if let (Some(to), Some(path)) = (args.to, &args.export) {
         use crate::export::{Target, sglang_placement, vllm_ascend_map, vllm_initial_mapping};
-        let report = match to {
+        let report = match Target::from(to) {
             Target::Sglang => sglang_placement(plan, &inputs.model, path),
             Target::Vllm => vllm_initial_mapping(plan, path),
             Target::VllmAscend => vllm_ascend_map(plan, path),

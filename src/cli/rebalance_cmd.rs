@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use moeplan_solver::{Method, MethodOptions, Plan, Unlimited, Weights, Workload, place};
 
-use super::choices::FormatArg;
+use super::choices::{FormatArg, PolicyArg};
 use super::{BadInput, TraceArgs, load_hardware, load_model, load_traces};
 use crate::config::{HardwareConfig, ModelConfig};
 use crate::fleet::stats_windows;
@@ -70,7 +70,7 @@ pub struct RebalanceArgs {
         value_delimiter = ',',
         default_value = "static,eplb,moeplan"
     )]
-    pub policy: Vec<RebalancePolicy>,
+    pub policy: Vec<PolicyArg>,
     /// Most (layer, expert) replicas `moeplan` moves per re-balance.
     #[arg(long, default_value_t = DEFAULT_MOVE_BUDGET)]
     pub move_budget: usize,
@@ -151,7 +151,8 @@ pub fn run_cmd(args: RebalanceArgs) -> anyhow::Result<()> {
         time: time_model(&model, &hw, args.batch_tokens),
         expert_bytes: model.bytes_per_expert as f64,
     };
-    let mut report = run(&setup, &stream, &args.policy).map_err(|e| bad(e.to_string()))?;
+    let policies: Vec<RebalancePolicy> = args.policy.iter().map(|&p| p.into()).collect();
+    let mut report = run(&setup, &stream, &policies).map_err(|e| bad(e.to_string()))?;
     report.model = model.name.clone();
     report.hardware = hw.name.clone();
     if args.json {

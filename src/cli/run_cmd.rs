@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use super::choices::BackendArg;
+
 use crate::cache::{Lfu, PolicyKind, Predictive};
-use crate::dataplane::Backend;
 use crate::moe::MoeConfig;
 use crate::runtime::{RunSpec, run as run_pass};
 use crate::trace::read_trace;
@@ -59,7 +60,7 @@ pub struct RunArgs {
     pub tokens: Option<usize>,
     /// Where the expert slots live.
     #[arg(long, value_enum, default_value = "host")]
-    pub backend: Backend,
+    pub backend: BackendArg,
     /// Layers ahead the predictor is asked about.
     #[arg(long, default_value_t = 2)]
     pub lookahead: usize,
@@ -105,7 +106,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         beta: a.beta,
         margin: a.prefetch_margin,
         batch: a.batch,
-        backend: a.backend,
+        backend: a.backend.into(),
         via_daemon: a.via_daemon.as_deref(),
         ..RunSpec::new(&a.model_dir, trace, a.capacity, a.policy)
     };

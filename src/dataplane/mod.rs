@@ -45,7 +45,7 @@ pub use stats::PlaneStats;
 pub use store::{ExpertStore, PROJECTIONS, expert_tensor_name};
 
 /// Where expert slots live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backend {
     /// A host buffer, filled by a copy thread (always available).

@@ -16,20 +16,19 @@ use crate::config::ModelConfig;
 use crate::trace::Trace;
 
 /// The engines `moeplan export --to` writes for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// SGLang `--init-expert-location` JSON (`physical_to_logical_map`) from a plan.
+    /// A plan as SGLang's `physical_to_logical_map` ([`sglang_placement`]).
     Sglang,
-    /// SGLang `--init-expert-location` JSON (`logical_count`) from a trace: SGLang runs its EPLB.
+    /// A trace's token counts as SGLang's `logical_count` ([`sglang_counts`]).
     SglangCounts,
-    /// vLLM: the `eplb_initial_mapping` JSONL of the open offline-EPLB proposal (experimental).
+    /// A plan as the offline-EPLB `eplb_initial_mapping` JSONL ([`vllm_initial_mapping`]).
     Vllm,
-    /// vLLM-Ascend `expert_map_path` JSON from a plan.
+    /// A plan as vLLM-Ascend's `expert_map_path` JSON ([`vllm_ascend_map`]).
     VllmAscend,
-    /// KTransformers in SGLang: `logical_count` .pt for `--kt-expert-placement-strategy
-    /// frequency`, and an `--init-expert-location` permutation for `--kt-num-gpu-experts`.
+    /// A trace's counts as sglang-kt's `.pt`, and a GPU-first permutation for stock SGLang.
     Kt,
-    /// llama.cpp: which layers' experts stay on the GPU (`-ot` / `--n-cpu-moe`).
+    /// A trace's per-layer loads as llama.cpp's `-ot` / `--n-cpu-moe` choice.
     Llamacpp,
 }
 

@@ -9,13 +9,13 @@ use arrow_array::{Array, ArrayRef, Int16Array, Int32Array, Int64Array, LargeStri
 use arrow_array::{RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use super::{HeldCase, RoutingStats, WorkloadStats};
 use crate::trace::ModelShape;
+use crate::util::parquet_guard::{batches, open_checked};
 
 /// Metadata key of the file version.
 pub const VERSION_KEY: &str = "moeplan.stats_version";
@@ -268,8 +268,8 @@ type PartialCase = [Vec<(i64, i64)>; 3];
 /// validating every row (kind, ranges, counts) and the metadata.
 pub fn read_stats(path: &Path) -> anyhow::Result<RoutingStats> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| bad(path, format!("not a Parquet file: {e}")))?;
+    let builder =
+        open_checked(file).map_err(|e| bad(path, format!("not a readable Parquet file: {e}")))?;
     let kv = builder
         .metadata()
         .file_metadata()
@@ -321,8 +321,8 @@ pub fn read_stats(path: &Path) -> anyhow::Result<RoutingStats> {
         Default::default();
     let (layers, e) = (shape.moe_layers as i64, shape.experts as i64);
     let mut n: u64 = 0;
-    for batch in builder.build()? {
-        let batch = batch?;
+    for batch in batches(builder).map_err(|e| bad(path, e))? {
+        let batch = batch.map_err(|e| bad(path, e))?;
         let kind = strings(&batch, "kind", path)?;
         let wl = strings(&batch, "workload", path)?;
         let [window, hop, layer, src, dst, count] =

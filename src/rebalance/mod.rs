@@ -23,7 +23,7 @@ use crate::placement::workload_from_trace;
 use crate::trace::Trace;
 
 /// A re-balancing policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RebalancePolicy {
     /// One offline plan, never changed.

@@ -20,6 +20,8 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::ChunkReader;
 
+use crate::util::parquet_guard::{batches, open_checked};
+
 use super::{Defect, ModelShape, Trace, TraceBuilder, TraceError, TraceFormat, dequantize_weight};
 
 /// Metadata key holding the JSON model shape.
@@ -105,7 +107,7 @@ fn open<R: ChunkReader + 'static>(
     path: &Path,
     shape_hint: Option<&ModelShape>,
 ) -> Result<Opened<R>, TraceError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(|e| pq_err(path, e))?;
+    let builder = open_checked(reader).map_err(|e| pq_err(path, e))?;
     let shape = footer_shape(path, &builder)?;
     if let Some(h) = shape_hint
         && *h != shape
@@ -176,9 +178,7 @@ fn read_rows<R: ChunkReader + 'static>(
         shape,
         (rows / layers).min(chunk_tokens).min(MAX_RESERVED_TOKENS),
     );
-    let reader = builder
-        .with_batch_size((TOKENS_PER_BATCH * layers).min(1 << 18))
-        .build()
+    let reader = batches(builder.with_batch_size((TOKENS_PER_BATCH * layers).min(1 << 18)))
         .map_err(|e| pq_err(path, e))?;
     let mut done: usize = 0;
     let mut e16 = Vec::with_capacity(layers * k);
@@ -368,7 +368,7 @@ pub type ChunkSink<'a> = dyn FnMut(Trace, &[i64]) -> Result<(), TraceError> + 'a
 /// The shape and row count of a canonical Parquet trace, from its footer alone.
 pub fn read_footer(path: &Path) -> Result<(ModelShape, u64), TraceError> {
     let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(path, e))?;
+    let builder = open_checked(file).map_err(|e| pq_err(path, e))?;
     let shape = footer_shape(path, &builder)?;
     Ok((shape, builder.metadata().file_metadata().num_rows() as u64))
 }

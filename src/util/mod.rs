@@ -2,6 +2,7 @@
 
 mod atomic;
 mod fdlimit;
+pub(crate) mod parquet_guard;
 pub(crate) mod rng;
 
 pub use atomic::{atomic_write, atomic_write_bytes, check_writable, same_file};
