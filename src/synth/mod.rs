@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::trace::{ModelShape, Trace, quantize_weight};
 use crate::util::Progress;
-use crate::util::rng::SplitMix64 as Rng;
+use crate::util::rng::SeededRng as Rng;
 
 /// Generator parameters (all fitted by [`SynthParams::fit`]).
 ///

@@ -16,7 +16,7 @@ use crate::predict::{
 };
 use crate::trace::{ModelShape, Trace};
 use crate::util::Progress;
-use crate::util::rng::SplitMix64;
+use crate::util::rng::SeededRng;
 
 /// Training settings.
 #[derive(Debug, Clone, Serialize)]
@@ -130,7 +130,7 @@ fn var(values: Vec<f32>, shape: &[usize]) -> Result<Var, PredictError> {
     )?)?)
 }
 
-fn normal_vec(rng: &mut SplitMix64, n: usize, std: f32) -> Vec<f32> {
+fn normal_vec(rng: &mut SeededRng, n: usize, std: f32) -> Vec<f32> {
     (0..n).map(|_| rng.normal() * std).collect()
 }
 
@@ -141,7 +141,7 @@ impl Net {
         hidden: usize,
         seed: u64,
     ) -> Result<Net, PredictError> {
-        let mut rng = SplitMix64::new(seed ^ 0x6c65_6172_6e65_6400);
+        let mut rng = SeededRng::new(seed ^ 0x6c65_6172_6e65_6400);
         let rows = features::rows(shape, lookahead);
         let e = shape.experts;
         Ok(Net {
@@ -317,7 +317,7 @@ fn by_target(cases: &[Case], size: usize, layers: usize) -> Vec<Vec<Case>> {
 
 /// Keeps a random `max` of the cases (a stride would alias with the (layer, h) cycle of each
 /// token and drop whole look-aheads).
-fn thin(mut cases: Vec<Case>, max: usize, rng: &mut SplitMix64) -> Vec<Case> {
+fn thin(mut cases: Vec<Case>, max: usize, rng: &mut SeededRng) -> Vec<Case> {
     if cases.len() > max {
         rng.shuffle(&mut cases);
         cases.truncate(max);
@@ -359,7 +359,7 @@ pub fn train(
             Ok(MarkovPredictor::fit(&tr, d, &stat))
         })
         .collect::<Result<_, PredictError>>()?;
-    let mut rng = SplitMix64::new(opts.seed);
+    let mut rng = SeededRng::new(opts.seed);
     let (mut train_cases, hold) = cases(folds, opts);
     let per_epoch = opts
         .max_cases
