@@ -25,6 +25,16 @@ for held in "${tasks[@]}"; do
   "$bin" replay -t "traces/esft/$held.parquet" "${tt[@]}" --capacity 16 \
     --predictor "$out/mix-no-$held.safetensors" --policy predictive --online --json \
     > "$out/replay-online-$held.json"
+  # The learned model, offline and online (its markov feature from the live counts).
+  "$bin" -q predict train "${train[@]}" --kind learned --lookahead 2 -o "$out/learned-no-$held.safetensors"
+  for mode in offline online; do
+    flag=(); [ "$mode" = online ] && flag=(--online)
+    "$bin" predict eval --predictor "$out/learned-no-$held.safetensors" -t "traces/esft/$held.parquet" \
+      --lookahead 1 "${flag[@]}" --json > "$out/eval-learned-$mode-$held.json"
+    "$bin" replay -t "traces/esft/$held.parquet" "${tt[@]}" --capacity 16 \
+      --predictor "$out/learned-no-$held.safetensors" --policy predictive "${flag[@]}" --json \
+      > "$out/replay-learned-$mode-$held.json"
+  done
 done
 "$bin" rebalance -t traces/esft/intent.parquet -t traces/esft/law.parquet -t traces/esft/summary.parquet \
   --model deepseek-v2-lite --hardware h100-8x-nvlink --window 1000 --json > "$out/rebalance.json"
@@ -48,6 +58,12 @@ for held in ["intent", "law", "summary"]:
         gap = (p["hit_ratio"] - lru) / (opt - lru)
         print(f'  {name}: hit {p["hit_ratio"]:.3f} gap closed {gap:.2f} loads/token {p["loads_per_token"]:.2f}')
     print(f'  lru {lru:.3f} opt {opt:.3f}')
+    for mode in ["offline", "online"]:
+        ev = json.load(open(f"{d}/eval-learned-{mode}-{held}.json"))
+        rp = json.load(open(f"{d}/replay-learned-{mode}-{held}.json"))["policies"][0]
+        gap = (rp["hit_ratio"] - lru) / (opt - lru)
+        print(f'  learned {mode}: recall {row(ev, "learned")} predictive hit {rp["hit_ratio"]:.3f} '
+              f'gap closed {gap:.2f} loads/token {rp["loads_per_token"]:.2f}')
 r = json.load(open(f"{d}/rebalance.json"))
 for p in r["policies"]:
     print(p["name"], {k: round(p[k], 4) for k in ["mean_ir", "worst_ir", "mean_hop", "a2a_bytes_per_token", "mean_layer_ms", "moves_per_rebalance", "replan_seconds"]}, p["rebalances"])
