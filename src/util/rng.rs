@@ -3,7 +3,7 @@
 //! use, so a seed gives the same output on every machine and thread count.
 
 use rand::seq::SliceRandom;
-use rand::{Rng, RngExt, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// A seeded ChaCha8 stream (portable: the same values on every platform for a seed).
@@ -16,10 +16,10 @@ impl SeededRng {
         SeededRng(ChaCha8Rng::seed_from_u64(seed))
     }
 
-    /// The next 64 random bits.
-    #[inline]
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
+    /// The next 64 random bits (the stream the other draws consume).
+    #[cfg(test)]
+    fn next_u64(&mut self) -> u64 {
+        rand::Rng::next_u64(&mut self.0)
     }
 
     /// Uniform in [0, 1).
