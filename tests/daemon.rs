@@ -81,6 +81,7 @@ fn pipelined_requests_are_answered_in_order_and_observe_is_silent() {
             layer,
             experts: vec![1, 2],
             counts: vec![5, 1],
+            pairs: Vec::new(),
         })
         .unwrap();
         let step = Step {

@@ -50,6 +50,7 @@ fn observe_all(c: &mut Client, sid: u64, counts: &[Vec<u32>]) {
             layer: l as u16,
             experts: (0..row.len() as u16).collect(),
             counts: row.clone(),
+            pairs: Vec::new(),
         })
         .unwrap();
     }
@@ -225,4 +226,101 @@ fn bad_replans_are_refused_naming_the_field_and_change_nothing() {
         ErrorCode::UnknownSession
     );
     assert_eq!(c.stats(Some(sid)).unwrap()[0].rejected, 7);
+}
+
+/// Consecutive-layer pairs reported with `observe` reach the communication term: the re-plan
+/// equals the solver's on the same loads and pairs, its hop rates are those of the pairs, and
+/// pairs from the last layer or naming an expert outside the model are rejected (counted in
+/// the session's `rejected`, nothing added).
+#[test]
+fn observed_pairs_feed_the_communication_term() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = plan_file(dir.path());
+    let plan: Plan = PlanFile::read(&path).unwrap().plan().unwrap();
+    let (tr, counts) = law_counts(1000);
+    let s = *tr.shape();
+    let e = s.experts;
+    let mut pairs = vec![vec![0u32; e * e]; s.moe_layers - 1];
+    for t in 0..1000 {
+        for (l, block) in pairs.iter_mut().enumerate() {
+            for &a in tr.experts(t, l) {
+                for &b in tr.experts(t, l + 1) {
+                    block[a as usize * e + b as usize] += 1;
+                }
+            }
+        }
+    }
+    let d = TestDaemon::start();
+    let mut c = d.client();
+    let sid = c
+        .register(Register {
+            plan: Some(path.display().to_string()),
+            gpu: Some(0),
+            ..Register::new("ep0", &s, 8)
+        })
+        .unwrap()
+        .session;
+    observe_all(&mut c, sid, &counts);
+    let pairs_of = |block: &[u32]| -> Vec<(u16, u16, u32)> {
+        (0..e * e)
+            .filter(|&i| block[i] > 0)
+            .map(|i| ((i / e) as u16, (i % e) as u16, block[i]))
+            .collect()
+    };
+    for (l, block) in pairs.iter().enumerate() {
+        c.observe(Observe {
+            session: sid,
+            layer: l as u16,
+            experts: Vec::new(),
+            counts: Vec::new(),
+            pairs: pairs_of(block),
+        })
+        .unwrap();
+    }
+    for bad in [
+        Observe {
+            session: sid,
+            layer: (s.moe_layers - 1) as u16,
+            experts: Vec::new(),
+            counts: Vec::new(),
+            pairs: vec![(0, 1, 5)],
+        },
+        Observe {
+            session: sid,
+            layer: 0,
+            experts: Vec::new(),
+            counts: Vec::new(),
+            pairs: vec![(0, 1, 5), (e as u16, 1, 5)],
+        },
+    ] {
+        c.observe(bad).unwrap();
+    }
+    let r = c.replan(Replan::new(sid, 16)).unwrap();
+
+    let mut w = Workload::zeros(s.moe_layers, e);
+    for (l, row) in counts.iter().enumerate() {
+        for (x, &n) in w.load[l * e..(l + 1) * e].iter_mut().zip(row) {
+            *x = f64::from(n);
+        }
+    }
+    for (l, block) in pairs.iter().enumerate() {
+        for (x, &n) in w.pairs[l * e * e..(l + 1) * e * e].iter_mut().zip(block) {
+            *x = f64::from(n);
+        }
+    }
+    w.tokens = 1000;
+    let topo = topology(&HardwareConfig::from_arg("h100-8x-nvlink").unwrap());
+    let opts = BudgetOptions {
+        moves: 16,
+        balance: 1.0,
+        comm: 1.0,
+    };
+    let want = replan(&plan, &w, &topo, opts);
+    let (before, after) = (evaluate(&w, &plan, &topo), evaluate(&w, &want.plan, &topo));
+    assert!(before.hop_rate > 0.5, "{before:?}");
+    assert_eq!(r.hop_before, before.hop_rate);
+    assert_eq!(r.hop_after, after.hop_rate);
+    assert_eq!(r.ir_after, after.ir_mean);
+    assert_eq!(r.moves, want.moves as u64);
+    assert_eq!(c.close(sid).unwrap().rejected, 2);
 }

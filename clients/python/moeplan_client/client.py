@@ -6,7 +6,7 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import msgpack
 
@@ -332,17 +332,25 @@ class Session:
         r = self.client.call("loaded", {"session": self.id, "layer": layer, "experts": [int(e) for e in experts]})
         return int(r["pending"])
 
-    def observe(self, layer: int, experts: Sequence[int], counts: Optional[Sequence[int]] = None) -> None:
-        """Fire-and-forget routing counts (no reply)."""
-        self.client.send(
-            "observe",
-            {
-                "session": self.id,
-                "layer": layer,
-                "experts": [int(e) for e in experts],
-                "counts": [int(c) for c in counts] if counts is not None else [],
-            },
-        )
+    def observe(
+        self,
+        layer: int,
+        experts: Sequence[int],
+        counts: Optional[Sequence[int]] = None,
+        pairs: Optional[Sequence[Tuple[int, int, int]]] = None,
+    ) -> None:
+        """Fire-and-forget routing counts (no reply). ``pairs``: ``(src, dst, tokens)``, tokens
+        routed to ``src`` at ``layer`` and to ``dst`` at ``layer + 1`` (all k x k pairs of each
+        token); with a plan they feed the communication term of :meth:`replan`."""
+        body: Dict[str, Any] = {
+            "session": self.id,
+            "layer": layer,
+            "experts": [int(e) for e in experts],
+            "counts": [int(c) for c in counts] if counts is not None else [],
+        }
+        if pairs:
+            body["pairs"] = [[int(a), int(b), int(n)] for a, b, n in pairs]
+        self.client.send("observe", body)
 
     def replan(
         self,

@@ -182,6 +182,25 @@ def test_replan_moves_hot_experts_apart_within_the_budget(daemon, tmp_path) -> N
         assert s.stats()["rejected"] == 3
 
 
+def test_observed_pairs_reach_the_replans_hop_rates(daemon, tmp_path) -> None:
+    path = tmp_path / "plan8.json"
+    doc = json.loads(open(_plan(tmp_path, gpus=8)).read())
+    doc["hardware"] = "h100-8x-nvlink"
+    path.write_text(json.dumps(doc))
+    with Client(daemon.socket) as c:
+        s = c.register(**SHAPE, capacity=2, plan=str(path), gpu=0)
+        for layer in range(SHAPE["moe_layers"]):
+            s.observe(layer, list(range(16)), [100, 100] + [10] * 14)
+        r = s.replan(0)
+        assert r["hop_before"] == 0  # no pairs reported: no hops to count
+        for layer in range(SHAPE["moe_layers"] - 1):
+            s.observe(layer, [], pairs=[(0, 15, 50), (1, 1, 50)])
+        s.observe(0, [], pairs=[(0, 99, 1)])  # expert outside the model: rejected
+        r = s.replan(0)
+        assert r["hop_before"] > 0
+        assert s.stats()["rejected"] == 1
+
+
 def test_an_online_session_reports_its_live_recall(daemon) -> None:
     # One sequence whose tokens always take experts (l, l + 1) at layer l: a cold-start markov
     # predictor learns it after one token.

@@ -1,5 +1,5 @@
 //! A session's re-balancing state for `replan`: the plan in service, the topology its plan file
-//! names, and the routing counts `observe` reported, folded into a decayed history at each
+//! names, and the routing counts (and consecutive-layer pairs) `observe` reported, folded into a decayed history at each
 //! re-plan exactly as the `moeplan` policy of `moeplan rebalance` folds its windows. Pure: the
 //! plan file is read at `register`.
 
@@ -21,6 +21,9 @@ pub struct Replanner {
     topology: Result<Topology, String>,
     /// `[moe_layers][experts]` selections reported since the last re-plan.
     window: Vec<f64>,
+    /// `[moe_layers - 1][experts][experts]` consecutive-layer pairs reported since the last
+    /// re-plan (empty until the first `observe` with pairs).
+    window_pairs: Vec<f64>,
     /// The decayed counts of the windows before.
     history: Workload,
     /// Bytes of one expert's weights (the session's `bytes_per_expert`).
@@ -54,6 +57,7 @@ impl Replanner {
             });
         Replanner {
             window: vec![0.0; plan.layers * plan.experts],
+            window_pairs: Vec::new(),
             history: Workload::zeros(plan.layers, plan.experts),
             plan,
             topology,
@@ -68,6 +72,19 @@ impl Replanner {
         let row = &mut self.window[layer * self.plan.experts..(layer + 1) * self.plan.experts];
         for (i, &e) in experts.iter().enumerate() {
             row[e as usize] += counts.get(i).map_or(1.0, |&c| f64::from(c));
+        }
+    }
+
+    /// Adds an `observe`'s consecutive-layer pairs (range-checked): `(src, dst, tokens)` from
+    /// `layer` to `layer + 1`.
+    pub fn observe_pairs(&mut self, layer: usize, pairs: &[(u16, u16, u32)]) {
+        let e = self.plan.experts;
+        if self.window_pairs.is_empty() {
+            self.window_pairs = vec![0.0; self.plan.layers.saturating_sub(1) * e * e];
+        }
+        let block = &mut self.window_pairs[layer * e * e..(layer + 1) * e * e];
+        for &(a, b, n) in pairs {
+            block[a as usize * e + b as usize] += f64::from(n);
         }
     }
 
@@ -97,6 +114,16 @@ impl Replanner {
         for (h, &w) in history.load.iter_mut().zip(&self.window) {
             *h = decay * *h + w;
         }
+        if !self.window_pairs.is_empty() || history.pairs.iter().any(|&p| p > 0.0) {
+            let fresh = self
+                .window_pairs
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(0.0));
+            for (h, w) in history.pairs.iter_mut().zip(fresh) {
+                *h = decay * *h + w;
+            }
+        }
         let selections: f64 = history.load.iter().sum();
         if selections <= 0.0 {
             return Err(
@@ -116,6 +143,7 @@ impl Replanner {
         let changed = changed_slots(&prev, &r.plan);
         self.history = history;
         self.window.fill(0.0);
+        self.window_pairs.fill(0.0);
         self.plan = r.plan;
         Ok(ReplanReply {
             changed,

@@ -1,5 +1,6 @@
-//! `observe`: fire-and-forget routing counts (e.g. tokens served without asking the cache); they
-//! are counted in the session's stats and metrics and do not change the cache.
+//! `observe`: fire-and-forget routing counts (e.g. tokens served without asking the cache) and
+//! consecutive-layer pairs; they are counted in the session's stats and metrics, feed `replan`,
+//! and do not change the cache.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,4 +17,9 @@ pub struct Observe {
     /// How many tokens went to each (aligned with `experts`; empty means 1 each).
     #[serde(default)]
     pub counts: Vec<u32>,
+    /// Consecutive-layer pairs: `(src, dst, tokens)`, tokens routed to expert `src` at `layer`
+    /// and to `dst` at `layer + 1` (all k x k pairs of each token). With a plan they feed the
+    /// communication term of `replan`; empty: none reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<(u16, u16, u32)>,
 }
