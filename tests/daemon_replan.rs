@@ -43,6 +43,36 @@ fn law_counts(n: usize) -> (Trace, Vec<Vec<u32>>) {
     (tr, c)
 }
 
+/// The in-process workload of `counts` (and `pairs`, `[layer][src * experts + dst]`) over
+/// `tokens` tokens, and the solver options and topology the daemon's `replan` uses for a
+/// budget of 16 moves on the plan's hardware.
+fn in_process(
+    counts: &[Vec<u32>],
+    pairs: &[Vec<u32>],
+    tokens: usize,
+) -> (Workload, moeplan_solver::Topology, BudgetOptions) {
+    let (layers, e) = (counts.len(), counts[0].len());
+    let mut w = Workload::zeros(layers, e);
+    for (l, row) in counts.iter().enumerate() {
+        for (x, &n) in w.load[l * e..(l + 1) * e].iter_mut().zip(row) {
+            *x = f64::from(n);
+        }
+    }
+    for (l, block) in pairs.iter().enumerate() {
+        for (x, &n) in w.pairs[l * e * e..(l + 1) * e * e].iter_mut().zip(block) {
+            *x = f64::from(n);
+        }
+    }
+    w.tokens = tokens;
+    let topo = topology(&HardwareConfig::from_arg("h100-8x-nvlink").unwrap());
+    let opts = BudgetOptions {
+        moves: 16,
+        balance: 1.0,
+        comm: 1.0,
+    };
+    (w, topo, opts)
+}
+
 fn observe_all(c: &mut Client, sid: u64, counts: &[Vec<u32>]) {
     for (l, row) in counts.iter().enumerate() {
         c.observe(Observe {
@@ -86,19 +116,7 @@ fn replan_equals_the_solvers_move_budgeted_replan_on_the_observed_counts() {
 
     // The same re-plan in process.
     let s = tr.shape();
-    let mut w = Workload::zeros(s.moe_layers, s.experts);
-    for (l, row) in counts.iter().enumerate() {
-        for (e, &x) in row.iter().enumerate() {
-            w.load[l * s.experts + e] = f64::from(x);
-        }
-    }
-    w.tokens = 1000;
-    let topo = topology(&HardwareConfig::from_arg("h100-8x-nvlink").unwrap());
-    let opts = BudgetOptions {
-        moves: 16,
-        balance: 1.0,
-        comm: 1.0,
-    };
+    let (w, topo, opts) = in_process(&counts, &[], 1000);
     let want = replan(&plan, &w, &topo, opts);
     assert_eq!(r.moves, want.moves as u64);
     assert!(r.moves > 0 && r.moves <= 16, "{r:?}");
@@ -297,24 +315,7 @@ fn observed_pairs_feed_the_communication_term() {
     }
     let r = c.replan(Replan::new(sid, 16)).unwrap();
 
-    let mut w = Workload::zeros(s.moe_layers, e);
-    for (l, row) in counts.iter().enumerate() {
-        for (x, &n) in w.load[l * e..(l + 1) * e].iter_mut().zip(row) {
-            *x = f64::from(n);
-        }
-    }
-    for (l, block) in pairs.iter().enumerate() {
-        for (x, &n) in w.pairs[l * e * e..(l + 1) * e * e].iter_mut().zip(block) {
-            *x = f64::from(n);
-        }
-    }
-    w.tokens = 1000;
-    let topo = topology(&HardwareConfig::from_arg("h100-8x-nvlink").unwrap());
-    let opts = BudgetOptions {
-        moves: 16,
-        balance: 1.0,
-        comm: 1.0,
-    };
+    let (w, topo, opts) = in_process(&counts, &pairs, 1000);
     let want = replan(&plan, &w, &topo, opts);
     let (before, after) = (evaluate(&w, &plan, &topo), evaluate(&w, &want.plan, &topo));
     assert!(before.hop_rate > 0.5, "{before:?}");

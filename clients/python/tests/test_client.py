@@ -153,13 +153,19 @@ def test_hints_wait_in_the_queue_until_pulled(daemon) -> None:
         assert s.prefetch(8) == []
 
 
-def test_replan_moves_hot_experts_apart_within_the_budget(daemon, tmp_path) -> None:
-    # 8 GPUs of the built-in hardware h100-8x-nvlink, two experts each; experts 0 and 1 (both on
-    # GPU 0) take most of the tokens.
+def _plan_on_h100(tmp_path):
+    """A plan for the 8 GPUs of the built-in hardware h100-8x-nvlink, two experts each."""
     path = tmp_path / "plan8.json"
     doc = json.loads(open(_plan(tmp_path, gpus=8)).read())
     doc["hardware"] = "h100-8x-nvlink"
     path.write_text(json.dumps(doc))
+    return path
+
+
+def test_replan_moves_hot_experts_apart_within_the_budget(daemon, tmp_path) -> None:
+    # 8 GPUs of the built-in hardware h100-8x-nvlink, two experts each; experts 0 and 1 (both on
+    # GPU 0) take most of the tokens.
+    path = _plan_on_h100(tmp_path)
     with Client(daemon.socket) as c:
         s = c.register(**SHAPE, capacity=2, plan=str(path), gpu=0, bytes_per_expert=1000)
         with pytest.raises(DaemonError) as e:
@@ -183,10 +189,7 @@ def test_replan_moves_hot_experts_apart_within_the_budget(daemon, tmp_path) -> N
 
 
 def test_observed_pairs_reach_the_replans_hop_rates(daemon, tmp_path) -> None:
-    path = tmp_path / "plan8.json"
-    doc = json.loads(open(_plan(tmp_path, gpus=8)).read())
-    doc["hardware"] = "h100-8x-nvlink"
-    path.write_text(json.dumps(doc))
+    path = _plan_on_h100(tmp_path)
     with Client(daemon.socket) as c:
         s = c.register(**SHAPE, capacity=2, plan=str(path), gpu=0)
         for layer in range(SHAPE["moe_layers"]):
