@@ -73,6 +73,23 @@ fn in_process(
     (w, topo, opts)
 }
 
+/// A session on the daemon of `c` registered as GPU 0 of the plan at `path`.
+fn register_gpu0(
+    c: &mut Client,
+    path: &Path,
+    shape: &moeplan::trace::ModelShape,
+    bytes: u64,
+) -> u64 {
+    c.register(Register {
+        plan: Some(path.display().to_string()),
+        gpu: Some(0),
+        bytes_per_expert: bytes,
+        ..Register::new("ep0", shape, 8)
+    })
+    .unwrap()
+    .session
+}
+
 fn observe_all(c: &mut Client, sid: u64, counts: &[Vec<u32>]) {
     for (l, row) in counts.iter().enumerate() {
         c.observe(Observe {
@@ -102,15 +119,7 @@ fn replan_equals_the_solvers_move_budgeted_replan_on_the_observed_counts() {
     let (tr, counts) = law_counts(1000);
     let d = TestDaemon::start();
     let mut c = d.client();
-    let sid = c
-        .register(Register {
-            plan: Some(path.display().to_string()),
-            gpu: Some(0),
-            bytes_per_expert: 1000,
-            ..Register::new("ep0", tr.shape(), 8)
-        })
-        .unwrap()
-        .session;
+    let sid = register_gpu0(&mut c, &path, tr.shape(), 1000);
     observe_all(&mut c, sid, &counts);
     let r = c.replan(Replan::new(sid, 16)).unwrap();
 
@@ -270,14 +279,12 @@ fn observed_pairs_feed_the_communication_term() {
     }
     let d = TestDaemon::start();
     let mut c = d.client();
-    let sid = c
-        .register(Register {
-            plan: Some(path.display().to_string()),
-            gpu: Some(0),
-            ..Register::new("ep0", &s, 8)
-        })
-        .unwrap()
-        .session;
+    let sid = register_gpu0(
+        &mut c,
+        &path,
+        &s,
+        Register::new("ep0", &s, 8).bytes_per_expert,
+    );
     observe_all(&mut c, sid, &counts);
     let pairs_of = |block: &[u32]| -> Vec<(u16, u16, u32)> {
         (0..e * e)

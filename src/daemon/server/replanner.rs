@@ -1,7 +1,7 @@
 //! A session's re-balancing state for `replan`: the plan in service, the topology its plan file
-//! names, and the routing counts (and consecutive-layer pairs) `observe` reported, folded into a decayed history at each
-//! re-plan exactly as the `moeplan` policy of `moeplan rebalance` folds its windows. Pure: the
-//! plan file is read at `register`.
+//! names, and the routing counts and consecutive-layer pairs `observe` reported, folded into a
+//! decayed history at each re-plan exactly as the `moeplan` policy of `moeplan rebalance` folds
+//! its windows. Pure: the plan file is read at `register`.
 
 use std::time::Instant;
 
@@ -114,15 +114,14 @@ impl Replanner {
         for (h, &w) in history.load.iter_mut().zip(&self.window) {
             *h = decay * *h + w;
         }
-        if !self.window_pairs.is_empty() || history.pairs.iter().any(|&p| p > 0.0) {
-            let fresh = self
-                .window_pairs
-                .iter()
-                .copied()
-                .chain(std::iter::repeat(0.0));
-            for (h, w) in history.pairs.iter_mut().zip(fresh) {
-                *h = decay * *h + w;
-            }
+        // No pairs reported yet: the window adds zeros.
+        let fresh = self
+            .window_pairs
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(0.0));
+        for (h, w) in history.pairs.iter_mut().zip(fresh) {
+            *h = decay * *h + w;
         }
         let selections: f64 = history.load.iter().sum();
         if selections <= 0.0 {
