@@ -279,12 +279,7 @@ fn observed_pairs_feed_the_communication_term() {
     }
     let d = TestDaemon::start();
     let mut c = d.client();
-    let sid = register_gpu0(
-        &mut c,
-        &path,
-        &s,
-        Register::new("ep0", &s, 8).bytes_per_expert,
-    );
+    let sid = register_gpu0(&mut c, &path, &s, 1000);
     observe_all(&mut c, sid, &counts);
     let pairs_of = |block: &[u32]| -> Vec<(u16, u16, u32)> {
         (0..e * e)
