@@ -115,7 +115,7 @@ fn bench_online(c: &mut Criterion) {
                         online.score(&RoutingView::from_trace(&intent, t, l), 1, &mut out);
                         top_k_into(&out, &mut scratch, &mut idx);
                     }
-                    online.observe(intent.token_experts(t));
+                    online.observe(intent.token_experts(t), intent.prev_experts(t));
                 }
                 idx[0]
             })

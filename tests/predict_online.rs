@@ -111,7 +111,7 @@ fn online_eval_is_deterministic_and_observe_changes_scores() {
     let mut before = vec![0f32; tr.shape().experts];
     let mut after = before.clone();
     p.score(&view, 1, &mut before);
-    p.observe(tr.token_experts(5));
+    p.observe(tr.token_experts(5), tr.prev_experts(5));
     p.score(&view, 1, &mut after);
     assert_ne!(before, after);
     // The observed successors of layer 3's experts gained.
@@ -192,4 +192,59 @@ fn cli_online_eval_adds_the_online_key() {
         .output()
         .unwrap();
     assert_eq!(refused.status.code(), Some(3));
+}
+
+/// A small learned model on `traces` (quick in the test profile).
+fn small_learned(traces: &[&Trace]) -> PredictorSet {
+    let opts = TrainOptions {
+        lookahead: 2,
+        hidden: 32,
+        epochs: 2,
+        max_cases: Some(20_000),
+        batch: 512,
+        ..TrainOptions::default()
+    };
+    PredictorSet::train(traces, Kind::Learned, &opts, &Silent, &mut |_| {})
+        .unwrap()
+        .0
+}
+
+#[test]
+fn learned_heads_adapt_online_and_never_read_the_future() {
+    // The learned model built on one workload, scored prequentially on a stream that shifts to
+    // another: heads that learn from the live stream beat frozen ones.
+    let shape = *task("law").shape();
+    let a = SynthParams::fit(&task("law"), shape, 1);
+    let mut b = SynthParams::fit(&task("summary"), shape, 2);
+    b.structure_seed = a.structure_seed.wrapping_add(7);
+    let train_a = generate(&a, 2000, 12, None);
+    let stream =
+        Trace::concat(&[&generate(&a, 1000, 11, None), &generate(&b, 2000, 13, None)]).unwrap();
+    let set = small_learned(&[&train_a]);
+    let k = shape.top_k;
+    let n = stream.num_tokens();
+    let base = set.online_options(None);
+    assert!(base.head_lr > 0.0, "heads adapt by default");
+    let recall = |head_lr: f32, tr: &Trace, scored: std::ops::Range<usize>| {
+        let opts = OnlineOptions { head_lr, ..base };
+        let mut ps: Vec<Box<dyn Predictor>> = vec![Box::new(
+            OnlinePredictor::from_set(&set, "learned", opts).unwrap(),
+        )];
+        evaluate_online(&mut ps, tr, 1, &[k], scored)
+    };
+    let (frozen, adapted) = (
+        recall(0.0, &stream, 0..n),
+        recall(base.head_lr, &stream, 0..n),
+    );
+    let (f, ad) = (r1(&frozen, "learned"), r1(&adapted, "learned"));
+    assert!(ad > f + 0.01, "adapted {ad:.3} vs frozen heads {f:.3}");
+    // Causal: the tokens before `keep` score the same whatever follows them.
+    let keep = n / 2;
+    let other = shuffled_future(&stream, keep);
+    let json = |r: &moeplan::predict::EvalReport| serde_json::to_value(r).unwrap();
+    assert_eq!(
+        json(&recall(base.head_lr, &stream, 0..keep)),
+        json(&recall(base.head_lr, &other, 0..keep))
+    );
+    assert_ne!(json(&adapted), json(&recall(base.head_lr, &other, 0..n)));
 }

@@ -58,24 +58,32 @@ fn replay_through_the_daemon_matches_the_in_process_replay_exactly() {
     assert_eq!(d.metric("moeplan_sessions_active"), 0.0);
 }
 
-/// A mix predictor (look-ahead 2) trained in `dir` on the intent task: another ESFT task than
-/// most of the sample (out of sample for law and summary). Returns its path.
-fn mix_on_intent(dir: &std::path::Path) -> String {
-    let pred = dir.join("mix.safetensors");
+/// A `kind` predictor (look-ahead 2, `extra` training flags) trained in `dir` on the intent
+/// task: another ESFT task than most of the sample (out of sample for law and summary).
+/// Returns its path.
+fn trained_on_intent(dir: &std::path::Path, kind: &str, extra: &[&str]) -> String {
+    let pred = dir.join(format!("{kind}.safetensors"));
     let pred = pred.to_str().unwrap().to_string();
-    common::moeplan_ok(&[
+    let mut args = vec![
         "predict",
         "train",
         "-t",
         "traces/esft/intent.parquet",
         "--kind",
-        "mix",
+        kind,
         "--lookahead",
         "2",
         "-o",
         &pred,
-    ]);
+    ];
+    args.extend(extra);
+    common::moeplan_ok(&args);
     pred
+}
+
+/// A mix predictor trained on the intent task.
+fn mix_on_intent(dir: &std::path::Path) -> String {
+    trained_on_intent(dir, "mix", &[])
 }
 
 #[test]
@@ -134,12 +142,25 @@ fn online_predictive_through_the_daemon_matches_the_in_process_replay_exactly() 
     let dir = tempfile::tempdir().unwrap();
     let pred = mix_on_intent(dir.path());
     let pred = pred.as_str();
+    let small = ["--hidden", "16", "--epochs", "1", "--max-cases", "4000"];
+    let learned = trained_on_intent(dir.path(), "learned", &small);
+    let learned = learned.as_str();
     let d = TestDaemon::start();
     let sock = d.socket.to_str().unwrap().to_string();
     for settings in [
         // Learning from the file's offline prior, and from nothing (cold start).
         vec!["--predictor", pred, "--capacity", "16"],
         vec!["--predictor", "none", "--capacity", "16"],
+        // The learned model's heads adapting, one sequence and four at a time.
+        vec!["--predictor", learned, "--capacity", "16"],
+        vec![
+            "--predictor",
+            learned,
+            "--capacity",
+            "16",
+            "--concurrent",
+            "4",
+        ],
         vec![
             "--predictor",
             pred,

@@ -92,6 +92,10 @@ pub enum PredictCommand {
         /// Online weight of the offline prior in pseudo-tokens (default: the file's, else 16).
         #[arg(long, requires = "online")]
         prior_weight: Option<f32>,
+        /// Online learning rate of the learned model's output heads (0: frozen heads; default:
+        /// the file's, else 0.01).
+        #[arg(long, requires = "online")]
+        head_lr: Option<f32>,
         /// Tokens observed before scoring starts (online only).
         #[arg(long, default_value_t = 0, requires = "online")]
         warmup: usize,
@@ -227,6 +231,7 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
             online,
             half_life,
             prior_weight,
+            head_lr,
             warmup,
             input,
             lookahead,
@@ -248,7 +253,8 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
                     ))
                     .into());
                 }
-                let opts = online_options(half_life, prior_weight, OnlineOptions::DEFAULT)?;
+                let opts =
+                    online_options(half_life, prior_weight, head_lr, OnlineOptions::DEFAULT)?;
                 let mut ps = crate::predict::online::cold_set(shape, d, opts);
                 let k = shape.top_k;
                 evaluate_online(&mut ps, &trace, d, &[k, 2 * k], warmup..trace.num_tokens())
@@ -265,7 +271,8 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
                 }
                 let k = set.shape().top_k;
                 if online {
-                    let opts = online_options(half_life, prior_weight, set.online_options(None))?;
+                    let opts =
+                        online_options(half_life, prior_weight, head_lr, set.online_options(None))?;
                     let mut ps = set.all_online(opts);
                     evaluate_online(&mut ps, &trace, d, &[k, 2 * k], warmup..trace.num_tokens())
                 } else {
@@ -326,16 +333,21 @@ fn train_from_stats(
     Ok(())
 }
 
-/// `base` with the half-life and prior weight given on the command line.
+/// `base` with the half-life, prior weight and head learning rate given on the command line.
 fn online_options(
     half_life: Option<f64>,
     prior_weight: Option<f32>,
+    head_lr: Option<f32>,
     base: OnlineOptions,
 ) -> Result<OnlineOptions, BadInput> {
     let o = OnlineOptions {
         half_life: half_life.unwrap_or(base.half_life),
         prior_weight: prior_weight.unwrap_or(base.prior_weight),
+        head_lr: head_lr.unwrap_or(base.head_lr),
     };
+    if !o.head_lr.is_finite() || o.head_lr < 0.0 {
+        return Err(BadInput("--head-lr must be finite and >= 0".into()));
+    }
     if o.half_life.is_nan() || o.half_life <= 0.0 {
         return Err(BadInput(
             "--half-life must be positive (inf: no decay)".into(),

@@ -66,7 +66,7 @@ impl<'a> RoutingView<'a> {
             layer,
             current: trace.token_experts(t),
             current_weights: trace.token_weights_q(t),
-            previous: trace.prev_in_seq(t).map(|p| trace.token_experts(p)),
+            previous: trace.prev_experts(t),
         }
     }
 
@@ -105,10 +105,12 @@ pub trait Predictor: Send + Sync {
         }
     }
     /// Learns from a token that has been served: `experts` is its routing at every layer,
-    /// `[moe_layers][top_k]` flattened (as [`crate::trace::Trace::token_experts`]). Called once
-    /// per token after its last layer; must not allocate. Offline predictors ignore it.
-    fn observe(&mut self, experts: &[u16]) {
-        let _ = experts;
+    /// `[moe_layers][top_k]` flattened (as [`crate::trace::Trace::token_experts`]), and
+    /// `previous` the routing of the token before it in its sequence, if any (what
+    /// [`RoutingView::previous`] was while it was scored). Called once per token after its last
+    /// layer; must not allocate. Offline predictors ignore it.
+    fn observe(&mut self, experts: &[u16], previous: Option<&[u16]>) {
+        let _ = (experts, previous);
     }
     /// Whether [`Predictor::observe`] changes this predictor's scores.
     fn is_online(&self) -> bool {

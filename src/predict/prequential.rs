@@ -28,7 +28,7 @@ pub fn evaluate_online(
                 if t >= scored.start {
                     r.add_token(p.as_ref(), trace, t);
                 }
-                p.observe(trace.token_experts(t));
+                p.observe(trace.token_experts(t), trace.prev_experts(t));
             }
             r.finish(p.name())
         })
@@ -53,7 +53,7 @@ pub fn prequential_recall(p: &mut dyn Predictor, trace: &Trace, stride: usize) -
         if t % stride.max(1) == 0 {
             r.add_token(p, trace, t);
         }
-        p.observe(trace.token_experts(t));
+        p.observe(trace.token_experts(t), trace.prev_experts(t));
     }
     (r.mean(1, 0) + r.mean(1, 1)) / 2.0
 }

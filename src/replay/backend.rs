@@ -185,7 +185,10 @@ impl<P: Policy> CacheBackend for InProcess<'_, P> {
             && pred.is_online()
         {
             for &tk in tokens {
-                pred.observe(trace.token_experts(tk as usize));
+                pred.observe(
+                    trace.token_experts(tk as usize),
+                    trace.prev_experts(tk as usize),
+                );
             }
         }
     }

@@ -152,6 +152,12 @@ impl Trace {
         (t > 0 && self.seq[t - 1] == self.seq[t]).then(|| t - 1)
     }
 
+    /// The routing of the previous token of the same sequence, if any.
+    #[inline]
+    pub fn prev_experts(&self, t: usize) -> Option<&[u16]> {
+        self.prev_in_seq(t).map(|p| self.token_experts(p))
+    }
+
     /// Token ranges of the sequences, in storage order.
     pub fn sequences(&self) -> impl Iterator<Item = Range<usize>> + '_ {
         let mut start = 0;

@@ -241,8 +241,9 @@ impl Engine {
                 let done = memory.record(seq, layer, &r.experts[i * k..(i + 1) * k], w);
                 // A complete token teaches an online predictor (after the hints of its last
                 // layer, of which there are none: as the replay learns a step's tokens).
-                if let (Some(token), SessionModel::Online(p)) = (done, &mut pred.model) {
-                    p.observe(token);
+                if let (Some((token, previous)), SessionModel::Online(p)) = (done, &mut pred.model)
+                {
+                    p.observe(token, previous);
                     self.learned += 1;
                 }
             }

@@ -84,7 +84,7 @@ impl RoutingMemory {
         layer: usize,
         experts: &[u16],
         weights: &[f32],
-    ) -> Option<&[u16]> {
+    ) -> Option<(&[u16], Option<&[u16]>)> {
         let n = self.shape.entries_per_token();
         let k = self.shape.top_k;
         self.clock += 1;
@@ -138,7 +138,7 @@ impl RoutingMemory {
         s.recorded += 1;
         s.seen = self.clock;
         let complete = layer + 1 == self.shape.moe_layers && s.recorded == self.shape.moe_layers;
-        complete.then_some(&s.current[..])
+        complete.then_some((&s.current[..], s.previous.as_deref()))
     }
 
     /// Keeps the top-k of `scores` (one per expert) as the prediction for sequence `seq`'s

@@ -157,10 +157,25 @@ impl LearnedPredictor {
         out: &mut [f32],
         markov: impl FnOnce(&mut [f32]),
     ) {
-        let hd = self.hidden;
-        let e = view.shape.experts;
         let mut buf = [0f32; MAX_HIDDEN];
-        let hid = &mut buf[..hd];
+        let hid = &mut buf[..self.hidden];
+        self.hidden_into(view, h, hid);
+        self.logits_into(view, h, hid, self.heads(), out, markov);
+    }
+
+    /// The trained output heads and biases.
+    pub fn heads(&self) -> Heads<'_> {
+        Heads {
+            w_out: &self.w_out,
+            b_out: &self.b_out,
+        }
+    }
+
+    /// The hidden layer of case (`view`, `h`) into `hid` (length [`LearnedPredictor::hidden`]),
+    /// after the ReLU.
+    #[inline]
+    pub fn hidden_into(&self, view: &RoutingView<'_>, h: usize, hid: &mut [f32]) {
+        let hd = self.hidden;
         hid.copy_from_slice(&self.b1);
         features::for_each(view, h, self.lookahead, |row, w| {
             if w != 0.0 {
@@ -169,15 +184,33 @@ impl LearnedPredictor {
                 }
             }
         });
+        for x in hid.iter_mut() {
+            *x = x.max(0.0);
+        }
+    }
+
+    /// The logits of case (`view`, `h`) from its hidden layer `hid` through `heads`, with the
+    /// markov feature written into `out` by `markov`.
+    #[inline]
+    pub fn logits_into(
+        &self,
+        view: &RoutingView<'_>,
+        h: usize,
+        hid: &[f32],
+        heads: Heads<'_>,
+        out: &mut [f32],
+        markov: impl FnOnce(&mut [f32]),
+    ) {
+        let (hd, e) = (self.hidden, view.shape.experts);
         markov(out);
         let (alpha, beta) = (self.alpha[2 * (h - 1)], self.alpha[2 * (h - 1) + 1]);
         let target = view.layer + h;
-        let bias = &self.b_out[target * e..(target + 1) * e];
+        let bias = &heads.b_out[target * e..(target + 1) * e];
         for (o, &b) in out.iter_mut().zip(bias) {
             *o = alpha * ln_approx(*o + MARKOV_EPS) + b;
         }
         TemporalPredictor::add_into(view, target, beta, out);
-        let head = &self.w_out[target * hd * e..(target + 1) * hd * e];
+        let head = &heads.w_out[target * hd * e..(target + 1) * hd * e];
         for (&x, w) in hid.iter().zip(head.chunks_exact(e)) {
             if x > 0.0 {
                 for (o, &w) in out.iter_mut().zip(w) {
@@ -186,6 +219,16 @@ impl LearnedPredictor {
             }
         }
     }
+}
+
+/// Output heads `[moe_layers][hidden][experts]` and biases `[moe_layers][experts]`: the trained
+/// ones, or an online predictor's adapted copies.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads<'a> {
+    /// Output heads.
+    pub w_out: &'a [f32],
+    /// Output biases.
+    pub b_out: &'a [f32],
 }
 
 #[cfg(test)]

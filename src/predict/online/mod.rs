@@ -16,6 +16,7 @@
 //! offline weights and read the online markov instead of the offline one. [`tune`] chooses the
 //! half-life and the prior weight by cross-validation on the training traces.
 
+mod adapt;
 mod counts;
 mod tune;
 
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use adapt::Adapted;
 pub use counts::DecayedCounts;
 pub use tune::{HALF_LIVES, PRIOR_WEIGHTS, tune};
 
@@ -32,6 +34,8 @@ use super::{
 };
 use crate::trace::ModelShape;
 
+/// [`OnlineOptions::head_lr`] unless given.
+pub const HEAD_LR: f32 = 0.01;
 /// Pseudo-count of the (online) static frequency in every markov row, as offline.
 const SMOOTHING: f32 = 1.0;
 /// Pseudo-tokens of the uniform prior of a cold-start static predictor.
@@ -45,6 +49,15 @@ pub struct OnlineOptions {
     pub half_life: f64,
     /// Weight of the offline prior, in pseudo-tokens (per markov row and per static layer).
     pub prior_weight: f32,
+    /// Learning rate of the `learned` model's online output heads: after each observed token,
+    /// one plain gradient step of the training loss (summed over the experts) at h = 1 on every layer's output head and
+    /// bias (0: the heads stay as trained). Other predictors ignore it.
+    #[serde(default = "default_head_lr")]
+    pub head_lr: f32,
+}
+
+fn default_head_lr() -> f32 {
+    OnlineOptions::DEFAULT.head_lr
 }
 
 impl OnlineOptions {
@@ -54,6 +67,7 @@ impl OnlineOptions {
     pub const DEFAULT: OnlineOptions = OnlineOptions {
         half_life: 2000.0,
         prior_weight: 16.0,
+        head_lr: HEAD_LR,
     };
 }
 
@@ -83,8 +97,9 @@ enum Head {
     Markov,
     /// Weighted markov + static + temporal.
     Mix(Vec<MixWeights>),
-    /// The offline MLP over the online markov.
-    Learned(Arc<LearnedPredictor>),
+    /// The offline MLP over the online markov, with its output heads adapting online when
+    /// [`OnlineOptions::head_lr`] is positive.
+    Learned(Arc<LearnedPredictor>, Option<Box<Adapted>>),
 }
 
 /// The offline models the live counts are blended with.
@@ -147,7 +162,12 @@ impl OnlinePredictor {
             "static" => Head::Static,
             "markov" => Head::Markov,
             "mix" => Head::Mix(set.mix.as_ref()?.weights().to_vec()),
-            "learned" => Head::Learned(Arc::new(set.learned.clone()?)),
+            "learned" => {
+                let m = set.learned.clone()?;
+                let a = (opts.head_lr > 0.0)
+                    .then(|| Box::new(Adapted::new(&m, set.shape(), opts.head_lr)));
+                Head::Learned(Arc::new(m), a)
+            }
             _ => return None,
         };
         let d = set.lookahead();
@@ -240,13 +260,39 @@ impl OnlinePredictor {
     }
 }
 
+impl OnlinePredictor {
+    /// One step of the adapted heads on every layer of an observed token (the live counts are
+    /// still those it was predicted with).
+    fn learn_heads(
+        &self,
+        m: &LearnedPredictor,
+        a: &mut Adapted,
+        experts: &[u16],
+        previous: Option<&[u16]>,
+    ) {
+        let shape = *self.counts.shape();
+        let k = shape.top_k;
+        for l in 0..shape.moe_layers - 1 {
+            let view = RoutingView {
+                shape: &shape,
+                layer: l,
+                current: experts,
+                current_weights: &[],
+                previous,
+            };
+            let target = &experts[(l + 1) * k..(l + 2) * k];
+            a.learn(m, &view, target, |o| self.markov(&view, 1, o));
+        }
+    }
+}
+
 impl Predictor for OnlinePredictor {
     fn name(&self) -> &str {
         match self.head {
             Head::Static => "static",
             Head::Markov => "markov",
             Head::Mix(_) => "mix",
-            Head::Learned(_) => "learned",
+            Head::Learned(..) => "learned",
         }
     }
 
@@ -270,11 +316,20 @@ impl Predictor for OnlinePredictor {
                 self.add_static(view.layer + h, w.stat, out);
                 TemporalPredictor::add_into(view, view.layer + h, w.temporal, out);
             }
-            Head::Learned(m) => m.score_with(view, h, out, |o| self.markov(view, h, o)),
+            Head::Learned(m, None) => m.score_with(view, h, out, |o| self.markov(view, h, o)),
+            Head::Learned(m, Some(a)) => a.score(m, view, h, out, |o| self.markov(view, h, o)),
         }
     }
 
-    fn observe(&mut self, experts: &[u16]) {
+    fn observe(&mut self, experts: &[u16], previous: Option<&[u16]>) {
+        if matches!(self.head, Head::Learned(_, Some(_))) {
+            // Moved out of `self.head` for the step, which reads the live counts (before this
+            // token is added to them) through `self.markov`; no copy is made.
+            if let Head::Learned(m, Some(mut a)) = std::mem::replace(&mut self.head, Head::Static) {
+                self.learn_heads(&m, &mut a, experts, previous);
+                self.head = Head::Learned(m, Some(a));
+            }
+        }
         self.counts.observe(experts);
     }
 

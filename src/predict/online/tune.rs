@@ -36,6 +36,7 @@ pub fn tune(folds: &[&Trace]) -> Result<OnlineOptions, String> {
             let opts = OnlineOptions {
                 half_life: HALF_LIVES[g / PRIOR_WEIGHTS.len()],
                 prior_weight: PRIOR_WEIGHTS[g % PRIOR_WEIGHTS.len()],
+                head_lr: OnlineOptions::DEFAULT.head_lr,
             };
             let mut p = OnlinePredictor {
                 head: Head::Markov,
@@ -57,5 +58,6 @@ pub fn tune(folds: &[&Trace]) -> Result<OnlineOptions, String> {
     Ok(OnlineOptions {
         half_life: HALF_LIVES[best.0 / PRIOR_WEIGHTS.len()],
         prior_weight: PRIOR_WEIGHTS[best.0 % PRIOR_WEIGHTS.len()],
+        head_lr: OnlineOptions::DEFAULT.head_lr,
     })
 }
