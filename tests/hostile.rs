@@ -691,3 +691,115 @@ fn a_missing_output_directory_is_found_before_the_solve() {
         start.elapsed()
     );
 }
+
+// ---- 7. every output written atomically ----
+
+/// The text of every `.rs` file under `dir`, by path, with any `#[cfg(test)]` part cut off.
+fn sources(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            sources(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs")
+            && p.file_name().is_some_and(|n| n != "tests.rs")
+        {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap().to_string();
+            out.push((p, code));
+        }
+    }
+}
+
+#[test]
+fn outputs_are_written_only_through_the_atomic_helper() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    // The helper itself, and the daemon's lock file and socket directory (not outputs).
+    let allowed = ["src/util/atomic.rs", "src/daemon/server/listen.rs"];
+    let calls = [
+        "File::create(",
+        "fs::write(",
+        "OpenOptions::new(",
+        "fs::rename(",
+        "serialize_to_file(",
+    ];
+    let mut found = Vec::new();
+    for (path, code) in &files {
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if allowed.contains(&rel.as_str()) {
+            continue;
+        }
+        for (n, line) in code.lines().enumerate() {
+            if calls.iter().any(|c| line.contains(c)) {
+                found.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "write outputs with moeplan::util::atomic_write (a synced temporary renamed over the \
+         target):\n{}",
+        found.join("\n")
+    );
+    assert!(files.len() > 50, "{} source files", files.len());
+}
+
+// ---- 20. statistics files and outputs ----
+
+#[test]
+fn a_missing_stats_file_is_bad_input_with_the_os_error_once() {
+    let missing = "/nonexistent/s.parquet";
+    let model = ["--model", "deepseek-v2-lite"];
+    let hw = ["--hardware", "h100-8x-nvlink"];
+    let runs: Vec<Vec<&str>> = vec![
+        [
+            &["place", "-q", "--stats", missing, "--method", "eplb"][..],
+            &model,
+            &hw,
+        ]
+        .concat(),
+        vec![
+            "predict",
+            "train",
+            "--stats",
+            missing,
+            "-o",
+            "/tmp/never.safetensors",
+        ],
+        [
+            &["rebalance", "--window", "64", "--stats", missing][..],
+            &model,
+            &hw,
+        ]
+        .concat(),
+        [
+            &["report", "-q", "--stats", missing, "-o", "/tmp/never.html"][..],
+            &model,
+            &hw,
+        ]
+        .concat(),
+        vec![
+            "stats",
+            "merge",
+            missing,
+            missing,
+            "-o",
+            "/tmp/never.parquet",
+        ],
+    ];
+    for args in runs {
+        let o = run(&args);
+        expect(&o, 3, &[missing]);
+        assert_eq!(
+            stderr(&o).matches("os error 2").count(),
+            1,
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}

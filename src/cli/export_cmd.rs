@@ -173,8 +173,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Exported> {
             let c = llamacpp_offload(&t, &model, budget, args.batch_tokens).map_err(bad)?;
             let mut r = Exported::default();
             if let Some(o) = &args.output {
-                crate::export::write_atomic(o, &(serde_json::to_string_pretty(&c)? + "\n"))
-                    .with_context(|| format!("writing {}", o.display()))?;
+                crate::export::write_atomic(o, &(serde_json::to_string_pretty(&c)? + "\n"))?;
                 r.files.push(o.display().to_string());
             }
             r.launch = match (&c.n_cpu_moe, c.override_tensor.is_empty()) {

@@ -268,7 +268,8 @@ pub fn run(args: ReportArgs, quiet: bool) -> anyhow::Result<()> {
 pub fn write_report(inputs: &Inputs, out: &Path, quiet: bool) -> anyhow::Result<()> {
     let data = gather(inputs, quiet)?;
     let html = render(&data)?;
-    std::fs::write(out, html).with_context(|| format!("writing {}", out.display()))?;
+    crate::util::atomic_write_bytes(out, html.as_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
     if !quiet {
         eprintln!(
             "wrote {} ({} charts)",
