@@ -751,6 +751,22 @@ fn outputs_are_written_only_through_the_atomic_helper() {
 
 // ---- 20. statistics files and outputs ----
 
+/// A statistics file of the sample (`trace aggregate`) in `dir`.
+fn sample_stats(dir: &Path) -> PathBuf {
+    let out = dir.join("sample.stats.parquet");
+    let o = run(&[
+        "trace",
+        "aggregate",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "-o",
+        &p(&out),
+    ]);
+    expect(&o, 0, &[]);
+    out
+}
+
 #[test]
 fn a_missing_stats_file_is_bad_input_with_the_os_error_once() {
     let missing = "/nonexistent/s.parquet";
@@ -800,6 +816,74 @@ fn a_missing_stats_file_is_bad_input_with_the_os_error_once() {
             1,
             "{args:?}: {}",
             stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn every_output_is_checked_writable_before_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = sample_stats(dir.path());
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let gone = "/nonexistent-dir/out";
+    let model = ["--model", "deepseek-v2-lite"];
+    let hw = ["--hardware", "h100-8x-nvlink"];
+    let sample = ["-t", "traces/sample.parquet"];
+    let under_file = p(&file.join("model"));
+    let under_file = under_file.as_str();
+    let stats = p(&stats);
+    let stats = stats.as_str();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            [
+                &["place", "-q", "--method", "ilp", "--time-limit", "30"][..],
+                &sample,
+                &model,
+                &hw,
+                &["--to", "vllm", "--export", gone],
+            ]
+            .concat(),
+            "--export",
+        ),
+        (
+            [&["report", "-q"][..], &sample, &model, &hw, &["-o", gone]].concat(),
+            "--output",
+        ),
+        (vec!["demo", "-q", "--report", gone], "--report"),
+        (
+            [&["trace", "aggregate", "-q"][..], &sample, &["-o", gone]].concat(),
+            "--output",
+        ),
+        (vec!["stats", "merge", stats, stats, "-o", gone], "--output"),
+        (
+            [
+                &["export", "--to", "sglang-counts"][..],
+                &sample,
+                &model,
+                &["-o", gone],
+            ]
+            .concat(),
+            "--output",
+        ),
+        (
+            vec!["model", "init", "--scale", "0.125", "-o", under_file],
+            "--output",
+        ),
+    ];
+    for (args, flag) in cases {
+        let start = Instant::now();
+        let o = run(&args);
+        let path = if args.contains(&gone) {
+            gone
+        } else {
+            under_file
+        };
+        expect(&o, 3, &[flag, path]);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{args:?}: {:?}",
+            start.elapsed()
         );
     }
 }

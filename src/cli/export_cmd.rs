@@ -110,6 +110,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
 
 /// Writes the export `args` ask for.
 pub fn export(args: &ExportArgs) -> anyhow::Result<Exported> {
+    if let Some(o) = &args.output {
+        super::check_output("--output", o)?;
+    }
     let plan_file = match &args.plan {
         Some(p) => Some(PlanFile::read(p)?),
         None if Target::from(args.to).needs_plan() => {

@@ -260,6 +260,7 @@ impl Inputs {
 
 /// Runs `moeplan report`.
 pub fn run(args: ReportArgs, quiet: bool) -> anyhow::Result<()> {
+    super::check_output("--output", &args.output)?;
     let inputs = Inputs::load(&args)?;
     write_report(&inputs, &args.output, quiet)
 }
