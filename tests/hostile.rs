@@ -749,6 +749,93 @@ fn outputs_are_written_only_through_the_atomic_helper() {
     assert!(files.len() > 50, "{} source files", files.len());
 }
 
+// ---- 18. float and integer flags of every command ----
+
+#[test]
+fn float_flags_of_every_command_are_refused_naming_the_flag() {
+    let report = |flag: &str, v: &str| {
+        run(&[
+            "report",
+            "-q",
+            "-t",
+            "traces/sample.parquet",
+            "--model",
+            "deepseek-v2-lite",
+            "--hardware",
+            "h100-8x-nvlink",
+            "-o",
+            "/tmp/never.html",
+            flag,
+            v,
+        ])
+    };
+    expect(&report("--time-limit", "NaN"), 2, &["--time-limit"]);
+    expect(&report("--time-limit", "0"), 2, &["--time-limit"]);
+    for (flag, v) in [
+        ("--half-life", "NaN"),
+        ("--half-life", "0"),
+        ("--beta", "NaN"),
+        ("--beta", "-0.5"),
+        ("--prefetch-margin", "NaN"),
+    ] {
+        let o = run(&[
+            "run",
+            "--model-dir",
+            "/nonexistent-model",
+            "--trace",
+            "traces/sample.parquet",
+            "--capacity",
+            "8",
+            &format!("{flag}={v}"),
+        ]);
+        expect(&o, 2, &[flag]);
+    }
+    for (flag, v) in [
+        ("--balance-weight", "NaN"),
+        ("--balance-weight", "-0.5"),
+        ("--comm-weight", "NaN"),
+        ("--comm-weight", "inf"),
+        ("--history-half-life", "0"),
+    ] {
+        let o = run(&[
+            "rebalance",
+            "-t",
+            "traces/sample.parquet",
+            "--model",
+            "deepseek-v2-lite",
+            "--hardware",
+            "h100-8x-nvlink",
+            "--window",
+            "64",
+            &format!("{flag}={v}"),
+        ]);
+        expect(&o, 2, &[flag]);
+    }
+    for v in ["NaN", "0", "2"] {
+        let o = run(&["model", "init", "--scale", v, "-o", "/tmp/never-model"]);
+        expect(&o, 2, &["--scale"]);
+    }
+    for (flag, v) in [("--seconds", "NaN"), ("--rate", "NaN")] {
+        let o = run(&["bench", "daemon", "--client", "spin", flag, v]);
+        expect(&o, 3, &[flag]);
+    }
+    // Refused whatever the policy, not only with `predictive`.
+    for v in ["0", "26", "100"] {
+        let o = run(&[
+            "replay",
+            "-t",
+            "traces/sample.parquet",
+            "--capacity",
+            "8",
+            "--policy",
+            "lru",
+            "--lookahead",
+            v,
+        ]);
+        expect(&o, 3, &[&format!("--lookahead {v}"), "26 MoE layers"]);
+    }
+}
+
 // ---- 20. statistics files and outputs ----
 
 /// A statistics file of the sample (`trace aggregate`) in `dir`.

@@ -25,7 +25,7 @@ pub struct InitArgs {
     pub model: String,
     /// Factor on the hidden and expert FFN sizes (0.03125: DeepSeek-V2-Lite's 2048 x 1408
     /// becomes 64 x 44, 33.8 KB per f32 expert).
-    #[arg(long, short, default_value_t = 0.03125)]
+    #[arg(long, short, default_value_t = 0.03125, value_parser = super::values::unit_fraction)]
     pub scale: f64,
     /// Seed of the weights.
     #[arg(long, default_value_t = 7)]

@@ -88,7 +88,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub redundant: Option<usize>,
     /// Time limit of the ILP solve, seconds (without --plan).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = super::values::positive)]
     pub time_limit: f64,
     /// Cache capacities (experts resident per layer) of the hit-ratio chart, comma-separated
     /// (default: top-k and 1/8, 3/16, 1/4, 3/8, 1/2, 3/4 of the experts).
