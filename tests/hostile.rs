@@ -836,6 +836,32 @@ fn float_flags_of_every_command_are_refused_naming_the_flag() {
     }
 }
 
+// ---- 7. the model config's layer count ----
+
+#[test]
+fn a_model_config_with_absurd_layers_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("deep.toml");
+    let text = std::fs::read_to_string("configs/models/deepseek-v2-lite.toml").unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("layers"))
+        .expect("a layers line");
+    std::fs::write(&model, text.replace(line, "layers = 1000000000000")).unwrap();
+    let o = run(&[
+        "export",
+        "--to",
+        "sglang-counts",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        &p(&model),
+        "-o",
+        &p(&dir.path().join("counts.json")),
+    ]);
+    expect(&o, 3, &["deep.toml", "key `layers`", "at most 2048"]);
+}
+
 // ---- 20. statistics files and outputs ----
 
 /// A statistics file of the sample (`trace aggregate`) in `dir`.
