@@ -862,6 +862,42 @@ fn a_model_config_with_absurd_layers_is_refused() {
     expect(&o, 3, &["deep.toml", "key `layers`", "at most 2048"]);
 }
 
+// ---- 19. the first MoE layer ----
+
+#[test]
+fn place_refuses_a_trace_whose_first_moe_layer_disagrees_with_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    // DeepSeek-V2-Lite's layers, experts and top-k, but MoE from layer 0 (the model: 1).
+    let header = r#"{"moeplan_trace": 1, "shape": {"moe_layers": 26, "experts": 64, "top_k": 6, "first_moe_layer": 0}}"#;
+    let e: Vec<String> = (0..26).map(|_| "[0,1,2,3,4,5]".to_string()).collect();
+    let w: Vec<String> = (0..26)
+        .map(|_| "[1.0,1.0,1.0,1.0,1.0,1.0]".to_string())
+        .collect();
+    let rec = format!(
+        r#"{{"seq": 0, "pos": 0, "experts": [{}], "weights": [{}]}}"#,
+        e.join(","),
+        w.join(",")
+    );
+    let path = jsonl(dir.path(), "first0.jsonl", &[header, &rec]);
+    let o = run(&[
+        "place",
+        "-q",
+        "-t",
+        &p(&path),
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--method",
+        "eplb",
+    ]);
+    expect(
+        &o,
+        3,
+        &["first0.jsonl", "first MoE layer 0", "first_moe_layer 1"],
+    );
+}
+
 // ---- 20. statistics files and outputs ----
 
 /// A statistics file of the sample (`trace aggregate`) in `dir`.
