@@ -691,3 +691,348 @@ fn a_missing_output_directory_is_found_before_the_solve() {
         start.elapsed()
     );
 }
+
+// ---- 7. every output written atomically ----
+
+/// The text of every `.rs` file under `dir`, by path, with any `#[cfg(test)]` part cut off.
+fn sources(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            sources(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs")
+            && p.file_name().is_some_and(|n| n != "tests.rs")
+        {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap().to_string();
+            out.push((p, code));
+        }
+    }
+}
+
+#[test]
+fn outputs_are_written_only_through_the_atomic_helper() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    // The helper itself, and the daemon's lock file and socket directory (not outputs).
+    let allowed = ["src/util/atomic.rs", "src/daemon/server/listen.rs"];
+    let calls = [
+        "File::create(",
+        "fs::write(",
+        "OpenOptions::new(",
+        "fs::rename(",
+        "serialize_to_file(",
+    ];
+    let mut found = Vec::new();
+    for (path, code) in &files {
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if allowed.contains(&rel.as_str()) {
+            continue;
+        }
+        for (n, line) in code.lines().enumerate() {
+            if calls.iter().any(|c| line.contains(c)) {
+                found.push(format!("{rel}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "write outputs with moeplan::util::atomic_write (a synced temporary renamed over the \
+         target):\n{}",
+        found.join("\n")
+    );
+    assert!(files.len() > 50, "{} source files", files.len());
+}
+
+// ---- 18. float and integer flags of every command ----
+
+#[test]
+fn float_flags_of_every_command_are_refused_naming_the_flag() {
+    let report = |flag: &str, v: &str| {
+        run(&[
+            "report",
+            "-q",
+            "-t",
+            "traces/sample.parquet",
+            "--model",
+            "deepseek-v2-lite",
+            "--hardware",
+            "h100-8x-nvlink",
+            "-o",
+            "/tmp/never.html",
+            flag,
+            v,
+        ])
+    };
+    expect(&report("--time-limit", "NaN"), 2, &["--time-limit"]);
+    expect(&report("--time-limit", "0"), 2, &["--time-limit"]);
+    for (flag, v) in [
+        ("--half-life", "NaN"),
+        ("--half-life", "0"),
+        ("--beta", "NaN"),
+        ("--beta", "-0.5"),
+        ("--prefetch-margin", "NaN"),
+    ] {
+        let o = run(&[
+            "run",
+            "--model-dir",
+            "/nonexistent-model",
+            "--trace",
+            "traces/sample.parquet",
+            "--capacity",
+            "8",
+            &format!("{flag}={v}"),
+        ]);
+        expect(&o, 2, &[flag]);
+    }
+    for (flag, v) in [
+        ("--balance-weight", "NaN"),
+        ("--balance-weight", "-0.5"),
+        ("--comm-weight", "NaN"),
+        ("--comm-weight", "inf"),
+        ("--history-half-life", "0"),
+    ] {
+        let o = run(&[
+            "rebalance",
+            "-t",
+            "traces/sample.parquet",
+            "--model",
+            "deepseek-v2-lite",
+            "--hardware",
+            "h100-8x-nvlink",
+            "--window",
+            "64",
+            &format!("{flag}={v}"),
+        ]);
+        expect(&o, 2, &[flag]);
+    }
+    for v in ["NaN", "0", "2"] {
+        let o = run(&["model", "init", "--scale", v, "-o", "/tmp/never-model"]);
+        expect(&o, 2, &["--scale"]);
+    }
+    for (flag, v) in [("--seconds", "NaN"), ("--rate", "NaN")] {
+        let o = run(&["bench", "daemon", "--client", "spin", flag, v]);
+        expect(&o, 3, &[flag]);
+    }
+    // Refused whatever the policy, not only with `predictive`.
+    for v in ["0", "26", "100"] {
+        let o = run(&[
+            "replay",
+            "-t",
+            "traces/sample.parquet",
+            "--capacity",
+            "8",
+            "--policy",
+            "lru",
+            "--lookahead",
+            v,
+        ]);
+        expect(&o, 3, &[&format!("--lookahead {v}"), "26 MoE layers"]);
+    }
+}
+
+// ---- 7. the model config's layer count ----
+
+#[test]
+fn a_model_config_with_absurd_layers_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("deep.toml");
+    let text = std::fs::read_to_string("configs/models/deepseek-v2-lite.toml").unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("layers"))
+        .expect("a layers line");
+    std::fs::write(&model, text.replace(line, "layers = 1000000000000")).unwrap();
+    let o = run(&[
+        "export",
+        "--to",
+        "sglang-counts",
+        "-t",
+        "traces/sample.parquet",
+        "--model",
+        &p(&model),
+        "-o",
+        &p(&dir.path().join("counts.json")),
+    ]);
+    expect(&o, 3, &["deep.toml", "key `layers`", "at most 2048"]);
+}
+
+// ---- 19. the first MoE layer ----
+
+#[test]
+fn place_refuses_a_trace_whose_first_moe_layer_disagrees_with_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    // DeepSeek-V2-Lite's layers, experts and top-k, but MoE from layer 0 (the model: 1).
+    let header = r#"{"moeplan_trace": 1, "shape": {"moe_layers": 26, "experts": 64, "top_k": 6, "first_moe_layer": 0}}"#;
+    let e: Vec<String> = (0..26).map(|_| "[0,1,2,3,4,5]".to_string()).collect();
+    let w: Vec<String> = (0..26)
+        .map(|_| "[1.0,1.0,1.0,1.0,1.0,1.0]".to_string())
+        .collect();
+    let rec = format!(
+        r#"{{"seq": 0, "pos": 0, "experts": [{}], "weights": [{}]}}"#,
+        e.join(","),
+        w.join(",")
+    );
+    let path = jsonl(dir.path(), "first0.jsonl", &[header, &rec]);
+    let o = run(&[
+        "place",
+        "-q",
+        "-t",
+        &p(&path),
+        "--model",
+        "deepseek-v2-lite",
+        "--hardware",
+        "h100-8x-nvlink",
+        "--method",
+        "eplb",
+    ]);
+    expect(
+        &o,
+        3,
+        &["first0.jsonl", "first MoE layer 0", "first_moe_layer 1"],
+    );
+}
+
+// ---- 20. statistics files and outputs ----
+
+/// A statistics file of the sample (`trace aggregate`) in `dir`.
+fn sample_stats(dir: &Path) -> PathBuf {
+    let out = dir.join("sample.stats.parquet");
+    let o = run(&[
+        "trace",
+        "aggregate",
+        "-q",
+        "-t",
+        "traces/sample.parquet",
+        "-o",
+        &p(&out),
+    ]);
+    expect(&o, 0, &[]);
+    out
+}
+
+#[test]
+fn a_missing_stats_file_is_bad_input_with_the_os_error_once() {
+    let missing = "/nonexistent/s.parquet";
+    let model = ["--model", "deepseek-v2-lite"];
+    let hw = ["--hardware", "h100-8x-nvlink"];
+    let runs: Vec<Vec<&str>> = vec![
+        [
+            &["place", "-q", "--stats", missing, "--method", "eplb"][..],
+            &model,
+            &hw,
+        ]
+        .concat(),
+        vec![
+            "predict",
+            "train",
+            "--stats",
+            missing,
+            "-o",
+            "/tmp/never.safetensors",
+        ],
+        [
+            &["rebalance", "--window", "64", "--stats", missing][..],
+            &model,
+            &hw,
+        ]
+        .concat(),
+        [
+            &["report", "-q", "--stats", missing, "-o", "/tmp/never.html"][..],
+            &model,
+            &hw,
+        ]
+        .concat(),
+        vec![
+            "stats",
+            "merge",
+            missing,
+            missing,
+            "-o",
+            "/tmp/never.parquet",
+        ],
+    ];
+    for args in runs {
+        let o = run(&args);
+        expect(&o, 3, &[missing]);
+        assert_eq!(
+            stderr(&o).matches("os error 2").count(),
+            1,
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn every_output_is_checked_writable_before_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = sample_stats(dir.path());
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let gone = "/nonexistent-dir/out";
+    let model = ["--model", "deepseek-v2-lite"];
+    let hw = ["--hardware", "h100-8x-nvlink"];
+    let sample = ["-t", "traces/sample.parquet"];
+    let under_file = p(&file.join("model"));
+    let under_file = under_file.as_str();
+    let stats = p(&stats);
+    let stats = stats.as_str();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            [
+                &["place", "-q", "--method", "ilp", "--time-limit", "30"][..],
+                &sample,
+                &model,
+                &hw,
+                &["--to", "vllm", "--export", gone],
+            ]
+            .concat(),
+            "--export",
+        ),
+        (
+            [&["report", "-q"][..], &sample, &model, &hw, &["-o", gone]].concat(),
+            "--output",
+        ),
+        (vec!["demo", "-q", "--report", gone], "--report"),
+        (
+            [&["trace", "aggregate", "-q"][..], &sample, &["-o", gone]].concat(),
+            "--output",
+        ),
+        (vec!["stats", "merge", stats, stats, "-o", gone], "--output"),
+        (
+            [
+                &["export", "--to", "sglang-counts"][..],
+                &sample,
+                &model,
+                &["-o", gone],
+            ]
+            .concat(),
+            "--output",
+        ),
+        (
+            vec!["model", "init", "--scale", "0.125", "-o", under_file],
+            "--output",
+        ),
+    ];
+    for (args, flag) in cases {
+        let start = Instant::now();
+        let o = run(&args);
+        let path = if args.contains(&gone) {
+            gone
+        } else {
+            under_file
+        };
+        expect(&o, 3, &[flag, path]);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{args:?}: {:?}",
+            start.elapsed()
+        );
+    }
+}

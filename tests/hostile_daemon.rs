@@ -1,7 +1,7 @@
 //! Probes of a hostile local user against the daemon: shapes that would exhaust memory, replies
-//! over the frame limit, idle connections, idle metrics scrapers, two daemons on one socket,
-//! unbounded names, an unwritable stats file, a shutdown stuck on a FIFO, and `--busy-poll`
-//! under CPU contention. Everything has a deadline.
+//! over the frame limit (steps and prefetches), idle connections, idle metrics scrapers, two
+//! daemons on one socket, unbounded names, an unwritable stats file, a shutdown stuck on a FIFO,
+//! and `--busy-poll` under CPU contention. Everything has a deadline.
 
 mod support;
 
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use moeplan::daemon::client::{Client, ClientError};
 use moeplan::daemon::server::ServerConfig;
 use moeplan::daemon::wire::ErrorCode;
-use moeplan::daemon::wire::{Register, State};
+use moeplan::daemon::wire::{Register, RequestBody, State, Step, transfers_within};
 use moeplan::trace::ModelShape;
 use support::TestDaemon;
 
@@ -79,6 +79,42 @@ fn a_step_whose_reply_could_exceed_the_frame_limit_changes_nothing() {
     );
     let stats = c.stats(Some(sid)).unwrap();
     assert_eq!(stats[0].steps, 1);
+}
+
+#[test]
+fn a_prefetch_reply_never_exceeds_the_frame_limit_and_the_rest_stays_queued() {
+    let d = TestDaemon::start_with(ServerConfig {
+        max_frame: 1024,
+        ..Default::default()
+    });
+    let mut c = d.client();
+    let mut reg = Register::new("p", &shape(), 64);
+    reg.prefetch_top = Some(64);
+    let sid = c.register(reg).unwrap().session;
+    // Queue every expert of layer 1, issue none yet.
+    let mut step = Step::new(sid, 0, vec![0]);
+    step.next_scores = Some(vec![1.0; 64]);
+    step.prefetch = Some(0);
+    c.call(RequestBody::Step(step)).unwrap();
+    let fit = transfers_within(1024);
+    let mut issued = std::collections::BTreeSet::new();
+    let mut replies = 0;
+    loop {
+        // Asking for all 64 at once used to issue them, then refuse the oversized reply.
+        let r = c.prefetch(sid, 64, false).unwrap();
+        assert!(r.transfers.len() <= fit, "{} > {fit}", r.transfers.len());
+        for t in &r.transfers {
+            assert!(issued.insert((t.layer, t.expert)), "{t:?} twice");
+        }
+        replies += 1;
+        if r.queued == 0 || r.transfers.is_empty() {
+            break;
+        }
+    }
+    assert!(issued.len() > fit && replies > 1, "{issued:?}");
+    // The daemon counts exactly the transfers the runtime was told of.
+    let stats = c.stats(Some(sid)).unwrap();
+    assert_eq!(stats[0].prefetches, issued.len() as u64);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use moeplan::config::{HardwareConfig, ModelConfig};
+use moeplan::config::{HardwareConfig, MAX_LAYERS, ModelConfig};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -23,11 +23,14 @@ fuzz_target!(|data: &[u8]| {
             h.layer_compute_ms,
             h.layer_compute_ms_per_token,
             h.cpu_expert_ms,
+            h.gpu_tflops,
+            h.a2a_latency_us,
         ] {
             assert!(v.is_finite() && v >= 0.0, "accepted {v}");
         }
     }
     if let Ok(m) = ModelConfig::parse(text, Path::new("fuzz.toml")) {
         assert!(m.shape().check().is_ok());
+        assert!(m.layers <= MAX_LAYERS && m.first_moe_layer + m.moe_layers <= m.layers);
     }
 });

@@ -1,6 +1,6 @@
 //! Arguments shared by commands that take traces and models, and their loading.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -24,6 +24,13 @@ impl TraceArgs {
     pub fn format(&self) -> Option<Format> {
         self.format.map(Format::from)
     }
+}
+
+/// Refuses the output of `flag` when its directory is missing or takes no new file: checked
+/// before the work that fills it (bad input, naming the flag and the path).
+pub fn check_output(flag: &str, path: &Path) -> anyhow::Result<()> {
+    crate::util::check_writable(path)
+        .map_err(|e| super::BadInput::err(format!("{flag} {}: {e}", path.display())))
 }
 
 /// Loads a model config by name (`deepseek-v2-lite`) or path.

@@ -25,6 +25,9 @@ pub struct DemoArgs {
 
 /// Runs the demo: statistics, the placement comparison and the cache replay table.
 pub fn run(args: DemoArgs, quiet: bool) -> anyhow::Result<()> {
+    if let Some(out) = &args.report {
+        super::check_output("--report", out)?;
+    }
     let path = args.trace.clone().unwrap_or_else(|| SAMPLE_TRACE.into());
     let trace = read_or_sample(&path)?;
     let built_in = if uses_embedded(&path) {

@@ -110,6 +110,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
 
 /// Writes the export `args` ask for.
 pub fn export(args: &ExportArgs) -> anyhow::Result<Exported> {
+    if let Some(o) = &args.output {
+        super::check_output("--output", o)?;
+    }
     let plan_file = match &args.plan {
         Some(p) => Some(PlanFile::read(p)?),
         None if Target::from(args.to).needs_plan() => {
@@ -173,8 +176,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<Exported> {
             let c = llamacpp_offload(&t, &model, budget, args.batch_tokens).map_err(bad)?;
             let mut r = Exported::default();
             if let Some(o) = &args.output {
-                crate::export::write_atomic(o, &(serde_json::to_string_pretty(&c)? + "\n"))
-                    .with_context(|| format!("writing {}", o.display()))?;
+                crate::export::write_atomic(o, &(serde_json::to_string_pretty(&c)? + "\n"))?;
                 r.files.push(o.display().to_string());
             }
             r.launch = match (&c.n_cpu_moe, c.override_tensor.is_empty()) {

@@ -30,7 +30,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use crate::BadInput;
-pub use args::{TraceArgs, load_hardware, load_model, load_traces};
+pub use args::{TraceArgs, check_output, load_hardware, load_model, load_traces};
 
 /// Exit code for input that failed validation.
 pub const EXIT_BAD_INPUT: u8 = 3;

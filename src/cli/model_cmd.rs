@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::load_model;
+use super::{BadInput, load_model};
 
 /// Model directories for `moeplan run`.
 #[derive(Debug, clap::Subcommand)]
@@ -25,7 +25,7 @@ pub struct InitArgs {
     pub model: String,
     /// Factor on the hidden and expert FFN sizes (0.03125: DeepSeek-V2-Lite's 2048 x 1408
     /// becomes 64 x 44, 33.8 KB per f32 expert).
-    #[arg(long, short, default_value_t = 0.03125)]
+    #[arg(long, short, default_value_t = 0.03125, value_parser = super::values::unit_fraction)]
     pub scale: f64,
     /// Seed of the weights.
     #[arg(long, default_value_t = 7)]
@@ -40,6 +40,10 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
     match cmd {
         ModelCommand::Init(a) => {
             let model = load_model(&a.model)?;
+            // The directory is made (and checked to take files) before the weights are.
+            std::fs::create_dir_all(&a.output)
+                .map_err(|e| BadInput::err(format!("--output {}: {e}", a.output.display())))?;
+            super::check_output("--output", &a.output)?;
             let cfg = crate::moe::init(&model, a.scale, a.seed, &a.output)?;
             println!(
                 "wrote {}: {} MoE layers x {} experts (top-{}, {} shared), hidden {}, expert ffn {}, \

@@ -172,10 +172,13 @@ fn bad(e: impl std::fmt::Display) -> anyhow::Error {
 /// Loads and checks the inputs of `args`.
 pub fn load_inputs(args: &PlaceArgs) -> anyhow::Result<Inputs> {
     // Outputs are checked first, not found unwritable after a full solve.
-    for (flag, p) in [("--output", &args.output), ("--sglang", &args.sglang)] {
+    for (flag, p) in [
+        ("--output", &args.output),
+        ("--sglang", &args.sglang),
+        ("--export", &args.export),
+    ] {
         if let Some(p) = p {
-            crate::util::check_writable(p)
-                .map_err(|e| bad(format!("{flag} {}: {e}", p.display())))?;
+            super::check_output(flag, p)?;
         }
     }
     let model = load_model(&args.model)?;

@@ -81,13 +81,13 @@ pub struct RebalanceArgs {
     #[arg(long)]
     pub redundant: Option<usize>,
     /// Half-life, in windows, of the counts `moeplan` re-plans on.
-    #[arg(long, default_value_t = DEFAULT_HISTORY_HALF_LIFE)]
+    #[arg(long, default_value_t = DEFAULT_HISTORY_HALF_LIFE, value_parser = super::values::positive)]
     pub history_half_life: f64,
     /// Weight of the imbalance term of `moeplan`.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::values::non_negative)]
     pub balance_weight: f64,
     /// Weight of the communication term of `moeplan`.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::values::non_negative)]
     pub comm_weight: f64,
     /// Tokens per batch of the layer-time model.
     #[arg(long, default_value_t = DEFAULT_TIME_BATCH)]
@@ -103,9 +103,6 @@ pub fn run_cmd(args: RebalanceArgs) -> anyhow::Result<()> {
     let model = load_model(&args.model)?;
     let hw = load_hardware(&args.hardware)?;
     let shape = model.shape();
-    if args.history_half_life.is_nan() || args.history_half_life <= 0.0 {
-        return Err(bad("--history-half-life must be positive".into()));
-    }
     if args.batch_tokens == 0 {
         return Err(bad("--batch-tokens must be at least 1".into()));
     }

@@ -88,7 +88,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub redundant: Option<usize>,
     /// Time limit of the ILP solve, seconds (without --plan).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = super::values::positive)]
     pub time_limit: f64,
     /// Cache capacities (experts resident per layer) of the hit-ratio chart, comma-separated
     /// (default: top-k and 1/8, 3/16, 1/4, 3/8, 1/2, 3/4 of the experts).
@@ -260,6 +260,7 @@ impl Inputs {
 
 /// Runs `moeplan report`.
 pub fn run(args: ReportArgs, quiet: bool) -> anyhow::Result<()> {
+    super::check_output("--output", &args.output)?;
     let inputs = Inputs::load(&args)?;
     write_report(&inputs, &args.output, quiet)
 }
@@ -268,7 +269,8 @@ pub fn run(args: ReportArgs, quiet: bool) -> anyhow::Result<()> {
 pub fn write_report(inputs: &Inputs, out: &Path, quiet: bool) -> anyhow::Result<()> {
     let data = gather(inputs, quiet)?;
     let html = render(&data)?;
-    std::fs::write(out, html).with_context(|| format!("writing {}", out.display()))?;
+    crate::util::atomic_write_bytes(out, html.as_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
     if !quiet {
         eprintln!(
             "wrote {} ({} charts)",

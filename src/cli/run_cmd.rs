@@ -68,13 +68,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub prefetch_top: Option<usize>,
     /// LFU / predictive half-life, in visits of a layer.
-    #[arg(long, default_value_t = Lfu::DEFAULT_HALF_LIFE)]
+    #[arg(long, default_value_t = Lfu::DEFAULT_HALF_LIFE, value_parser = super::values::positive)]
     pub half_life: f64,
     /// Weight of predictions in `predictive`.
-    #[arg(long, default_value_t = Predictive::DEFAULT_BETA)]
+    #[arg(long, default_value_t = Predictive::DEFAULT_BETA, value_parser = super::values::non_negative)]
     pub beta: f64,
     /// Margin a `predictive` prefetch must beat its victim by.
-    #[arg(long, default_value_t = Predictive::DEFAULT_MARGIN)]
+    #[arg(long, default_value_t = Predictive::DEFAULT_MARGIN, value_parser = super::values::finite)]
     pub prefetch_margin: f64,
     /// JSON on stdout (output_digest, tokens_per_s, bytes_moved, copy_bandwidth_gbps, wait_s,
     /// hit_ratio, loads, ...).

@@ -63,6 +63,7 @@ Counts of workloads with the same label add up, as do windows with the same inde
 
 /// Runs `moeplan trace aggregate`.
 pub fn aggregate(args: AggregateArgs, quiet: bool) -> anyhow::Result<()> {
+    super::check_output("--output", &args.output)?;
     let shape = args
         .model
         .as_deref()
@@ -135,6 +136,7 @@ pub fn aggregate(args: AggregateArgs, quiet: bool) -> anyhow::Result<()> {
 pub fn run(cmd: StatsCommand, quiet: bool) -> anyhow::Result<()> {
     match cmd {
         StatsCommand::Merge { a, b, output } => {
+            super::check_output("--output", &output)?;
             let mut stats = read_stats(&a)?;
             let other = read_stats(&b)?;
             stats.merge(&other).map_err(|e| {

@@ -33,6 +33,16 @@ pub fn non_negative(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A finite float in (0, 1] (`model init --scale`).
+pub fn unit_fraction(s: &str) -> Result<f64, String> {
+    let v = positive(s)?;
+    if v <= 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} must be at most 1"))
+    }
+}
+
 /// A whole number of at least 1 (`--tokens`, `--seq-len`, `--first-sequences`).
 pub fn at_least_one(s: &str) -> Result<usize, String> {
     let v: usize = s
@@ -59,6 +69,9 @@ mod tests {
         assert_eq!(positive("2.5"), Ok(2.5));
         assert!(non_negative("-0.1").is_err());
         assert_eq!(non_negative("0"), Ok(0.0));
+        assert!(unit_fraction("0").is_err());
+        assert!(unit_fraction("1.5").is_err());
+        assert_eq!(unit_fraction("1"), Ok(1.0));
         assert!(at_least_one("0").is_err());
         assert_eq!(at_least_one("3"), Ok(3));
     }

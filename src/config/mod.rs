@@ -6,7 +6,7 @@ mod model;
 
 pub use builtin::{Builtin, Kind};
 pub use hardware::HardwareConfig;
-pub use model::ModelConfig;
+pub use model::{MAX_LAYERS, ModelConfig};
 
 use std::path::{Path, PathBuf};
 

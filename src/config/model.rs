@@ -5,7 +5,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, parse_toml, read_text};
-use crate::trace::ModelShape;
+use crate::trace::{MAX_MOE_LAYERS, ModelShape};
+
+/// Most decoder layers a model may have (dense ones included): `first_moe_layer` and
+/// `moe_layers` at their limits. Bounds the per-decoder-layer tables of the exports.
+pub const MAX_LAYERS: usize = 2 * MAX_MOE_LAYERS;
 
 /// A MoE model as placement and caching see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +59,12 @@ impl ModelConfig {
         };
         if let Err((key, msg)) = m.shape().check_field() {
             return Err(bad(key, msg));
+        }
+        if m.layers > MAX_LAYERS {
+            return Err(bad(
+                "layers",
+                format!("layers must be at most {MAX_LAYERS}, got {}", m.layers),
+            ));
         }
         if m.first_moe_layer + m.moe_layers > m.layers {
             return Err(bad(

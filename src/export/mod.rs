@@ -116,12 +116,12 @@ pub fn require_json(path: &std::path::Path, engine: &str) -> Result<(), ExportEr
     Ok(())
 }
 
-/// Writes `text` to `path` through a temporary file (no half-written file on failure).
+/// Writes `text` to `path` with [`crate::util::atomic_write_bytes`] (a synced temporary file
+/// renamed over it), the error naming `path`.
 pub fn write_atomic(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use anyhow::Context;
-    let tmp = path.with_extension("tmp-moeplan");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    crate::util::atomic_write_bytes(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

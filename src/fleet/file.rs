@@ -146,13 +146,8 @@ fn workload_rows(shape: &ModelShape, w: &WorkloadStats) -> Vec<(&'static str, Ve
     ]
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::anyhow!("{}: {e}", path.display())
-}
-
 /// Writes `stats` to `path` (zstd Parquet, canonical row order).
 pub fn write_stats(stats: &RoutingStats, path: &Path) -> anyhow::Result<()> {
-    let schema = Arc::new(schema());
     let meta = vec![
         KeyValue::new(VERSION_KEY.into(), STATS_VERSION.to_string()),
         KeyValue::new(SHAPE_KEY.into(), serde_json::to_string(&stats.shape)?),
@@ -164,7 +159,17 @@ pub fn write_stats(stats: &RoutingStats, path: &Path) -> anyhow::Result<()> {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_key_value_metadata(Some(meta))
         .build();
-    let file = File::create(path).map_err(|e| io_err(path, e))?;
+    crate::util::atomic_write_with(path, |file| write_rows(stats, file, props))
+        .map_err(|e| e.context(format!("writing {}", path.display())))
+}
+
+/// The rows of `stats` into `file` in canonical order, [`BATCH_ROWS`] per record batch.
+fn write_rows(
+    stats: &RoutingStats,
+    file: &mut File,
+    props: WriterProperties,
+) -> anyhow::Result<()> {
+    let schema = Arc::new(schema());
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
     let mut pending: Vec<(&str, &str, Row)> = Vec::with_capacity(BATCH_ROWS);
     let mut flush = |pending: &mut Vec<(&str, &str, Row)>| -> anyhow::Result<()> {
@@ -267,7 +272,8 @@ type PartialCase = [Vec<(i64, i64)>; 3];
 /// Reads a statistics file written by [`write_stats`], the Spark job or the DuckDB script,
 /// validating every row (kind, ranges, counts) and the metadata.
 pub fn read_stats(path: &Path) -> anyhow::Result<RoutingStats> {
-    let file = File::open(path).map_err(|e| io_err(path, e))?;
+    // A missing or unreadable statistics file is bad input, like a missing trace.
+    let file = File::open(path).map_err(|e| bad(path, e))?;
     let builder =
         open_checked(file).map_err(|e| bad(path, format!("not a readable Parquet file: {e}")))?;
     let kv = builder

@@ -63,7 +63,8 @@ fn write(
         ("seed".to_string(), meta.seed.to_string()),
     ]
     .into();
-    safetensors::serialize_to_file(views, Some(info), path)
+    let bytes = safetensors::serialize(views, Some(info))?;
+    crate::util::atomic_write_bytes(path, &bytes)
         .with_context(|| format!("writing {}", path.display()))
 }
 
@@ -125,7 +126,10 @@ pub fn init(model: &ModelConfig, scale: f64, seed: u64, dir: &Path) -> anyhow::R
     write(&dir.join(EXPERTS_FILE), &experts, &cfg)?;
     write(&dir.join(DENSE_FILE), &dense, &cfg)?;
     let path = dir.join(CONFIG_FILE);
-    std::fs::write(&path, serde_json::to_string_pretty(&cfg)? + "\n")
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::util::atomic_write_bytes(
+        &path,
+        (serde_json::to_string_pretty(&cfg)? + "\n").as_bytes(),
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
     Ok(cfg)
 }

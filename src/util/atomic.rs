@@ -12,6 +12,15 @@ pub fn atomic_write(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
+    atomic_write_with(path, write)
+}
+
+/// [`atomic_write`] for a writer with its own error type (a Parquet or `anyhow` error): the
+/// temporary file's I/O errors convert into it.
+pub fn atomic_write_with<E: From<io::Error>>(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> Result<(), E>,
+) -> Result<(), E> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -5,7 +5,7 @@ mod fdlimit;
 pub(crate) mod parquet_guard;
 pub(crate) mod rng;
 
-pub use atomic::{atomic_write, atomic_write_bytes, check_writable, same_file};
+pub use atomic::{atomic_write, atomic_write_bytes, atomic_write_with, check_writable, same_file};
 pub use fdlimit::raise_open_files;
 
 pub mod stalls;

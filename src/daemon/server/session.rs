@@ -174,3 +174,60 @@ impl Registry {
 pub fn session_keys(shape: &ModelShape) -> u64 {
     (shape.moe_layers * shape.experts) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{Budget, PolicyKind};
+    use crate::daemon::server::engine::EngineSpec;
+
+    fn session(id: u64) -> Session {
+        let shape = ModelShape {
+            moe_layers: 1,
+            experts: 2,
+            top_k: 1,
+            first_moe_layer: 0,
+        };
+        let engine = Engine::new(EngineSpec {
+            shape,
+            bytes_per_expert: 1,
+            budget: Budget::PerLayer(1),
+            policy: PolicyKind::Lru,
+            half_life: 1.0,
+            beta: 0.0,
+            prefetch_top: 1,
+            margin: 0.0,
+            static_counts: None,
+            predictor: None,
+            plan: None,
+        })
+        .unwrap();
+        Session {
+            id,
+            name: format!("s{id}"),
+            shape,
+            policy: "lru".into(),
+            engine,
+            steps: 0,
+            rejected: 0,
+            observed: 0,
+            replanner: None,
+        }
+    }
+
+    /// The shutdown report keeps the most recent [`MAX_CLOSED`] sessions, whatever the churn.
+    #[test]
+    fn closed_history_is_capped_at_the_most_recent() {
+        let r = Registry::default();
+        let n = MAX_CLOSED + 10;
+        for _ in 0..n {
+            let h = r.insert(session);
+            r.close(&h);
+        }
+        let closed = r.closed_stats();
+        assert_eq!(closed.len(), MAX_CLOSED);
+        assert_eq!(closed.first().unwrap().session, 11);
+        assert_eq!(closed.last().unwrap().session, n as u64);
+        assert_eq!((r.live_count(), r.live_keys()), (0, 0));
+    }
+}

@@ -32,5 +32,5 @@ pub use replan::{Replan, ReplanReply, SlotChange};
 pub use stats::{SessionStats, Stats, StatsReply};
 pub use step::{
     ExpertRef, ExpertSlot, MAX_STEP_EXPERTS, MAX_STEP_TOKENS, Routing, State, Step, StepReply,
-    Transfer, reply_bound,
+    Transfer, reply_bound, transfers_within,
 };

@@ -10,7 +10,8 @@ use super::Transfer;
 pub struct Prefetch {
     /// Session id.
     pub session: u64,
-    /// Transfers to issue at most.
+    /// Transfers to issue at most (fewer when more would not fit the daemon's frame limit:
+    /// the rest stay queued, see the reply's `queued`).
     pub max: u32,
     /// The layers stepped so far have finished computing: release their pins first (so a
     /// prefetch may evict what they used). Without it, running steps stay pinned.

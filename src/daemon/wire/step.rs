@@ -168,6 +168,12 @@ pub fn reply_bound(distinct: usize, prefetch: usize) -> usize {
     REPLY_OVERHEAD + distinct * (PLACEMENT_BYTES + TRANSFER_BYTES) + prefetch * TRANSFER_BYTES
 }
 
+/// The most transfers a reply carrying only transfers (a `prefetch` reply) may hold within a
+/// frame limit of `max_frame` bytes: [`reply_bound`] of that many stays within it.
+pub fn transfers_within(max_frame: usize) -> usize {
+    max_frame.saturating_sub(REPLY_OVERHEAD) / TRANSFER_BYTES
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +217,34 @@ mod tests {
                 "{n} {m}: {} bytes",
                 out.len()
             );
+        }
+    }
+
+    /// A `prefetch` reply of [`transfers_within`] transfers at their largest fits the limit.
+    #[test]
+    fn a_prefetch_reply_of_transfers_within_fits_the_frame() {
+        use crate::daemon::wire::PrefetchReply;
+        let t = Transfer {
+            layer: u16::MAX,
+            expert: u16::MAX,
+            slot: Some(u32::MAX),
+            evict: Some(ExpertRef {
+                layer: u16::MAX,
+                expert: u16::MAX,
+            }),
+        };
+        for frame in [1024, 4096, 1 << 20] {
+            let n = transfers_within(frame);
+            assert!(reply_bound(0, n) <= frame);
+            let resp = Response {
+                id: u64::MAX,
+                body: ResponseBody::Prefetch(PrefetchReply {
+                    transfers: vec![t; n],
+                    queued: u32::MAX,
+                }),
+            };
+            let mut out = Vec::new();
+            crate::daemon::wire::frame::encode(&resp, frame, &mut out).unwrap();
         }
     }
 }

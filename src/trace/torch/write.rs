@@ -145,7 +145,5 @@ pub fn write_torch(path: &Path, value: &TorchValue) -> std::io::Result<()> {
     }
     entry("version", b"3\n")?;
     let bytes = zip.finish().map_err(std::io::Error::other)?.into_inner();
-    let tmp = path.with_extension("pt.tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    crate::util::atomic_write_bytes(path, &bytes)
 }
