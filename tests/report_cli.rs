@@ -28,13 +28,14 @@ fn svg_labels(svg: &str) -> Vec<String> {
 }
 
 fn base_args() -> Vec<&'static str> {
-    vec![
-        "report",
-        "-q",
-        "-t",
-        "traces/sample.parquet",
-        "-t",
-        "traces/esft-excerpt",
+    args_for(&["-t", "traces/sample.parquet", "-t", "traces/esft-excerpt"])
+}
+
+/// A quick report's arguments for the trace flags `traces`.
+fn args_for(traces: &[&'static str]) -> Vec<&'static str> {
+    let mut v = vec!["report", "-q"];
+    v.extend(traces);
+    v.extend([
         "--model",
         "deepseek-v2-lite",
         "--hardware",
@@ -47,7 +48,8 @@ fn base_args() -> Vec<&'static str> {
         "2",
         "--time-limit",
         "1",
-    ]
+    ]);
+    v
 }
 
 #[test]
@@ -300,4 +302,27 @@ fn bad_input_exits_3_naming_it() {
         "{err}"
     );
     assert!(!page.exists(), "no page written on bad input");
+}
+
+#[test]
+fn an_eval_trace_adds_the_out_of_sample_loads_and_names_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("r.html");
+    let mut args = args_for(&[
+        "-t",
+        "traces/sample.parquet",
+        "--eval",
+        "traces/esft-excerpt",
+    ]);
+    args.extend(["-o", page.to_str().unwrap()]);
+    common::moeplan_ok(&args);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(&format!("<h2>{}</h2>", titles::GPU_EVAL)));
+    // One -t and --eval: the shift is from the build trace to the eval trace.
+    assert!(html.contains(&format!("<h2>{}</h2>", titles::SHIFT)));
+    assert!(
+        html.contains("--eval traces/esft-excerpt"),
+        "the command names the eval trace"
+    );
+    assert!(!html.contains("every figure is in-sample"));
 }

@@ -249,19 +249,24 @@ fn batched_steps_agree_across_capacities() {
     }
 }
 
-#[test]
-fn run_cli_reports_the_contract_keys_and_refuses_bad_input() {
-    let f = fixture();
-    let m = f.model.to_str().unwrap();
-    let base = [
+/// `moeplan run` of the first `tokens` tokens of the sample with model directory `m`.
+fn run_args<'a>(m: &'a str, tokens: &'a str) -> [&'a str; 7] {
+    [
         "run",
         "--model-dir",
         m,
         "--trace",
         "traces/sample.parquet",
         "--tokens",
-        "4",
-    ];
+        tokens,
+    ]
+}
+
+#[test]
+fn run_cli_reports_the_contract_keys_and_refuses_bad_input() {
+    let f = fixture();
+    let m = f.model.to_str().unwrap();
+    let base = run_args(m, "4");
     let mut args = base.to_vec();
     args.extend(["--capacity", "2", "--policy", "lru", "--json"]);
     let v = common::ok_json(&common::moeplan().args(&args).output().unwrap());
@@ -336,4 +341,91 @@ fn run_cli_reports_the_contract_keys_and_refuses_bad_input() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("model init"));
+}
+
+#[test]
+fn run_cli_through_the_daemon_in_batches_with_a_predictor_keeps_the_output() {
+    let f = fixture();
+    let d = TestDaemon::start();
+    let m = f.model.to_str().unwrap();
+    let p = f.predictor.to_str().unwrap();
+    let sock = d.socket.to_str().unwrap();
+    let base = run_args(m, "8");
+    let digest = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.push("--json");
+        args.extend(extra);
+        let v = common::ok_json(&common::moeplan().args(&args).output().unwrap());
+        (v["output_digest"].as_str().unwrap().to_string(), v)
+    };
+    let (all, _) = digest(&["--capacity", "64"]);
+    for extra in [
+        vec![
+            "--capacity",
+            "2",
+            "--policy",
+            "predictive",
+            "--predictor",
+            p,
+        ],
+        vec!["--capacity", "2", "--policy", "lru", "--batch", "2"],
+    ] {
+        let mut a = extra.clone();
+        a.extend(["--via-daemon", sock]);
+        let (remote, v) = digest(&a);
+        // Batched compute sums in another order: compared with all-resident at the same batch.
+        let want = match extra.last() {
+            Some(&"2") => digest(&["--capacity", "64", "--batch", "2"]).0,
+            _ => all.clone(),
+        };
+        assert_eq!(remote, want, "{a:?}: {v}");
+        assert_eq!(v["via_daemon"], true, "{v}");
+        assert!(v["loads"].as_u64().unwrap() > 0, "{v}");
+    }
+    // A predictor through the daemon learns a token's predecessor from an earlier step only.
+    let out = common::moeplan()
+        .args(base)
+        .args([
+            "--capacity",
+            "2",
+            "--policy",
+            "predictive",
+            "--predictor",
+            p,
+            "--batch",
+            "2",
+            "--via-daemon",
+            sock,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--batch 1"));
+}
+
+#[test]
+fn bench_run_compares_the_three_rows_and_the_copies() {
+    let f = fixture();
+    let v = common::ok_json(
+        &common::moeplan()
+            .args([
+                "bench",
+                "run",
+                "--model-dir",
+                f.model.to_str().unwrap(),
+                "--predictor",
+                f.predictor.to_str().unwrap(),
+                "--tokens",
+                "6",
+                "--copy-experts",
+                "32",
+                "--json",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(v["outputs_equal"], true, "{v}");
+    assert_eq!(v["rows"].as_array().unwrap().len(), 3, "{v}");
+    assert!(v["copy"]["memcpy_gbps"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(v["copy"]["ratio"].as_f64().unwrap() > 0.0, "{v}");
 }
