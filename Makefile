@@ -11,8 +11,8 @@ test: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo check --features cuda --lib --bins --test dataplane
 	# The fuzz targets (their own workspace): compiled on stable, run with cargo-fuzz on nightly;
-	# the root lock file and target directory, so the dependencies checked above are reused.
-	test -f fuzz/Cargo.lock || cp Cargo.lock fuzz/Cargo.lock
+	# their own lock file (pinned, committed) and the root target directory, so the dependencies
+	# checked above are reused.
 	CARGO_TARGET_DIR=$${CARGO_TARGET_DIR:-$(CURDIR)/target} cargo check --manifest-path fuzz/Cargo.toml --bins
 	cargo test --workspace
 	python3 -m pytest -q clients/python
