@@ -207,8 +207,9 @@ pub fn run(cmd: PredictCommand, quiet: bool) -> anyhow::Result<()> {
                 }
                 if let Some(o) = &set.online {
                     eprintln!(
-                        "online options (cross-validated): half-life {} tokens, prior weight {}",
-                        o.half_life, o.prior_weight
+                        "online options (cross-validated): half-life {} tokens, prior weight {}; \
+                         learned heads' online learning rate {}",
+                        o.half_life, o.prior_weight, o.head_lr
                     );
                 }
                 if let Some(m) = &set.mix {
