@@ -538,31 +538,35 @@ fn nan_zero_and_out_of_range_flags_are_refused() {
 
 // ---- 19. consistency ----
 
+/// `place --method eplb` for DeepSeek-V2-Lite on a one-token JSONL trace `name` in `dir` with
+/// the model's 26 MoE layers and 64 experts but `top_k` and `first_moe_layer` as given.
+fn place_one_token(dir: &Path, name: &str, top_k: usize, first_moe_layer: usize) -> Output {
+    let header = format!(
+        r#"{{"moeplan_trace": 1, "shape": {{"moe_layers": 26, "experts": 64, "top_k": {top_k}, "first_moe_layer": {first_moe_layer}}}}}"#
+    );
+    let ids: Vec<String> = (0..top_k).map(|j| j.to_string()).collect();
+    let layer = format!("[{}]", ids.join(","));
+    let weights = format!("[{}]", vec!["1.0"; top_k].join(","));
+    let rec = format!(
+        r#"{{"seq": 0, "pos": 0, "experts": [{}], "weights": [{}]}}"#,
+        vec![layer; 26].join(","),
+        vec![weights; 26].join(",")
+    );
+    let path = jsonl(dir, name, &[&header, &rec]);
+    run(&[
+        &common::PLACE_SAMPLE[..2],
+        &["-t", &p(&path)],
+        &common::PLACE_SAMPLE[4..],
+        &["--method", "eplb"],
+    ]
+    .concat())
+}
+
 #[test]
 fn traces_must_agree_with_the_model_and_be_consistent() {
     let dir = tempfile::tempdir().unwrap();
     // DeepSeek-V2-Lite's layers and experts, but top-1: `place` used to accept it.
-    let header = r#"{"moeplan_trace": 1, "shape": {"moe_layers": 26, "experts": 64, "top_k": 1, "first_moe_layer": 1}}"#;
-    let e: Vec<String> = (0..26).map(|l| format!("[{}]", l % 64)).collect();
-    let w: Vec<&str> = (0..26).map(|_| "[1.0]").collect();
-    let rec = format!(
-        r#"{{"seq": 0, "pos": 0, "experts": [{}], "weights": [{}]}}"#,
-        e.join(","),
-        w.join(",")
-    );
-    let path = jsonl(dir.path(), "k1.jsonl", &[header, &rec]);
-    let o = run(&[
-        "place",
-        "-q",
-        "-t",
-        &p(&path),
-        "--model",
-        "deepseek-v2-lite",
-        "--hardware",
-        "h100-8x-nvlink",
-        "--method",
-        "eplb",
-    ]);
+    let o = place_one_token(dir.path(), "k1.jsonl", 1, 1);
     expect(&o, 3, &["top_k 1", "top_k 6"]);
     // A gap in a sequence's positions.
     let path = jsonl(
@@ -755,19 +759,11 @@ fn outputs_are_written_only_through_the_atomic_helper() {
 fn float_flags_of_every_command_are_refused_naming_the_flag() {
     let report = |flag: &str, v: &str| {
         run(&[
-            "report",
-            "-q",
-            "-t",
-            "traces/sample.parquet",
-            "--model",
-            "deepseek-v2-lite",
-            "--hardware",
-            "h100-8x-nvlink",
-            "-o",
-            "/tmp/never.html",
-            flag,
-            v,
-        ])
+            &["report", "-q"][..],
+            &common::PLACE_SAMPLE[2..],
+            &["-o", "/tmp/never.html", flag, v],
+        ]
+        .concat())
     };
     expect(&report("--time-limit", "NaN"), 2, &["--time-limit"]);
     expect(&report("--time-limit", "0"), 2, &["--time-limit"]);
@@ -797,18 +793,13 @@ fn float_flags_of_every_command_are_refused_naming_the_flag() {
         ("--comm-weight", "inf"),
         ("--history-half-life", "0"),
     ] {
+        let arg = format!("{flag}={v}");
         let o = run(&[
-            "rebalance",
-            "-t",
-            "traces/sample.parquet",
-            "--model",
-            "deepseek-v2-lite",
-            "--hardware",
-            "h100-8x-nvlink",
-            "--window",
-            "64",
-            &format!("{flag}={v}"),
-        ]);
+            &["rebalance"][..],
+            &common::PLACE_SAMPLE[2..],
+            &["--window", "64", &arg],
+        ]
+        .concat());
         expect(&o, 2, &[flag]);
     }
     for v in ["NaN", "0", "2"] {
@@ -868,29 +859,7 @@ fn a_model_config_with_absurd_layers_is_refused() {
 fn place_refuses_a_trace_whose_first_moe_layer_disagrees_with_the_model() {
     let dir = tempfile::tempdir().unwrap();
     // DeepSeek-V2-Lite's layers, experts and top-k, but MoE from layer 0 (the model: 1).
-    let header = r#"{"moeplan_trace": 1, "shape": {"moe_layers": 26, "experts": 64, "top_k": 6, "first_moe_layer": 0}}"#;
-    let e: Vec<String> = (0..26).map(|_| "[0,1,2,3,4,5]".to_string()).collect();
-    let w: Vec<String> = (0..26)
-        .map(|_| "[1.0,1.0,1.0,1.0,1.0,1.0]".to_string())
-        .collect();
-    let rec = format!(
-        r#"{{"seq": 0, "pos": 0, "experts": [{}], "weights": [{}]}}"#,
-        e.join(","),
-        w.join(",")
-    );
-    let path = jsonl(dir.path(), "first0.jsonl", &[header, &rec]);
-    let o = run(&[
-        "place",
-        "-q",
-        "-t",
-        &p(&path),
-        "--model",
-        "deepseek-v2-lite",
-        "--hardware",
-        "h100-8x-nvlink",
-        "--method",
-        "eplb",
-    ]);
+    let o = place_one_token(dir.path(), "first0.jsonl", 6, 0);
     expect(
         &o,
         3,

@@ -32,7 +32,11 @@ fn train(traces: &[&Trace], kind: Kind) -> PredictorSet {
         lookahead: 2,
         ..TrainOptions::default()
     };
-    PredictorSet::train(traces, kind, &opts, &Silent, &mut |_| {})
+    train_with(traces, kind, &opts)
+}
+
+fn train_with(traces: &[&Trace], kind: Kind, opts: &TrainOptions) -> PredictorSet {
+    PredictorSet::train(traces, kind, opts, &Silent, &mut |_| {})
         .unwrap()
         .0
 }
@@ -204,9 +208,7 @@ fn small_learned(traces: &[&Trace]) -> PredictorSet {
         batch: 512,
         ..TrainOptions::default()
     };
-    PredictorSet::train(traces, Kind::Learned, &opts, &Silent, &mut |_| {})
-        .unwrap()
-        .0
+    train_with(traces, Kind::Learned, &opts)
 }
 
 #[test]

@@ -112,7 +112,7 @@ impl ReplayArgs {
             online: self.online,
             batching: batching_of(self.batch, self.concurrent, self.schedule)?,
             cpu_offload: self.cpu_offload,
-            lookahead: self.lookahead.unwrap_or(ReplayOptions::default().lookahead),
+            lookahead: self.lookahead,
             prefetch_top: self.prefetch_top,
             half_life: self.half_life,
             beta: self.beta,
@@ -126,17 +126,6 @@ pub fn run(args: ReplayArgs, _quiet: bool) -> anyhow::Result<()> {
     let model = load_model(&args.model)?;
     let hw = load_hardware(&args.hardware)?;
     let shape = model.shape();
-    // Refused whatever the policies (not only with `predictive`, which uses it).
-    if let Some(d) = args.lookahead
-        && (d == 0 || d >= shape.moe_layers)
-    {
-        return Err(BadInput(format!(
-            "--lookahead {d} must be in 1..={} (the model has {} MoE layers)",
-            shape.moe_layers.saturating_sub(1),
-            shape.moe_layers
-        ))
-        .into());
-    }
     let trace = load_traces(&args.input, Some(&shape))?;
     let opts = args.options()?;
     let mut train: Vec<Trace> = Vec::new();

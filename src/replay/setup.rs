@@ -15,7 +15,7 @@ use crate::BadInput;
 use crate::cache::{Budget, Lfu, PolicyKind, Predictive};
 use crate::config::{HardwareConfig, ModelConfig};
 use crate::predict::{Kind, OnlineOptions, OnlinePredictor, Predictor, PredictorSet, TrainOptions};
-use crate::trace::Trace;
+use crate::trace::{ModelShape, Trace};
 
 /// How the capacity is shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +65,9 @@ pub struct ReplayOptions {
     pub batching: Batching,
     /// Run a missed expert on the CPU when that is sooner than moving it.
     pub cpu_offload: bool,
-    /// Layers ahead `predictive` prefetches for.
-    pub lookahead: usize,
+    /// Layers ahead `predictive` prefetches for, in `1..moe_layers` whatever the policies
+    /// (`None`: [`DEFAULT_LOOKAHEAD`], or fewer for a model with fewer layers).
+    pub lookahead: Option<usize>,
     /// Experts queued for prefetch per predicted layer (default: the model's top-k).
     pub prefetch_top: Option<usize>,
     /// Half-life of `lfu` and `predictive` frequencies, in visits of a layer.
@@ -75,6 +76,26 @@ pub struct ReplayOptions {
     pub beta: f64,
     /// Priority a prefetch candidate must have above the expert it would evict.
     pub prefetch_margin: f64,
+}
+
+/// Layers ahead `predictive` prefetches for unless told.
+pub const DEFAULT_LOOKAHEAD: usize = 2;
+
+impl ReplayOptions {
+    /// The look-ahead for a model of `shape`: the one given, refused outside `1..moe_layers`
+    /// whatever the policies (only `predictive` uses it), else [`DEFAULT_LOOKAHEAD`] kept in
+    /// range.
+    pub fn lookahead_for(&self, shape: &ModelShape) -> anyhow::Result<usize> {
+        let top = shape.moe_layers.saturating_sub(1);
+        match self.lookahead {
+            Some(d) if d == 0 || d > top => Err(BadInput::err(format!(
+                "--lookahead {d} must be in 1..={top} (the model has {} MoE layers)",
+                shape.moe_layers
+            ))),
+            Some(d) => Ok(d),
+            None => Ok(DEFAULT_LOOKAHEAD.clamp(1, top.max(1))),
+        }
+    }
 }
 
 impl Default for ReplayOptions {
@@ -89,7 +110,7 @@ impl Default for ReplayOptions {
             online: false,
             batching: Batching::Single,
             cpu_offload: false,
-            lookahead: 2,
+            lookahead: None,
             prefetch_top: None,
             half_life: Lfu::DEFAULT_HALF_LIFE,
             beta: Predictive::DEFAULT_BETA,
@@ -231,16 +252,7 @@ pub fn replay_trace(
     let budget = opts.capacity_mode.budget(opts.capacity, shape.moe_layers);
     let train_refs: Vec<&Trace> = train.iter().collect();
     let predictive = opts.policies.contains(&PolicyKind::Predictive);
-    let lookahead = opts.lookahead;
-    if predictive && (lookahead == 0 || lookahead >= shape.moe_layers) {
-        return Err(BadInput::err(format!(
-            "--lookahead must be in 1..={} (the model has {} MoE layers)",
-            shape.moe_layers.saturating_sub(1),
-            shape.moe_layers
-        )));
-    }
-    // Without `predictive` the look-ahead is unused; keep it in range as before.
-    let lookahead = lookahead.clamp(1, shape.moe_layers.saturating_sub(1).max(1));
+    let lookahead = opts.lookahead_for(&shape)?;
     let cold = opts.online && opts.predictor == "none";
     let loaded = if predictive && !cold && inputs.predictor_set.is_none() {
         Some(load_predictor(opts, trace, &train_refs, lookahead)?)

@@ -5,7 +5,8 @@
 
 use std::process::{Command, Output};
 
-/// `moeplan place` on the shipped sample trace, DeepSeek-V2-Lite on 8 H100.
+/// `moeplan place` on the shipped sample trace, DeepSeek-V2-Lite on 8 H100 (`[2..]`: the trace,
+/// model and hardware flags alone, for other commands).
 pub const PLACE_SAMPLE: [&str; 8] = [
     "place",
     "-q",

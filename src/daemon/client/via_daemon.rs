@@ -135,10 +135,7 @@ pub fn replay_via_daemon(
                 }
                 reg.online = args.online;
                 reg.predictor_name = args.predictor_name.clone();
-                let la = args
-                    .lookahead
-                    .clamp(1, shape.moe_layers.saturating_sub(1).max(1));
-                reg.lookahead = Some(la as u16);
+                reg.lookahead = Some(args.lookahead_for(&shape)? as u16);
                 reg.prefetch_top = Some(args.prefetch_top.unwrap_or(shape.top_k) as u16);
                 reg.prefetch_margin = Some(args.prefetch_margin);
             }
