@@ -13,7 +13,8 @@ use moeplan::daemon::client::{Client, ClientError};
 use moeplan::daemon::wire::{ErrorCode, Observe, Register, Replan};
 use moeplan::placement::{PlanFile, topology};
 use moeplan::trace::{Trace, read_trace};
-use moeplan_solver::{BudgetOptions, Plan, Workload, evaluate, replan};
+use moeplan::rebalance::{DEFAULT_COMM_WEIGHT, DEFAULT_HISTORY_HALF_LIFE};
+use moeplan_solver::{BudgetOptions, Plan, ReplanHistory, Workload, evaluate};
 use support::TestDaemon;
 
 fn root() -> PathBuf {
@@ -46,11 +47,13 @@ fn law_counts(n: usize) -> (Trace, Vec<Vec<u32>>) {
 /// The in-process workload of `counts` (and `pairs`, `[layer][src * experts + dst]`) over
 /// `tokens` tokens, and the solver options and topology the daemon's `replan` uses for a
 /// budget of 16 moves on the plan's hardware.
+/// The history a `moeplan` re-balance holds after one window of these counts, the topology and
+/// the daemon's default options at a budget of 16.
 fn in_process(
     counts: &[Vec<u32>],
     pairs: &[Vec<u32>],
     tokens: usize,
-) -> (Workload, moeplan_solver::Topology, BudgetOptions) {
+) -> (ReplanHistory, moeplan_solver::Topology, BudgetOptions) {
     let (layers, e) = (counts.len(), counts[0].len());
     let mut w = Workload::zeros(layers, e);
     for (l, row) in counts.iter().enumerate() {
@@ -68,9 +71,11 @@ fn in_process(
     let opts = BudgetOptions {
         moves: 16,
         balance: 1.0,
-        comm: 1.0,
+        comm: DEFAULT_COMM_WEIGHT,
     };
-    (w, topo, opts)
+    let mut h = ReplanHistory::new(layers, e);
+    h.push(&w, DEFAULT_HISTORY_HALF_LIFE);
+    (h, topo, opts)
 }
 
 /// A session on the daemon of `c` registered as GPU 0 of the plan at `path`.
@@ -125,13 +130,14 @@ fn replan_equals_the_solvers_move_budgeted_replan_on_the_observed_counts() {
 
     // The same re-plan in process.
     let s = tr.shape();
-    let (w, topo, opts) = in_process(&counts, &[], 1000);
-    let want = replan(&plan, &w, &topo, opts);
+    let (h, topo, opts) = in_process(&counts, &[], 1000);
+    let want = h.replan(&plan, &topo, opts);
+    let w = h.decayed();
     assert_eq!(r.moves, want.moves as u64);
     assert!(r.moves > 0 && r.moves <= 16, "{r:?}");
     assert_eq!(r.bytes_moved, r.moves * 1000);
-    assert_eq!(r.ir_before, evaluate(&w, &plan, &topo).ir_mean);
-    assert_eq!(r.ir_after, evaluate(&w, &want.plan, &topo).ir_mean);
+    assert_eq!(r.ir_before, evaluate(w, &plan, &topo).ir_mean);
+    assert_eq!(r.ir_after, evaluate(w, &want.plan, &topo).ir_mean);
     assert!(r.ir_after < r.ir_before, "{r:?}");
     assert_eq!(r.selections, (1000 * s.moe_layers * s.top_k) as f64);
     // The changed slots turn the plan in service into the re-plan.
@@ -150,7 +156,7 @@ fn replan_equals_the_solvers_move_budgeted_replan_on_the_observed_counts() {
     let again = c.replan(Replan::new(sid, 0)).unwrap();
     assert!(again.changed.is_empty() && again.moves == 0);
     assert_eq!(again.ir_before, r.ir_after);
-    let decay = 0.5f64.powf(1.0 / moeplan::rebalance::DEFAULT_HISTORY_HALF_LIFE);
+    let decay = 0.5f64.powf(1.0 / DEFAULT_HISTORY_HALF_LIFE);
     assert_eq!(again.selections, r.selections * decay);
     // `current` overrides the plan in service: back from the original plan.
     let cur = Replan {
@@ -317,9 +323,10 @@ fn observed_pairs_feed_the_communication_term() {
     }
     let r = c.replan(Replan::new(sid, 16)).unwrap();
 
-    let (w, topo, opts) = in_process(&counts, &pairs, 1000);
-    let want = replan(&plan, &w, &topo, opts);
-    let (before, after) = (evaluate(&w, &plan, &topo), evaluate(&w, &want.plan, &topo));
+    let (h, topo, opts) = in_process(&counts, &pairs, 1000);
+    let want = h.replan(&plan, &topo, opts);
+    let w = h.decayed();
+    let (before, after) = (evaluate(w, &plan, &topo), evaluate(w, &want.plan, &topo));
     assert!(before.hop_rate > 0.5, "{before:?}");
     assert_eq!(r.hop_before, before.hop_rate);
     assert_eq!(r.hop_after, after.hop_rate);

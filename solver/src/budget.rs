@@ -1,12 +1,18 @@
 //! Move-budgeted re-planning: starting from the plan in service, swap experts between GPUs
-//! (within a layer) while it lowers `balance * sum_l (IR_l + SPREAD_WEIGHT * V_l) + comm * sum_l
-//! C_l`, spending at most a budget of moves (a move is one expert replica copied to a GPU that
-//! did not hold it; a swap is two), best gain first.
+//! (within a layer) while it lowers `balance * sum_l (IR_l + SPREAD_WEIGHT * V_l + RECENT_WEIGHT
+//! * R_l) + comm * sum_l C_l`, spending at most a budget of moves (a move is one expert replica
+//! copied to a GPU that did not hold it; a swap is two), best gain first.
 //!
 //! `V_l` is the variance of layer l's GPU loads scaled to mean 1. IR alone is flat: most swaps
 //! leave the hottest GPU as it is, so a greedy on IR alone stops early or spends its moves on
 //! ties; the variance term ranks them by how much they even out the whole layer, which is what
 //! the next window's IR rewards.
+//!
+//! `R_l` is the mean of that variance over recent windows taken one at a time (given apart from
+//! the workload, see [`replan_recent`]; zero without them). Experts that share a GPU because
+//! they are co-routed with the same experts of the neighbouring layers tend to rise and fall
+//! together, so a plan balanced on the sum of the windows alone comes apart on the next one; a
+//! plan that holds on each recent window keeps its balance when the load drifts.
 //!
 //! `IR_l` and `C_l` are as in [`crate::problem::Weights`]: layer l's imbalance and the expected
 //! link cost per consecutive-layer pair (l, l+1). A swap within layer l changes only `IR_l` and
@@ -22,6 +28,13 @@ use crate::problem::{Topology, Workload};
 /// 1 gives 1.182, 4 gives 1.157, 16 gives 1.151 at a higher hop rate), checked on the order
 /// summary -> intent -> law (1.161 against EPLB's 1.159).
 pub const SPREAD_WEIGHT: f64 = 4.0;
+
+/// Weight of the recent windows' mean load variance `R_l` next to the IR. Chosen together with
+/// the re-balancing defaults (communication weight 12, the last 6 windows, 136 moves) on the
+/// ESFT stream intent -> law -> summary (8 GPUs, windows of 1,000 tokens; 16 gives next-window
+/// IR 1.143 at hop rate 0.828, 64 gives 1.159 at 0.802, 96 gives 1.153 at 0.811), checked on the
+/// order summary -> intent -> law (1.150 at 0.810, against EPLB's 1.159).
+pub const RECENT_WEIGHT: f64 = 64.0;
 
 /// Variance of GPU loads scaled to mean 1.
 fn variance(loads: &[f64]) -> f64 {
@@ -89,6 +102,40 @@ struct State<'a> {
     /// Per layer, GPUs / total load: the scale of `loads`.
     units: Vec<f64>,
     aff: Vec<Affinity>,
+    /// The recent windows the balance must also hold on.
+    recent: Vec<Recent<'a>>,
+}
+
+/// One recent window: its workload, per-layer scale to mean 1 and `[layers][gpus]` loads.
+struct Recent<'a> {
+    w: &'a Workload,
+    units: Vec<f64>,
+    loads: Vec<Vec<f64>>,
+}
+
+/// GPUs / total load of layer `l` (0 for an empty layer): the scale of its loads to mean 1.
+fn unit_of(w: &Workload, l: usize, gpus: usize) -> f64 {
+    let total: f64 = w.load(l).iter().sum();
+    if total > 0.0 {
+        gpus as f64 / total
+    } else {
+        0.0
+    }
+}
+
+/// Layer `l`'s GPU loads of workload `w` under `spread`, times `unit`.
+fn scaled_loads(w: &Workload, l: usize, spread: &[Spread], gpus: usize, unit: f64) -> Vec<f64> {
+    let loads = crate::metrics::gpu_loads(w.load(l), spread, gpus);
+    loads.iter().map(|&x| x * unit).collect()
+}
+
+/// The change of the variance of `loads` (scaled to mean 1) when GPU `ga` gives a load `la`
+/// for `lb` and GPU `gb` the reverse.
+fn variance_delta(loads: &[f64], ga: usize, gb: usize, la: f64, lb: f64) -> f64 {
+    let (oa, ob) = (loads[ga], loads[gb]);
+    let (na, nb) = (oa - la + lb, ob - lb + la);
+    let sq = |v: f64| (v - 1.0) * (v - 1.0);
+    (sq(na) + sq(nb) - sq(oa) - sq(ob)) / loads.len() as f64
 }
 
 /// Pair counts of (l, l+1) scaled to sum 1 (all zero for an empty layer pair).
@@ -103,7 +150,13 @@ fn scaled_pairs(w: &Workload, l: usize) -> Vec<f64> {
 }
 
 impl<'a> State<'a> {
-    fn new(prev: &Plan, w: &'a Workload, topo: &'a Topology, opts: BudgetOptions) -> State<'a> {
+    fn new(
+        prev: &Plan,
+        w: &'a Workload,
+        recent: &[&'a Workload],
+        topo: &'a Topology,
+        opts: BudgetOptions,
+    ) -> State<'a> {
         let layers = prev.layers;
         let mut s = State {
             w,
@@ -113,18 +166,21 @@ impl<'a> State<'a> {
             spreads: (0..layers).map(|l| prev.spread(l)).collect(),
             counts: (0..layers).map(|l| prev.counts(l)).collect(),
             loads: vec![Vec::new(); layers],
-            units: (0..layers)
-                .map(|l| {
-                    let total: f64 = w.load(l).iter().sum();
-                    if total > 0.0 {
-                        prev.gpus as f64 / total
-                    } else {
-                        0.0
-                    }
-                })
-                .collect(),
+            units: (0..layers).map(|l| unit_of(w, l, prev.gpus)).collect(),
             aff: Vec::with_capacity(layers),
+            recent: Vec::with_capacity(recent.len()),
         };
+        for &rw in recent {
+            let units: Vec<f64> = (0..layers).map(|l| unit_of(rw, l, prev.gpus)).collect();
+            let loads = (0..layers)
+                .map(|l| scaled_loads(rw, l, &s.spreads[l], prev.gpus, units[l]))
+                .collect();
+            s.recent.push(Recent {
+                w: rw,
+                units,
+                loads,
+            });
+        }
         for l in 0..layers {
             s.loads[l] = s.layer_loads(l);
             s.aff.push(Affinity {
@@ -140,9 +196,16 @@ impl<'a> State<'a> {
 
     /// Layer `l`'s GPU loads scaled to mean 1.
     fn layer_loads(&self, l: usize) -> Vec<f64> {
-        let g = self.plan.gpus;
-        let loads = crate::metrics::gpu_loads(self.w.load(l), &self.spreads[l], g);
-        loads.iter().map(|&x| x * self.units[l]).collect()
+        scaled_loads(self.w, l, &self.spreads[l], self.plan.gpus, self.units[l])
+    }
+
+    /// `R_l`: the recent windows' mean variance of layer `l`'s GPU loads.
+    fn recent_variance(&self, l: usize) -> f64 {
+        if self.recent.is_empty() {
+            return 0.0;
+        }
+        let sum: f64 = self.recent.iter().map(|r| variance(&r.loads[l])).sum();
+        sum / self.recent.len() as f64
     }
 
     /// Per (expert of layer `to`, GPU) link cost towards layer `from`'s placement, for pairs
@@ -199,7 +262,8 @@ impl<'a> State<'a> {
         let mut comm = 0.0;
         for l in 0..self.plan.layers {
             ir += self.loads[l].iter().cloned().fold(0.0, f64::max)
-                + SPREAD_WEIGHT * variance(&self.loads[l]);
+                + SPREAD_WEIGHT * variance(&self.loads[l])
+                + RECENT_WEIGHT * self.recent_variance(l);
             // Pair (l, l+1) counted once, from the lower layer.
             let g = self.plan.gpus;
             for (x, s) in self.spreads[l].iter().enumerate() {
@@ -239,15 +303,22 @@ impl<'a> State<'a> {
             };
             new_max = new_max.max(v);
         }
-        // Only GPUs ga and gb change: the variance moves by their squared deviations.
-        let (oa, ob) = (loads[ga], loads[gb]);
-        let (na, nb) = (oa - la + lb, ob - lb + la);
-        let sq = |v: f64| (v - 1.0) * (v - 1.0);
-        let var_delta = (sq(na) + sq(nb) - sq(oa) - sq(ob)) / loads.len() as f64;
+        // Only GPUs ga and gb change: the variances move by their squared deviations.
+        let var_delta = variance_delta(loads, ga, gb, la, lb);
+        let mut recent_delta = 0.0;
+        for r in &self.recent {
+            let u = r.units[l];
+            let (ra, rb) = (r.w.load(l)[xa] * u / ca, r.w.load(l)[xb] * u / cb);
+            recent_delta += variance_delta(&r.loads[l], ga, gb, ra, rb);
+        }
+        if !self.recent.is_empty() {
+            recent_delta /= self.recent.len() as f64;
+        }
         let aff = &self.aff[l];
         let cost = |x: usize, h: usize| aff.prev[x * g + h] + aff.next[x * g + h];
         let comm_delta = (cost(xa, gb) - cost(xa, ga)) / ca + (cost(xb, ga) - cost(xb, gb)) / cb;
-        self.opts.balance * (old_max - new_max - SPREAD_WEIGHT * var_delta)
+        self.opts.balance
+            * (old_max - new_max - SPREAD_WEIGHT * var_delta - RECENT_WEIGHT * recent_delta)
             - self.opts.comm * comm_delta
     }
 
@@ -258,6 +329,10 @@ impl<'a> State<'a> {
         let l = s.layer;
         self.spreads[l] = self.plan.spread(l);
         self.loads[l] = self.layer_loads(l);
+        let g = self.plan.gpus;
+        for r in &mut self.recent {
+            r.loads[l] = scaled_loads(r.w, l, &self.spreads[l], g, r.units[l]);
+        }
         if l > 0 {
             self.refresh_affinity(l - 1);
         }
@@ -285,7 +360,19 @@ impl<'a> State<'a> {
 /// Re-plans from `prev` for workload `w` with at most `opts.moves` moves (see the module docs).
 /// Deterministic: ties go to the lower layer, then the lower slots.
 pub fn replan(prev: &Plan, w: &Workload, topo: &Topology, opts: BudgetOptions) -> Replanned {
-    let mut st = State::new(prev, w, topo, opts);
+    replan_recent(prev, w, &[], topo, opts)
+}
+
+/// [`replan`] whose balance must also hold on each of the `recent` windows (the `R_l` term of
+/// the module docs; none gives [`replan`]).
+pub fn replan_recent(
+    prev: &Plan,
+    w: &Workload,
+    recent: &[&Workload],
+    topo: &Topology,
+    opts: BudgetOptions,
+) -> Replanned {
+    let mut st = State::new(prev, w, recent, topo, opts);
     let before = st.objective();
     let mut swaps = Vec::new();
     // Best swap per layer, recomputed only for the layers a swap touched.
@@ -378,5 +465,33 @@ mod tests {
         assert_eq!(r.moves, 4, "{:?}", r.swaps);
         let loads = crate::metrics::gpu_loads(w.load(0), &r.plan.spread(0), 4);
         assert!(loads.iter().all(|&x| (x - 4.0).abs() < 1e-9), "{loads:?}");
+    }
+
+    #[test]
+    fn recent_windows_split_experts_that_rise_together() {
+        // 1 layer, 4 experts on 2 GPUs x 2 slots; the totals are even, so the plan in service
+        // (experts 0 and 1 together) is balanced on them. But 0 and 1 were hot together in one
+        // recent window and 2 and 3 in the other: balanced on each window, the re-plan puts
+        // one of each pair on each GPU.
+        let mut w = Workload::zeros(1, 4);
+        w.tokens = 8;
+        w.load = vec![4.0, 4.0, 4.0, 4.0];
+        let (mut w1, mut w2) = (w.clone(), w.clone());
+        w1.load = vec![3.0, 3.0, 1.0, 1.0];
+        w2.load = vec![1.0, 1.0, 3.0, 3.0];
+        let prev = Plan::new(1, 4, 2, 2, vec![0, 1, 2, 3]).unwrap();
+        let opts = BudgetOptions {
+            moves: 8,
+            balance: 1.0,
+            comm: 0.0,
+        };
+        assert_eq!(replan(&prev, &w, &topo(2), opts).plan, prev);
+        let r = replan_recent(&prev, &w, &[&w1, &w2], &topo(2), opts);
+        assert_eq!(r.moves, 2, "{:?}", r.swaps);
+        for win in [&w1, &w2] {
+            let loads = crate::metrics::gpu_loads(win.load(0), &r.plan.spread(0), 2);
+            assert_eq!(loads, vec![4.0, 4.0], "{:?}", r.plan);
+        }
+        assert!(r.objective.1 < r.objective.0);
     }
 }

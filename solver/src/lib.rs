@@ -16,6 +16,7 @@ pub mod budget;
 pub mod chain;
 pub mod control;
 pub mod eplb;
+pub mod history;
 pub mod ilp;
 pub mod joint;
 pub mod kl;
@@ -30,8 +31,9 @@ pub mod problem;
 pub mod relax;
 pub mod replicate;
 
-pub use budget::{BudgetOptions, Replanned, Swap, replan};
+pub use budget::{BudgetOptions, Replanned, Swap, replan, replan_recent};
 pub use control::{Control, ProgressEvent, Unlimited};
+pub use history::ReplanHistory;
 pub use ilp::{IlpOptions, SolveReport};
 pub use layer_time::{LayerTime, TimeModel, layer_time};
 pub use methods::{Method, MethodOptions, Placed, place};

@@ -14,8 +14,8 @@ use crate::placement::{
     time_model, topology, workload_from_trace,
 };
 use crate::rebalance::{
-    DEFAULT_HISTORY_HALF_LIFE, DEFAULT_MOVE_BUDGET, RebalancePolicy, RebalanceSetup, StreamWindow,
-    run, trace_windows,
+    DEFAULT_COMM_WEIGHT, DEFAULT_HISTORY_HALF_LIFE, DEFAULT_MOVE_BUDGET, RebalancePolicy,
+    RebalanceSetup, StreamWindow, run, trace_windows,
 };
 use crate::trace::{Format, Trace, read_trace};
 
@@ -86,8 +86,8 @@ pub struct RebalanceArgs {
     /// Weight of the imbalance term of `moeplan`.
     #[arg(long, default_value_t = 1.0, value_parser = super::values::non_negative)]
     pub balance_weight: f64,
-    /// Weight of the communication term of `moeplan`.
-    #[arg(long, default_value_t = 1.0, value_parser = super::values::non_negative)]
+    /// Weight of the communication term of `moeplan` (the imbalance term's is 1 by default).
+    #[arg(long, default_value_t = DEFAULT_COMM_WEIGHT, value_parser = super::values::non_negative)]
     pub comm_weight: f64,
     /// Tokens per batch of the layer-time model.
     #[arg(long, default_value_t = DEFAULT_TIME_BATCH)]

@@ -20,7 +20,8 @@ use crate::placement::{
 };
 use crate::predict::{Kind, PredictorSet, TrainOptions, evaluate_online};
 use crate::rebalance::{
-    DEFAULT_HISTORY_HALF_LIFE, DEFAULT_MOVE_BUDGET, RebalancePolicy, RebalanceSetup,
+    DEFAULT_COMM_WEIGHT, DEFAULT_HISTORY_HALF_LIFE, DEFAULT_MOVE_BUDGET, RebalancePolicy,
+    RebalanceSetup,
 };
 use crate::replay::{ReplayInputs, ReplayOptions, replay_trace};
 use crate::report::{
@@ -498,7 +499,10 @@ fn rebalance_data(inp: &Inputs, counts: &Counts) -> anyhow::Result<Result<Rebala
         redundant: redundant_slots(hw, inp.redundant),
         initial,
         move_budget: DEFAULT_MOVE_BUDGET,
-        weights,
+        weights: Weights {
+            comm: DEFAULT_COMM_WEIGHT,
+            ..weights
+        },
         history_half_life: DEFAULT_HISTORY_HALF_LIFE,
         eplb_groups: 0,
         time: time_model(model, hw, DEFAULT_TIME_BATCH),

@@ -5,15 +5,16 @@
 //! Policies: `static` (one offline plan, never changed), `eplb` (EPLB from scratch on the last
 //! window's counts, as SGLang and vLLM `--enable-eplb` do) and `moeplan` (from the plan in
 //! service, at most `move_budget` moves per re-balance, minimising balance + communication on
-//! decayed counts of everything seen: [`moeplan_solver::budget`]).
+//! decayed counts of everything seen, the balance also held on each recent window:
+//! [`moeplan_solver::budget`], [`moeplan_solver::history`]).
 
 mod report;
 
 use std::time::Instant;
 
 use moeplan_solver::{
-    BudgetOptions, Method, MethodOptions, Plan, Problem, ProblemError, TimeModel, Topology,
-    Unlimited, Weights, Workload, evaluate, layer_time, place, replan,
+    BudgetOptions, Method, MethodOptions, Plan, Problem, ProblemError, ReplanHistory, TimeModel,
+    Topology, Unlimited, Weights, Workload, evaluate, layer_time, place,
 };
 use serde::{Deserialize, Serialize};
 
@@ -52,11 +53,17 @@ impl RebalancePolicy {
     }
 }
 
-/// Default moves per re-balance of `moeplan` (of DeepSeek-V2-Lite's 1,664 placements, 7.7%).
-pub const DEFAULT_MOVE_BUDGET: usize = 128;
+/// Default moves per re-balance of `moeplan` (of DeepSeek-V2-Lite's 1,664 placements, 8.2%;
+/// EPLB moves about 1,380 per re-balance on the ESFT stream).
+pub const DEFAULT_MOVE_BUDGET: usize = 136;
 /// Default half-life, in windows, of the counts `moeplan` re-plans on (chosen with
 /// [`moeplan_solver::budget::SPREAD_WEIGHT`] on the ESFT stream intent -> law -> summary).
 pub const DEFAULT_HISTORY_HALF_LIFE: f64 = 0.5;
+/// Default weight of the communication term of `moeplan`'s re-plans (the balance term's is 1),
+/// chosen with [`moeplan_solver::budget::RECENT_WEIGHT`] on the ESFT stream intent -> law ->
+/// summary: weights 11 / 12 / 13 / 14 gave next-window IR 1.159 / 1.159 / 1.166 / 1.170 at hop
+/// rates 0.807 / 0.802 / 0.801 / 0.797.
+pub const DEFAULT_COMM_WEIGHT: f64 = 12.0;
 
 /// One window of the stream: where it starts and its counts.
 #[derive(Debug, Clone)]
@@ -123,27 +130,12 @@ pub enum RebalanceError {
     Plan(#[from] moeplan_solver::PlanError),
 }
 
-/// `a * x + y`, elementwise into `x`.
-fn axpy(a: f64, x: &mut [f64], y: &[f64]) {
-    for (o, &v) in x.iter_mut().zip(y) {
-        *o = a * *o + v;
-    }
-}
-
-/// Decays `hist` by `decay` and adds `w` (loads, pairs and tokens).
-fn accumulate(hist: &mut Workload, w: &Workload, decay: f64) {
-    axpy(decay, &mut hist.load, &w.load);
-    axpy(decay, &mut hist.pairs, &w.pairs);
-    axpy(decay, &mut hist.pairs_top1, &w.pairs_top1);
-    hist.tokens = (hist.tokens as f64 * decay).round() as usize + w.tokens;
-}
-
 /// One policy's state over the stream.
 struct Runner<'a> {
     setup: &'a RebalanceSetup,
     policy: RebalancePolicy,
     plan: Plan,
-    history: Workload,
+    history: ReplanHistory,
 }
 
 impl Runner<'_> {
@@ -161,14 +153,13 @@ impl Runner<'_> {
                 place(Method::Eplb, &p, &opts, &Unlimited)?.plan
             }
             RebalancePolicy::Moeplan => {
-                let decay = 0.5f64.powf(1.0 / s.history_half_life.max(1e-9));
-                accumulate(&mut self.history, w, decay);
+                self.history.push(w, s.history_half_life);
                 let opts = BudgetOptions {
                     moves: s.move_budget,
                     balance: s.weights.balance,
                     comm: s.weights.comm,
                 };
-                replan(&self.plan, &self.history, &s.topology, opts).plan
+                self.history.replan(&self.plan, &s.topology, opts).plan
             }
         };
         let moves = new.moved_from(&self.plan);
@@ -198,7 +189,7 @@ pub fn run(
             setup,
             policy,
             plan: setup.initial.clone(),
-            history: Workload::zeros(layers, experts),
+            history: ReplanHistory::new(layers, experts),
         };
         let mut series = Vec::with_capacity(windows.len() - 1);
         let mut seconds = 0.0;

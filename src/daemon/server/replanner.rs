@@ -1,16 +1,16 @@
 //! A session's re-balancing state for `replan`: the plan in service, the topology its plan file
 //! names, and the routing counts and consecutive-layer pairs `observe` reported, folded into a
-//! decayed history at each re-plan exactly as the `moeplan` policy of `moeplan rebalance` folds
-//! its windows. Pure: the plan file is read at `register`.
+//! history (decayed totals and the last windows apart) at each re-plan exactly as the `moeplan`
+//! policy of `moeplan rebalance` folds its windows. Pure: the plan file is read at `register`.
 
 use std::time::Instant;
 
-use moeplan_solver::{BudgetOptions, Plan, Topology, Workload, evaluate, replan};
+use moeplan_solver::{BudgetOptions, Plan, ReplanHistory, Topology, Workload, evaluate};
 
 use crate::config::{HardwareConfig, Kind, builtin};
 use crate::daemon::wire::{Replan, ReplanReply, SlotChange};
 use crate::placement::{PlanFile, topology};
-use crate::rebalance::DEFAULT_HISTORY_HALF_LIFE;
+use crate::rebalance::{DEFAULT_COMM_WEIGHT, DEFAULT_HISTORY_HALF_LIFE};
 
 /// A session's plan in service and the counts it re-plans on.
 #[derive(Debug, Clone)]
@@ -24,8 +24,8 @@ pub struct Replanner {
     /// `[moe_layers - 1][experts][experts]` consecutive-layer pairs reported since the last
     /// re-plan (empty until the first `observe` with pairs).
     window_pairs: Vec<f64>,
-    /// The decayed counts of the windows before.
-    history: Workload,
+    /// The counts of the windows before (decayed totals, the last windows apart).
+    history: ReplanHistory,
     /// Bytes of one expert's weights (the session's `bytes_per_expert`).
     bytes_per_expert: u64,
     /// Experts each token selects per layer.
@@ -58,7 +58,7 @@ impl Replanner {
         Replanner {
             window: vec![0.0; plan.layers * plan.experts],
             window_pairs: Vec::new(),
-            history: Workload::zeros(plan.layers, plan.experts),
+            history: ReplanHistory::new(plan.layers, plan.experts),
             plan,
             topology,
             bytes_per_expert,
@@ -98,47 +98,43 @@ impl Replanner {
                 "history_half_life: must be finite and > 0, got {hl}"
             ));
         }
-        let weight = |v: Option<f64>, field: &str| match v.unwrap_or(1.0) {
+        let weight = |v: Option<f64>, default: f64, field: &str| match v.unwrap_or(default) {
             w if w.is_finite() && w >= 0.0 => Ok(w),
             w => Err(format!("{field}: must be finite and >= 0, got {w}")),
         };
-        let balance = weight(req.balance_weight, "balance_weight")?;
-        let comm = weight(req.comm_weight, "comm_weight")?;
+        let balance = weight(req.balance_weight, 1.0, "balance_weight")?;
+        let comm = weight(req.comm_weight, DEFAULT_COMM_WEIGHT, "comm_weight")?;
         let topo = self.topology.clone()?;
         let current = match &req.current {
             Some(map) => Some(self.check_current(map)?),
             None => None,
         };
-        let decay = 0.5f64.powf(1.0 / hl);
+        // This window's counts (no pairs reported yet: zeros), folded into a copy of the
+        // history that is kept only if the re-plan succeeds.
+        let mut window = Workload::zeros(self.plan.layers, self.plan.experts);
+        window.load.copy_from_slice(&self.window);
+        for (w, &p) in window.pairs.iter_mut().zip(&self.window_pairs) {
+            *w = p;
+        }
+        let per_token = (self.plan.layers * self.top_k) as f64;
+        window.tokens = (self.window.iter().sum::<f64>() / per_token).round() as usize;
         let mut history = self.history.clone();
-        for (h, &w) in history.load.iter_mut().zip(&self.window) {
-            *h = decay * *h + w;
-        }
-        // No pairs reported yet: the window adds zeros.
-        let fresh = self
-            .window_pairs
-            .iter()
-            .copied()
-            .chain(std::iter::repeat(0.0));
-        for (h, w) in history.pairs.iter_mut().zip(fresh) {
-            *h = decay * *h + w;
-        }
-        let selections: f64 = history.load.iter().sum();
+        history.push(&window, hl);
+        let selections: f64 = history.decayed().load.iter().sum();
         if selections <= 0.0 {
             return Err(
                 "replan: no routing counts yet (report them with `observe` first)".to_string(),
             );
         }
-        history.tokens = (selections / (self.plan.layers * self.top_k) as f64).round() as usize;
         let prev = current.unwrap_or_else(|| self.plan.clone());
         let opts = BudgetOptions {
             moves: (req.move_budget as usize).min(prev.layers * prev.physical()),
             balance,
             comm,
         };
-        let r = replan(&prev, &history, &topo, opts);
-        let before = evaluate(&history, &prev, &topo);
-        let after = evaluate(&history, &r.plan, &topo);
+        let r = history.replan(&prev, &topo, opts);
+        let before = evaluate(history.decayed(), &prev, &topo);
+        let after = evaluate(history.decayed(), &r.plan, &topo);
         let changed = changed_slots(&prev, &r.plan);
         self.history = history;
         self.window.fill(0.0);
