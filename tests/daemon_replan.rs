@@ -12,8 +12,8 @@ use moeplan::config::HardwareConfig;
 use moeplan::daemon::client::{Client, ClientError};
 use moeplan::daemon::wire::{ErrorCode, Observe, Register, Replan};
 use moeplan::placement::{PlanFile, topology};
-use moeplan::trace::{Trace, read_trace};
 use moeplan::rebalance::{DEFAULT_COMM_WEIGHT, DEFAULT_HISTORY_HALF_LIFE};
+use moeplan::trace::{Trace, read_trace};
 use moeplan_solver::{BudgetOptions, Plan, ReplanHistory, Workload, evaluate};
 use support::TestDaemon;
 

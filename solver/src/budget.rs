@@ -1,7 +1,8 @@
 //! Move-budgeted re-planning: starting from the plan in service, swap experts between GPUs
-//! (within a layer) while it lowers `balance * sum_l (IR_l + SPREAD_WEIGHT * V_l + RECENT_WEIGHT
-//! * R_l) + comm * sum_l C_l`, spending at most a budget of moves (a move is one expert replica
-//! copied to a GPU that did not hold it; a swap is two), best gain first.
+//! (within a layer) while it lowers
+//! `balance * sum_l (IR_l + SPREAD_WEIGHT * V_l + RECENT_WEIGHT * R_l) + comm * sum_l C_l`,
+//! spending at most a budget of moves (a move is one expert replica copied to a GPU that did not
+//! hold it; a swap is two), best gain first.
 //!
 //! `V_l` is the variance of layer l's GPU loads scaled to mean 1. IR alone is flat: most swaps
 //! leave the hottest GPU as it is, so a greedy on IR alone stops early or spends its moves on
