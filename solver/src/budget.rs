@@ -32,9 +32,9 @@ pub const SPREAD_WEIGHT: f64 = 4.0;
 
 /// Weight of the recent windows' mean load variance `R_l` next to the IR. Chosen together with
 /// the re-balancing defaults (communication weight 12, the last 6 windows, 136 moves) on the
-/// ESFT stream intent -> law -> summary (8 GPUs, windows of 1,000 tokens; 16 gives next-window
-/// IR 1.143 at hop rate 0.828, 64 gives 1.159 at 0.802, 96 gives 1.153 at 0.811), checked on the
-/// order summary -> intent -> law (1.150 at 0.810, against EPLB's 1.159).
+/// ESFT stream intent -> law -> summary (8 GPUs, windows of 1,000 tokens; 48 gives next-window
+/// IR 1.169 at hop rate 0.792, 64 gives 1.159 at 0.802, 96 gives 1.153 at 0.811), checked on the
+/// order summary -> intent -> law (1.150 at 0.809, against EPLB's 1.159).
 pub const RECENT_WEIGHT: f64 = 64.0;
 
 /// Variance of GPU loads scaled to mean 1.
