@@ -365,7 +365,9 @@ class Session:
         slot whose expert changes), ``moves``, ``bytes_moved``, ``ir_before``/``ir_after``,
         ``hop_before``/``hop_after``, ``selections`` and ``seconds``. ``current`` (the
         ``physical_to_logical_map`` in service) defaults to the last re-plan returned, else the
-        registered plan; the re-plan becomes the plan in service.
+        registered plan; the re-plan becomes the plan in service. Weights left out take the
+        daemon's defaults (``balance_weight`` 1, ``comm_weight`` 12, ``history_half_life`` 0.5
+        re-plans), those of ``moeplan rebalance``.
         """
         args: Dict[str, Any] = {"session": self.id, "move_budget": int(move_budget)}
         if current is not None:
