@@ -107,16 +107,17 @@ struct State<'a> {
     recent: Vec<Recent<'a>>,
 }
 
-/// One recent window: its workload, per-layer scale to mean 1 and `[layers][gpus]` loads.
+/// One recent window: its `[layers][experts]` selections, per-layer scale to mean 1 and
+/// `[layers][gpus]` loads.
 struct Recent<'a> {
-    w: &'a Workload,
+    load: &'a [f64],
     units: Vec<f64>,
     loads: Vec<Vec<f64>>,
 }
 
-/// GPUs / total load of layer `l` (0 for an empty layer): the scale of its loads to mean 1.
-fn unit_of(w: &Workload, l: usize, gpus: usize) -> f64 {
-    let total: f64 = w.load(l).iter().sum();
+/// GPUs / total of a layer's loads (0 for an empty layer): their scale to mean 1.
+fn unit_of(load: &[f64], gpus: usize) -> f64 {
+    let total: f64 = load.iter().sum();
     if total > 0.0 {
         gpus as f64 / total
     } else {
@@ -124,9 +125,9 @@ fn unit_of(w: &Workload, l: usize, gpus: usize) -> f64 {
     }
 }
 
-/// Layer `l`'s GPU loads of workload `w` under `spread`, times `unit`.
-fn scaled_loads(w: &Workload, l: usize, spread: &[Spread], gpus: usize, unit: f64) -> Vec<f64> {
-    let loads = crate::metrics::gpu_loads(w.load(l), spread, gpus);
+/// The GPU loads of a layer's expert loads `load` under `spread`, times `unit`.
+fn scaled_loads(load: &[f64], spread: &[Spread], gpus: usize, unit: f64) -> Vec<f64> {
+    let loads = crate::metrics::gpu_loads(load, spread, gpus);
     loads.iter().map(|&x| x * unit).collect()
 }
 
@@ -154,7 +155,7 @@ impl<'a> State<'a> {
     fn new(
         prev: &Plan,
         w: &'a Workload,
-        recent: &[&'a Workload],
+        recent: &[&'a [f64]],
         topo: &'a Topology,
         opts: BudgetOptions,
     ) -> State<'a> {
@@ -167,20 +168,23 @@ impl<'a> State<'a> {
             spreads: (0..layers).map(|l| prev.spread(l)).collect(),
             counts: (0..layers).map(|l| prev.counts(l)).collect(),
             loads: vec![Vec::new(); layers],
-            units: (0..layers).map(|l| unit_of(w, l, prev.gpus)).collect(),
+            units: (0..layers).map(|l| unit_of(w.load(l), prev.gpus)).collect(),
             aff: Vec::with_capacity(layers),
             recent: Vec::with_capacity(recent.len()),
         };
-        for &rw in recent {
-            let units: Vec<f64> = (0..layers).map(|l| unit_of(rw, l, prev.gpus)).collect();
+        let e = prev.experts;
+        for &load in recent {
+            assert_eq!(
+                load.len(),
+                layers * e,
+                "a recent window's loads are [layers][experts]"
+            );
+            let row = |l: usize| &load[l * e..(l + 1) * e];
+            let units: Vec<f64> = (0..layers).map(|l| unit_of(row(l), prev.gpus)).collect();
             let loads = (0..layers)
-                .map(|l| scaled_loads(rw, l, &s.spreads[l], prev.gpus, units[l]))
+                .map(|l| scaled_loads(row(l), &s.spreads[l], prev.gpus, units[l]))
                 .collect();
-            s.recent.push(Recent {
-                w: rw,
-                units,
-                loads,
-            });
+            s.recent.push(Recent { load, units, loads });
         }
         for l in 0..layers {
             s.loads[l] = s.layer_loads(l);
@@ -197,7 +201,12 @@ impl<'a> State<'a> {
 
     /// Layer `l`'s GPU loads scaled to mean 1.
     fn layer_loads(&self, l: usize) -> Vec<f64> {
-        scaled_loads(self.w, l, &self.spreads[l], self.plan.gpus, self.units[l])
+        scaled_loads(
+            self.w.load(l),
+            &self.spreads[l],
+            self.plan.gpus,
+            self.units[l],
+        )
     }
 
     /// `R_l`: the recent windows' mean variance of layer `l`'s GPU loads.
@@ -307,9 +316,10 @@ impl<'a> State<'a> {
         // Only GPUs ga and gb change: the variances move by their squared deviations.
         let var_delta = variance_delta(loads, ga, gb, la, lb);
         let mut recent_delta = 0.0;
+        let e = self.plan.experts;
         for r in &self.recent {
             let u = r.units[l];
-            let (ra, rb) = (r.w.load(l)[xa] * u / ca, r.w.load(l)[xb] * u / cb);
+            let (ra, rb) = (r.load[l * e + xa] * u / ca, r.load[l * e + xb] * u / cb);
             recent_delta += variance_delta(&r.loads[l], ga, gb, ra, rb);
         }
         if !self.recent.is_empty() {
@@ -330,9 +340,10 @@ impl<'a> State<'a> {
         let l = s.layer;
         self.spreads[l] = self.plan.spread(l);
         self.loads[l] = self.layer_loads(l);
-        let g = self.plan.gpus;
+        let (g, e) = (self.plan.gpus, self.plan.experts);
         for r in &mut self.recent {
-            r.loads[l] = scaled_loads(r.w, l, &self.spreads[l], g, r.units[l]);
+            let row = &r.load[l * e..(l + 1) * e];
+            r.loads[l] = scaled_loads(row, &self.spreads[l], g, r.units[l]);
         }
         if l > 0 {
             self.refresh_affinity(l - 1);
@@ -364,12 +375,13 @@ pub fn replan(prev: &Plan, w: &Workload, topo: &Topology, opts: BudgetOptions) -
     replan_recent(prev, w, &[], topo, opts)
 }
 
-/// [`replan`] whose balance must also hold on each of the `recent` windows (the `R_l` term of
-/// the module docs; none gives [`replan`]).
+/// [`replan`] whose balance must also hold on each of the `recent` windows, given as their
+/// `[layers][experts]` selections like [`Workload::load`] (the `R_l` term of the module docs;
+/// none gives [`replan`]). Panics if one has another length.
 pub fn replan_recent(
     prev: &Plan,
     w: &Workload,
-    recent: &[&Workload],
+    recent: &[&[f64]],
     topo: &Topology,
     opts: BudgetOptions,
 ) -> Replanned {
@@ -487,7 +499,7 @@ mod tests {
             comm: 0.0,
         };
         assert_eq!(replan(&prev, &w, &topo(2), opts).plan, prev);
-        let r = replan_recent(&prev, &w, &[&w1, &w2], &topo(2), opts);
+        let r = replan_recent(&prev, &w, &[&w1.load, &w2.load], &topo(2), opts);
         assert_eq!(r.moves, 2, "{:?}", r.swaps);
         for win in [&w1, &w2] {
             let loads = crate::metrics::gpu_loads(win.load(0), &r.plan.spread(0), 2);

@@ -11,11 +11,12 @@ use crate::problem::{Topology, Workload};
 /// [`crate::budget::RECENT_WEIGHT`]).
 pub const RECENT_WINDOWS: usize = 6;
 
-/// Decayed counts of a stream plus its last [`RECENT_WINDOWS`] windows.
+/// Decayed counts of a stream plus the selections of its last [`RECENT_WINDOWS`] windows (their
+/// pairs are not kept: the balance term needs the loads only).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplanHistory {
     decayed: Workload,
-    recent: VecDeque<Workload>,
+    recent: VecDeque<Vec<f64>>,
 }
 
 /// `a * x + y`, elementwise into `x`.
@@ -42,10 +43,15 @@ impl ReplanHistory {
         axpy(decay, &mut h.pairs, &w.pairs);
         axpy(decay, &mut h.pairs_top1, &w.pairs_top1);
         h.tokens = (h.tokens as f64 * decay).round() as usize + w.tokens;
-        if self.recent.len() == RECENT_WINDOWS {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(w.clone());
+        // The oldest window's buffer is reused for the newest.
+        let mut load = if self.recent.len() == RECENT_WINDOWS {
+            self.recent.pop_front().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        load.clear();
+        load.extend_from_slice(&w.load);
+        self.recent.push_back(load);
     }
 
     /// The decayed totals.
@@ -55,7 +61,7 @@ impl ReplanHistory {
 
     /// The move-budgeted re-plan of `prev` on these counts.
     pub fn replan(&self, prev: &Plan, topo: &Topology, opts: BudgetOptions) -> Replanned {
-        let recent: Vec<&Workload> = self.recent.iter().collect();
+        let recent: Vec<&[f64]> = self.recent.iter().map(Vec::as_slice).collect();
         replan_recent(prev, &self.decayed, &recent, topo, opts)
     }
 }
@@ -74,7 +80,7 @@ mod tests {
             h.push(&w, 1.0);
         }
         assert_eq!(h.recent.len(), RECENT_WINDOWS);
-        assert_eq!(h.recent[0].load[0], 2.0);
+        assert_eq!(h.recent[0][0], 2.0);
         // Half-life of one window: 1 + 1/2 + 1/4 + ... of eight windows.
         let want: f64 = (0..RECENT_WINDOWS + 2).map(|k| 0.5f64.powi(k as i32)).sum();
         assert!((h.decayed().load[1] - want).abs() < 1e-12);
