@@ -32,9 +32,10 @@ The traces are one stream, in order. After every window of W tokens each policy 
 what it has seen so far; the plan is scored on the next window. static: one offline plan (EPLB\n\
 on --train-trace, else contiguous); eplb: EPLB from scratch on the last window; moeplan: at most\n\
 --move-budget moves from the plan in service, minimising balance + communication on decayed\n\
-counts. With --stats, the windows come from a statistics file aggregated with --window-pairs\n\
-(each workload's windows follow each other: the same report as from the traces when each trace\n\
-but the last holds a whole number of windows). JSON: {\"window\", \"policies\": [{\"name\", \"mean_ir\", \"worst_ir\", \"mean_hop\",\n\
+counts, the balance also held on each of the last 6 windows. With --stats, the windows come\n\
+from a statistics file aggregated with --window-pairs (each workload's windows follow each\n\
+other: the same report as from the traces when each trace but the last holds a whole number of\n\
+windows). JSON: {\"window\", \"policies\": [{\"name\", \"mean_ir\", \"worst_ir\", \"mean_hop\",\n\
 \"a2a_bytes_per_token\", \"mean_layer_ms\", \"moves_per_rebalance\", \"bytes_moved_per_rebalance\",\n\
 \"replan_seconds\", \"rebalances\", \"series\": [per window]}], ...}.")]
 pub struct RebalanceArgs {
